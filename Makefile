@@ -1,0 +1,49 @@
+# Quick start: `make run` (install + run the workflow on the built-in synthetic survey),
+# `make test` (install with test extras + lint + type check + tests).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= all
+SNAKEMAKE_ARGS ?=
+
+.PHONY: run test lint typecheck pytest install install-test clean dryrun
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+# Runs (or resumes) the workflow. A stale lock left by a killed run is removed only when
+# no live Snakemake process works in this directory (see pstm/resume.py).
+run: install
+	$(BIN)/python -m pstm.resume
+	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+dryrun: install
+	$(BIN)/snakemake --workflow-profile workflow/profiles/local -n
+
+lint: install-test
+	$(BIN)/ruff check pstm tests workflow/scripts
+	$(BIN)/ruff format --check pstm tests workflow/scripts
+
+typecheck: install-test
+	$(BIN)/mypy pstm
+
+pytest: install-test
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf results/*.zarr results/input results/index results/tiles results/velocity results/qc \
+	       results/*.yaml results/*.txt logs .snakemake

@@ -1,0 +1,26 @@
+# pstm: Kirchhoff pre-stack time migration.
+#   config.yaml -> validated model -> tile plan -> one job per tile -> assembled image
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/input.smk"
+include: "workflow/rules/index.smk"
+include: "workflow/rules/velocity.smk"
+include: "workflow/rules/migrate.smk"
+include: "workflow/rules/assemble.smk"
+include: "workflow/rules/qc.smk"
+
+
+rule all:
+    input:
+        "results/image.zarr",
+        expand("results/qc/{figure}.png", figure=QC_FIGURES),
+        "results/resolved_config.yaml",
+        "results/preflight.txt",
+    default_target: True

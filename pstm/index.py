@@ -1,0 +1,103 @@
+"""Spatial index over trace midpoints: output-grid bins -> trace ids (CSR layout).
+
+Every trace falls in the cell of the output bin nearest its midpoint; cells extend past
+the grid so that traces outside it but within aperture are found. A tile asks for the
+traces within ``aperture_m`` of its rectangle and reads only the cell rows it needs.
+
+On disk it is a directory of ``.npy`` files (memory-mapped by readers) and ``meta.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pstm.grid import OutputGrid
+from pstm.io.atomic import atomic_output
+from pstm.io.headers import Geometry
+
+_ARRAYS = ("order", "cell_start", "mil", "mxl", "sx", "sy", "rx", "ry")
+
+
+@dataclass(frozen=True)
+class MidpointIndex:
+    """Trace ids sorted by cell; cell (a, b) (offsets from ``il0``/``xl0``) holds
+    ``order[cell_start[k]:cell_start[k + 1]]`` with ``k = a * ncell_xl + b``."""
+
+    il0: int
+    xl0: int
+    ncell_il: int
+    ncell_xl: int
+    order: NDArray[np.int64]
+    cell_start: NDArray[np.int64]
+    mil: NDArray[np.float64]  # fractional inline index of each trace's midpoint
+    mxl: NDArray[np.float64]
+    sx: NDArray[np.float64]
+    sy: NDArray[np.float64]
+    rx: NDArray[np.float64]
+    ry: NDArray[np.float64]
+    dil: float
+    dxl: float
+
+    @property
+    def ntr(self) -> int:
+        return len(self.order)
+
+    def query(self, il0: int, nil: int, xl0: int, nxl: int, aperture_m: float) -> NDArray[np.int64]:
+        """Sorted ids of traces whose midpoint is within ``aperture_m`` of the tile's bins."""
+        pad_il = math.ceil(aperture_m / self.dil) + 1
+        pad_xl = math.ceil(aperture_m / self.dxl) + 1
+        a0 = max(il0 - pad_il - self.il0, 0)
+        a1 = min(il0 + nil + pad_il - self.il0, self.ncell_il)
+        b0 = max(xl0 - pad_xl - self.xl0, 0)
+        b1 = min(xl0 + nxl + pad_xl - self.xl0, self.ncell_xl)
+        if a0 >= a1 or b0 >= b1:
+            return np.zeros(0, dtype=np.int64)
+        rows = np.arange(a0, a1) * self.ncell_xl
+        starts, stops = self.cell_start[rows + b0], self.cell_start[rows + b1]
+        if not len(starts) or int((stops - starts).sum()) == 0:
+            return np.zeros(0, dtype=np.int64)
+        cand = np.concatenate([self.order[s:e] for s, e in zip(starts, stops, strict=True)])
+        mil, mxl = self.mil[cand], self.mxl[cand]
+        du = np.maximum(np.maximum(il0 - mil, mil - (il0 + nil - 1)), 0.0) * self.dil
+        dv = np.maximum(np.maximum(xl0 - mxl, mxl - (xl0 + nxl - 1)), 0.0) * self.dxl
+        keep = du * du + dv * dv <= aperture_m * aperture_m
+        return np.sort(cand[keep])
+
+
+def build_index(geometry: Geometry, grid: OutputGrid) -> MidpointIndex:
+    mil, mxl = grid.to_grid(geometry.mx, geometry.my)
+    cil = np.rint(mil).astype(np.int64)
+    cxl = np.rint(mxl).astype(np.int64)
+    il0, xl0 = int(cil.min()), int(cxl.min())
+    ncell_il, ncell_xl = int(cil.max()) - il0 + 1, int(cxl.max()) - xl0 + 1
+    cell = (cil - il0) * ncell_xl + (cxl - xl0)
+    order = np.argsort(cell, kind="stable").astype(np.int64)
+    counts = np.bincount(cell, minlength=ncell_il * ncell_xl)
+    cell_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return MidpointIndex(
+        il0=il0, xl0=xl0, ncell_il=ncell_il, ncell_xl=ncell_xl, order=order,
+        cell_start=cell_start, mil=mil, mxl=mxl, sx=geometry.sx, sy=geometry.sy,
+        rx=geometry.rx, ry=geometry.ry, dil=grid.dil, dxl=grid.dxl,
+    )
+
+
+def write_index(path: str | Path, index: MidpointIndex) -> None:
+    with atomic_output(path) as tmp:
+        tmp.mkdir()
+        for name in _ARRAYS:
+            np.save(tmp / f"{name}.npy", getattr(index, name))
+        meta = {k: getattr(index, k) for k in ("il0", "xl0", "ncell_il", "ncell_xl", "dil", "dxl")}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+
+
+def read_index(path: str | Path) -> MidpointIndex:
+    path = Path(path)
+    meta = json.loads((path / "meta.json").read_text())
+    arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
+    return MidpointIndex(**meta, **arrays)

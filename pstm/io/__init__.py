@@ -1,0 +1,1 @@
+"""Input/output: atomic writes, Zarr traces, Parquet headers, tile files."""

@@ -1,0 +1,102 @@
+"""Trace headers in Parquet: one row per trace, in trace order.
+
+Required (canonical) columns, metres: ``source_x, source_y, receiver_x, receiver_y``.
+pstm derives ``midpoint_x, midpoint_y, offset, azimuth`` (degrees counter-clockwise from
++x, source to receiver). Any other column is kept untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+from pstm.errors import InputDataError, InputFileNotFoundError
+from pstm.io.atomic import atomic_output
+
+REQUIRED_COLUMNS = ("source_x", "source_y", "receiver_x", "receiver_y")
+DERIVED_COLUMNS = ("midpoint_x", "midpoint_y", "offset", "azimuth")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Source/receiver coordinates of every trace, float64, in trace order."""
+
+    sx: NDArray[np.float64]
+    sy: NDArray[np.float64]
+    rx: NDArray[np.float64]
+    ry: NDArray[np.float64]
+
+    @property
+    def ntr(self) -> int:
+        return len(self.sx)
+
+    @property
+    def mx(self) -> NDArray[np.float64]:
+        return 0.5 * (self.sx + self.rx)
+
+    @property
+    def my(self) -> NDArray[np.float64]:
+        return 0.5 * (self.sy + self.ry)
+
+    @property
+    def offset(self) -> NDArray[np.float64]:
+        return np.hypot(self.rx - self.sx, self.ry - self.sy)
+
+    @property
+    def azimuth_deg(self) -> NDArray[np.float64]:
+        return np.degrees(np.arctan2(self.ry - self.sy, self.rx - self.sx))
+
+
+def with_derived(table: pa.Table) -> pa.Table:
+    """Add (or replace) the derived columns computed from the canonical ones."""
+    g = geometry_from_table(table, source="table")
+    for name, values in zip(DERIVED_COLUMNS, (g.mx, g.my, g.offset, g.azimuth_deg), strict=True):
+        if name in table.column_names:
+            table = table.drop_columns([name])
+        table = table.append_column(name, pa.array(values, type=pa.float64()))
+    return table
+
+
+def write_headers(path: str | Path, table: pa.Table) -> None:
+    with atomic_output(path) as tmp:
+        pq.write_table(with_derived(table), tmp)
+
+
+def geometry_from_table(table: pa.Table, source: str) -> Geometry:
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InputDataError(
+            f"{source}: missing required column(s) {missing}; headers need "
+            f"{list(REQUIRED_COLUMNS)} in metres (have {table.column_names[:12]})"
+        )
+    cols = [np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=np.float64) for c in REQUIRED_COLUMNS]
+    for name, values in zip(REQUIRED_COLUMNS, cols, strict=True):
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise InputDataError(f"{source}: column {name} is not finite at row {bad[0]} ({bad.size} rows in all)")
+    return Geometry(*cols)
+
+
+def read_geometry(path: str | Path) -> Geometry:
+    """Read and validate the canonical coordinate columns."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileNotFoundError(f"headers not found: {path} (set input.headers_parquet)")
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise InputDataError(f"{path} is not a readable Parquet file: {exc}") from None
+    if "trace_id" in table.column_names:
+        ids = table.column("trace_id").to_numpy()
+        if len(np.unique(ids)) != len(ids):
+            uniq, counts = np.unique(ids, return_counts=True)
+            raise InputDataError(
+                f"{path}: duplicate trace_id values, e.g. {uniq[counts > 1][:5].tolist()}; "
+                "each row must describe a different trace"
+            )
+    return geometry_from_table(table, source=str(path))

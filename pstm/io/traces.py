@@ -1,0 +1,86 @@
+"""Pre-stack traces in Zarr v3: a 2D float32 array (n_traces x n_samples), chunked along
+traces, with attributes ``sample_interval_s`` and ``start_time_s``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+from numpy.typing import NDArray
+
+from pstm.errors import InputDataError, InputFileNotFoundError
+from pstm.io.atomic import atomic_output
+
+#: Traces per Zarr chunk when pstm writes traces (about 1-4 MB per chunk for typical ns).
+TRACE_CHUNK = 1024
+DT_ATTR = "sample_interval_s"
+T0_ATTR = "start_time_s"
+
+
+def write_traces(path: str | Path, data: NDArray[np.float32], t0: float, dt: float) -> None:
+    """Write a trace array atomically."""
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    with atomic_output(path) as tmp:
+        arr = zarr.create_array(
+            store=str(tmp),
+            shape=data.shape,
+            chunks=(min(TRACE_CHUNK, max(1, data.shape[0])), data.shape[1]),
+            dtype="float32",
+            zarr_format=3,
+        )
+        arr[...] = data
+        arr.attrs.update({DT_ATTR: float(dt), T0_ATTR: float(t0)})
+
+
+@dataclass(frozen=True)
+class TraceStore:
+    """Read access to a trace array: only the requested traces are read."""
+
+    path: Path
+    array: zarr.Array
+    t0: float
+    dt: float
+
+    @property
+    def ntr(self) -> int:
+        return int(self.array.shape[0])
+
+    @property
+    def ns(self) -> int:
+        return int(self.array.shape[1])
+
+    def read(self, ids: NDArray[np.int64]) -> NDArray[np.float32]:
+        """Traces ``ids`` (sorted ascending for contiguous chunk reads), as float32."""
+        if len(ids) == 0:
+            return np.zeros((0, self.ns), dtype=np.float32)
+        data = self.array.get_orthogonal_selection((np.asarray(ids, dtype=np.int64), slice(None)))
+        return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def open_traces(path: str | Path) -> TraceStore:
+    """Open and validate a trace array (shape, dtype, sampling attributes)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileNotFoundError(
+            f"traces not found: {path} (set input.traces_zarr to a Zarr v3 array)"
+        )
+    try:
+        arr = zarr.open_array(store=str(path), mode="r")
+    except Exception as exc:  # zarr raises several types for "not an array"
+        raise InputDataError(f"{path} is not a readable Zarr array: {exc}") from None
+    if arr.ndim != 2:
+        raise InputDataError(f"{path}: traces must be 2D (n_traces x n_samples), got shape {arr.shape}")
+    if arr.shape[1] < 2:
+        raise InputDataError(f"{path}: traces need at least 2 samples, got {arr.shape[1]}")
+    attrs = dict(arr.attrs)
+    for key in (DT_ATTR, T0_ATTR):
+        if key not in attrs:
+            raise InputDataError(f"{path}: missing attribute '{key}' (seconds); add it to the array's attributes")
+    dt, t0 = float(attrs[DT_ATTR]), float(attrs[T0_ATTR])
+    if not np.isfinite(dt) or dt <= 0:
+        raise InputDataError(f"{path}: attribute {DT_ATTR}={dt} must be a positive number of seconds")
+    if not np.isfinite(t0):
+        raise InputDataError(f"{path}: attribute {T0_ATTR}={t0} must be finite")
+    return TraceStore(path=path, array=arr, t0=t0, dt=dt)

@@ -1,0 +1,148 @@
+"""Kernel backends behind one registry keyed by :class:`pstm.config.Backend`.
+
+A kernel is a plain function of arrays and scalars wrapped by :data:`KernelFn`: it adds the
+contributions of one :class:`TraceBatch` to the gathers and fold of one
+:class:`ImageTarget`, in place, and returns the number of contributions. Every backend
+computes the same thing as :mod:`pstm.kernels._numpy`, the slow and obviously correct
+reference that the tests use as the oracle.
+
+The registry is the only place that maps a backend to its implementation. Asking for a
+backend that cannot run is an error naming the reason; ``auto`` is resolved by
+:func:`resolve_backend`, in the order of :data:`AUTO_ORDER`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pstm.config import Backend
+from pstm.errors import BackendUnavailableError
+
+
+@dataclass(frozen=True)
+class TraceBatch:
+    """Input traces and their geometry (world coordinates, metres)."""
+
+    data: NDArray[np.float32]  # (ntr, ns)
+    t0: float
+    dt: float
+    sx: NDArray[np.float64]
+    sy: NDArray[np.float64]
+    rx: NDArray[np.float64]
+    ry: NDArray[np.float64]
+    offset_class: NDArray[np.int32]  # class index of each trace, 0 .. n_offset_classes-1
+
+    @property
+    def ntr(self) -> int:
+        return int(self.data.shape[0])
+
+
+@dataclass(frozen=True)
+class ImageTarget:
+    """The output points of one tile: bin centres, time axis and v_rms at every sample."""
+
+    x: NDArray[np.float64]  # (nx, ny)
+    y: NDArray[np.float64]  # (nx, ny)
+    t0: float
+    dt: float
+    vrms: NDArray[np.float32]  # (nx, ny, nt)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        nx, ny, nt = self.vrms.shape
+        return int(nx), int(ny), int(nt)
+
+
+@dataclass(frozen=True)
+class KernelOptions:
+    """Operator settings a kernel needs (derived from :class:`pstm.config.MigrationConfig`)."""
+
+    aperture_m: float
+    n_offset_classes: int = 1
+    threads: int = 1
+
+
+class KernelFn(Protocol):
+    def __call__(
+        self,
+        batch: TraceBatch,
+        target: ImageTarget,
+        options: KernelOptions,
+        gathers: NDArray[np.float32],
+        fold: NDArray[np.int32],
+    ) -> int: ...
+
+
+@dataclass(frozen=True)
+class _Entry:
+    module: str  # module with a ``migrate`` function of type KernelFn
+    requires: tuple[str, ...]  # importable packages it needs
+    install_hint: str
+
+
+_REGISTRY: dict[Backend, _Entry] = {
+    Backend.NUMPY: _Entry("pstm.kernels._numpy", ("numpy",), "pip install numpy"),
+    Backend.NUMBA: _Entry("pstm.kernels._numba", ("numba",), "pip install numba"),
+}
+
+#: Order in which ``auto`` tries backends: fastest first.
+AUTO_ORDER: tuple[Backend, ...] = (Backend.NUMBA, Backend.NUMPY)
+
+
+def registered_backends() -> list[Backend]:
+    return list(_REGISTRY)
+
+
+def unavailable_reason(backend: Backend) -> str | None:
+    """None if ``backend`` can run here, else why not and how to fix it."""
+    entry = _REGISTRY.get(backend)
+    if entry is None:
+        valid = ", ".join(b.value for b in _REGISTRY)
+        return f"'{backend.value}' is not a kernel backend; registered: {valid}"
+    for package in entry.requires:
+        if importlib.util.find_spec(package) is None:
+            return f"package '{package}' is not installed ({entry.install_hint})"
+    return None
+
+
+def resolve_backend(requested: Backend) -> tuple[Backend, str]:
+    """Turn the configured backend into a concrete one, with the reason. Never falls back:
+    an explicit backend that cannot run raises :class:`BackendUnavailableError`."""
+    if requested is Backend.AUTO:
+        skipped = []
+        for candidate in AUTO_ORDER:
+            reason = unavailable_reason(candidate)
+            if reason is None:
+                why = f"auto: first available in order {[b.value for b in AUTO_ORDER]}"
+                if skipped:
+                    why += f" (skipped {'; '.join(skipped)})"
+                return candidate, why
+            skipped.append(f"{candidate.value}: {reason}")
+        raise BackendUnavailableError("migration.backend: auto found no usable backend: " + "; ".join(skipped))
+    reason = unavailable_reason(requested)
+    if reason is not None:
+        available = [b.value for b in _REGISTRY if unavailable_reason(b) is None]
+        raise BackendUnavailableError(
+            f"migration.backend: '{requested.value}' cannot run here: {reason}. "
+            f"Available on this machine: {', '.join(available)} (or 'auto')."
+        )
+    return requested, "requested explicitly"
+
+
+def get_kernel(backend: Backend) -> KernelFn:
+    """The ``migrate`` function of a concrete backend (resolve ``auto`` first)."""
+    if backend is Backend.AUTO:
+        raise BackendUnavailableError("get_kernel needs a resolved backend; call resolve_backend first")
+    reason = unavailable_reason(backend)
+    if reason is not None:
+        raise BackendUnavailableError(f"migration.backend: '{backend.value}' cannot run here: {reason}")
+    module = importlib.import_module(_REGISTRY[backend].module)
+    fn: Callable[..., int] = module.migrate
+    return fn  # type: ignore[return-value]

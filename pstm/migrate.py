@@ -1,0 +1,127 @@
+"""One tile job: find the traces within aperture, read them, run the kernel, write the tile."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pstm.config import Backend, MigrationConfig, NonFinitePolicy
+from pstm.errors import InputDataError
+from pstm.grid import OutputGrid
+from pstm.index import MidpointIndex
+from pstm.io.atomic import atomic_output
+from pstm.io.traces import TraceStore
+from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, get_kernel
+from pstm.plan import Tile, n_offset_classes
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TileStats:
+    tile: str
+    backend: str
+    traces: int
+    contributions: int
+    seconds_query: float
+    seconds_read: float
+    seconds_kernel: float
+    seconds_write: float
+
+    @property
+    def contributions_per_s(self) -> float:
+        return self.contributions / self.seconds_kernel if self.seconds_kernel > 0 else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "contributions_per_s": self.contributions_per_s}
+
+
+def offset_class_of(offset: NDArray[np.float64], migration: MigrationConfig) -> NDArray[np.int32]:
+    """Class index of each offset; -1 outside every class (such traces are not migrated)."""
+    edges = migration.offset_classes_m
+    if not edges:
+        return np.zeros(len(offset), dtype=np.int32)
+    cls = np.searchsorted(np.asarray(edges), offset, side="right").astype(np.int32) - 1
+    cls[(offset < edges[0]) | (offset >= edges[-1])] = -1
+    return cls
+
+
+def clean_traces(data: NDArray[np.float32], ids: NDArray[np.int64], policy: NonFinitePolicy, source: Path) -> NDArray[np.float32]:
+    bad = ~np.isfinite(data)
+    if not bad.any():
+        return data
+    if policy is NonFinitePolicy.ZERO:
+        data[bad] = 0.0
+        log.warning("zeroed %d non-finite samples in %d traces", int(bad.sum()), int(bad.any(axis=1).sum()))
+        return data
+    row, sample = (int(v) for v in np.argwhere(bad)[0])
+    raise InputDataError(
+        f"{source}: trace {int(ids[row])} has a non-finite sample (NaN or Inf) at sample {sample}; "
+        "fix the input or set input.non_finite: zero to replace such samples by 0"
+    )
+
+
+def migrate_tile(
+    tile: Tile,
+    grid: OutputGrid,
+    migration: MigrationConfig,
+    backend: Backend,
+    index: MidpointIndex,
+    traces: TraceStore,
+    vrms: NDArray[np.float32],
+    non_finite: NonFinitePolicy,
+    threads: int,
+) -> tuple[NDArray[np.float32], NDArray[np.int32], TileStats]:
+    """Migrate every trace within aperture of ``tile``. ``vrms`` is the full-grid cube
+    (memory-mapped); returns the tile's gathers (n_classes, nil, nxl, nt), fold, stats."""
+    kernel = get_kernel(backend)
+    ncls = n_offset_classes(migration)
+    x, y = grid.bin_xy(tile.il0, tile.nil, tile.xl0, tile.nxl)
+    v_tile = np.ascontiguousarray(
+        vrms[tile.il0 : tile.il0 + tile.nil, tile.xl0 : tile.xl0 + tile.nxl, :], dtype=np.float32
+    )
+    target = ImageTarget(x=x, y=y, t0=grid.t0, dt=grid.dt, vrms=v_tile)
+    options = KernelOptions(aperture_m=migration.aperture_m, n_offset_classes=ncls, threads=threads)
+    gathers = np.zeros((ncls, tile.nil, tile.nxl, grid.nt), dtype=np.float32)
+    fold = np.zeros((ncls, tile.nil, tile.nxl, grid.nt), dtype=np.int32)
+
+    t_start = time.perf_counter()
+    ids = index.query(tile.il0, tile.nil, tile.xl0, tile.nxl, migration.aperture_m)
+    sx, sy = np.asarray(index.sx[ids]), np.asarray(index.sy[ids])
+    rx, ry = np.asarray(index.rx[ids]), np.asarray(index.ry[ids])
+    cls = offset_class_of(np.hypot(rx - sx, ry - sy), migration)
+    keep = cls >= 0
+    ids, sx, sy, rx, ry, cls = ids[keep], sx[keep], sy[keep], rx[keep], ry[keep], cls[keep]
+    t_query = time.perf_counter() - t_start
+
+    t_read = t_kernel = 0.0
+    contributions = 0
+    for start in range(0, len(ids), migration.trace_batch):
+        sl = slice(start, start + migration.trace_batch)
+        t0 = time.perf_counter()
+        data = clean_traces(traces.read(ids[sl]), ids[sl], non_finite, traces.path)
+        t1 = time.perf_counter()
+        batch = TraceBatch(data, traces.t0, traces.dt, sx[sl], sy[sl], rx[sl], ry[sl], cls[sl])
+        contributions += kernel(batch, target, options, gathers, fold)
+        t_read += t1 - t0
+        t_kernel += time.perf_counter() - t1
+    stats = TileStats(tile.id, backend.value, len(ids), contributions, t_query, t_read, t_kernel, 0.0)
+    return gathers, fold, stats
+
+
+def write_tile(path: str | Path, tile: Tile, gathers: NDArray[np.float32], fold: NDArray[np.int32]) -> float:
+    """Write a tile file atomically; returns the seconds it took."""
+    t0 = time.perf_counter()
+    with atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, gathers=gathers, fold=fold, extent=np.array([tile.il0, tile.nil, tile.xl0, tile.nxl]))
+    return time.perf_counter() - t0
+
+
+def read_tile(path: str | Path) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.int32]]:
+    with np.load(path) as f:
+        return f["extent"], f["gathers"], f["fold"]

@@ -1,0 +1,117 @@
+"""What the Snakefile needs, computed once at parse time: the validated config, the
+resolved backend, the grid, the tile plan, input paths and each stage's ``params``.
+
+Each stage's params hold exactly the config sections it depends on, as sorted JSON data,
+plus a hash of the pstm modules it runs, so an edit reruns only what it affects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pstm import __version__
+from pstm.config import (
+    Backend,
+    InputKind,
+    PstmConfig,
+    parse_config,
+    section_params,
+)
+from pstm.grid import OutputGrid
+from pstm.kernels import resolve_backend
+from pstm.plan import TilePlan, plan_tiles
+
+log = logging.getLogger(__name__)
+
+RESULTS = Path("results")
+SYNTHETIC_TRACES = RESULTS / "input" / "traces.zarr"
+SYNTHETIC_HEADERS = RESULTS / "input" / "headers.parquet"
+SYNTHETIC_TRUTH = RESULTS / "input" / "truth.json"
+
+#: The pstm modules (or packages) each stage runs; their source hash is part of its params.
+STAGE_MODULES: dict[str, tuple[str, ...]] = {
+    "synthesize": ("pstm.synthetic", "pstm.io", "pstm.velocity"),
+    "index": ("pstm.index", "pstm.io", "pstm.grid"),
+    "velocity": ("pstm.velocity", "pstm.grid"),
+    "migrate": ("pstm.migrate", "pstm.kernels", "pstm.index", "pstm.io", "pstm.grid", "pstm.plan"),
+    "assemble": ("pstm.assemble", "pstm.migrate", "pstm.io", "pstm.grid"),
+    "qc": ("pstm.qc",),
+}
+
+
+def code_hash(modules: tuple[str, ...]) -> str:
+    """SHA-256 (first 16 hex digits) of the source files of the given modules/packages."""
+    h = hashlib.sha256()
+    for name in modules:
+        mod = importlib.import_module(name)
+        origin = Path(mod.__file__ or "")
+        files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
+        for f in files:
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Run:
+    config: PstmConfig  # with ``auto`` resolved
+    backend_reason: str
+    grid: OutputGrid
+    plan: TilePlan
+    traces: Path
+    headers: Path
+
+    def params(self, stage: str, *sections: str) -> dict[str, Any]:
+        """JSON-able params of a stage: the named config sections plus the code hash."""
+        out: dict[str, Any] = {s: section_params(getattr(self.config, s)) for s in sections}
+        out["code"] = code_hash(STAGE_MODULES[stage])
+        return out
+
+    def resolved_yaml(self) -> str:
+        header = (
+            f"# resolved by pstm {__version__}: defaults filled in, 'auto' resolved.\n"
+            f"# migration.backend: {self.backend_reason}\n"
+            f"# tiles: {len(self.plan.tiles)} of {self.plan.tile_nil} x {self.plan.tile_nxl} bins ({self.plan.reason})\n"
+        )
+        body: str = yaml.safe_dump(self.config.model_dump(mode="json"), sort_keys=False)
+        return header + body
+
+
+def input_n_samples(cfg: PstmConfig, traces: Path) -> int:
+    """Samples per input trace, from config (synthetic) or the Zarr metadata."""
+    if cfg.input.kind is InputKind.SYNTHETIC:
+        return cfg.synthetic.n_samples
+    from pstm.io.traces import open_traces
+
+    return open_traces(traces).ns
+
+
+def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:
+    """Validate, resolve ``auto`` and plan. Raises :class:`pstm.errors.PstmError`."""
+    cfg = parse_config(raw, source)
+    backend, why = resolve_backend(cfg.migration.backend)
+    if cfg.migration.backend is Backend.AUTO:
+        log.info("migration.backend auto -> %s (%s)", backend.value, why)
+    if cfg.input.kind is InputKind.SYNTHETIC:
+        traces, headers = SYNTHETIC_TRACES, SYNTHETIC_HEADERS
+    else:
+        assert cfg.input.traces_zarr is not None and cfg.input.headers_parquet is not None
+        traces, headers = cfg.input.traces_zarr, cfg.input.headers_parquet
+    grid = OutputGrid.from_config(cfg.grid)
+    plan = plan_tiles(grid, cfg.execution, cfg.migration, input_n_samples(cfg, traces))
+    resolved = cfg.model_copy(
+        update={
+            "migration": cfg.migration.model_copy(update={"backend": backend}),
+            "execution": cfg.execution.model_copy(
+                update={"tile_n_inline": plan.tile_nil, "tile_n_crossline": plan.tile_nxl}
+            ),
+        }
+    )
+    return Run(resolved, why, grid, plan, Path(traces), Path(headers))

@@ -1,0 +1,147 @@
+"""The workflow stages, one function each, called by the thin scripts in
+``workflow/scripts``. Each takes plain paths and the stage's params (JSON sections,
+re-validated here into the config model) and logs what it did."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pstm.config import (
+    Backend,
+    NonFinitePolicy,
+    GridConfig,
+    InputConfig,
+    MigrationConfig,
+    QcConfig,
+    SyntheticConfig,
+    VelocityConfig,
+)
+from pstm.errors import InputDataError, PstmError
+from pstm.grid import OutputGrid
+from pstm.index import build_index, read_index, write_index
+from pstm.io.atomic import atomic_output
+from pstm.io.headers import read_geometry
+from pstm.io.traces import open_traces
+from pstm.migrate import clean_traces
+from pstm.plan import Tile
+
+log = logging.getLogger("pstm")
+
+#: Traces per read when scanning the whole survey for non-finite samples.
+SCAN_CHUNK_TRACES = 8192
+
+
+def synthesize(params: dict[str, Any], traces: str, headers: str, truth: str) -> None:
+    from pstm.synthetic import write_survey
+
+    cfg = SyntheticConfig.model_validate(params["synthetic"])
+    ntr = write_survey(cfg, traces, headers, truth)
+    log.info("synthetic survey: %d traces x %d samples, dt %.4f s", ntr, cfg.n_samples, cfg.dt_s)
+
+
+def index(params: dict[str, Any], traces: str, headers: str, out: str) -> None:
+    inp = InputConfig.model_validate(params["input"])
+    grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
+    store = open_traces(traces)
+    geometry = read_geometry(headers)
+    if geometry.ntr != store.ntr:
+        raise InputDataError(
+            f"{headers} has {geometry.ntr} rows but {traces} has {store.ntr} traces; "
+            "headers must have exactly one row per trace, in trace order"
+        )
+    if inp.non_finite is NonFinitePolicy.ERROR:
+        for start in range(0, store.ntr, SCAN_CHUNK_TRACES):
+            ids = np.arange(start, min(start + SCAN_CHUNK_TRACES, store.ntr))
+            clean_traces(store.read(ids), ids, inp.non_finite, store.path)
+    idx = build_index(geometry, grid)
+    write_index(out, idx)
+    log.info("index: %d traces in %d x %d cells", idx.ntr, idx.ncell_il, idx.ncell_xl)
+
+
+def velocity(params: dict[str, Any], out: str) -> None:
+    from pstm.velocity import build_velocity, write_velocity
+
+    cfg = VelocityConfig.model_validate(params["velocity"])
+    grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
+    cube = build_velocity(cfg, grid)
+    write_velocity(out, cube)
+    log.info("velocity: %s, v_rms %.0f..%.0f m/s on %s", cfg.kind.value, cube.min(), cube.max(), cube.shape)
+
+
+def migrate(params: dict[str, Any], index_dir: str, traces: str, vrms: str, out: str, threads: int) -> None:
+    from pstm.migrate import migrate_tile, write_tile
+    from pstm.velocity import read_velocity
+
+    migration = MigrationConfig.model_validate(params["migration"])
+    assert migration.backend is not Backend.AUTO, "the Snakefile passes the resolved backend"
+    grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
+    inp = InputConfig.model_validate(params["input"])
+    tile = Tile(**params["tile"])
+    gathers, fold, stats = migrate_tile(
+        tile, grid, migration, migration.backend, read_index(index_dir), open_traces(traces),
+        read_velocity(vrms), inp.non_finite, threads,
+    )
+    seconds_write = write_tile(out, tile, gathers, fold)
+    record = {**stats.as_dict(), "seconds_write": seconds_write, "threads": threads}
+    log.info("tile %s: %s", tile.id, json.dumps(record))
+
+
+def assemble(params: dict[str, Any], tiles: Sequence[str], out: str) -> None:
+    from pstm.assemble import assemble as assemble_tiles
+
+    grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
+    migration = MigrationConfig.model_validate(params["migration"])
+    nil, nxl = params["tile_shape"]
+    assemble_tiles(tiles, (int(nil), int(nxl)), grid, migration, out)
+    log.info("assembled %d tiles into %s", len(tiles), out)
+
+
+def qc(params: dict[str, Any], image: str, out_dir: str) -> None:
+    from pstm.qc import write_qc
+
+    written = write_qc(image, QcConfig.model_validate(params["qc"]), out_dir)
+    log.info("qc figures: %s", ", ".join(str(p) for p in written))
+
+
+def preflight(params: dict[str, Any], index_dir: str, out_resolved: str, out_report: str) -> None:
+    from pstm.pipeline import prepare_run
+    from pstm.preflight import preflight_report
+
+    run = prepare_run(params["config"], source="resolved config")
+    run = dataclasses.replace(run, backend_reason=params["backend_reason"])
+    text = preflight_report(run, read_index(index_dir))
+    for path, content in ((out_resolved, run.resolved_yaml()), (out_report, text)):
+        with atomic_output(path) as tmp:
+            tmp.write_text(content)
+    log.info("%s", text)
+
+
+def params_of(smk: Any) -> dict[str, Any]:
+    """A Snakemake job's params as a plain dict."""
+    return dict(smk.params.items())
+
+
+def run_logged(log_path: str | None, fn: Callable[[], None]) -> None:
+    """Run a stage: log to ``log_path`` and stderr; a :class:`PstmError` becomes one clear
+    message and exit status 1 (no traceback), anything else is a bug and keeps its traceback."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)
+    t0 = time.perf_counter()
+    try:
+        fn()
+    except PstmError as exc:
+        log.error("%s", exc)
+        raise SystemExit(1) from None
+    log.info("done in %.2f s", time.perf_counter() - t0)

@@ -1,0 +1,15 @@
+# Assembly stage: stitch tiles into results/image.zarr.
+
+
+rule assemble:
+    input:
+        tile_outputs,
+    output:
+        directory("results/image.zarr"),
+    params:
+        **RUN.params("assemble", "grid", "migration"),
+        tile_shape=[RUN.plan.tile_nil, RUN.plan.tile_nxl],
+    log:
+        "logs/assemble/assemble.log",
+    script:
+        "../scripts/assemble.py"

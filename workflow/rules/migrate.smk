@@ -1,0 +1,20 @@
+# Migration stage: one job per tile; each tile file is a checkpoint.
+
+
+rule migrate_tile:
+    input:
+        index="results/index",
+        traces=str(RUN.traces),
+        vrms="results/velocity/vrms.npy",
+    output:
+        "results/tiles/{tile}.npz",
+    params:
+        **RUN.params("migrate", "grid", "migration", "input"),
+        tile=tile_extent,
+    threads: RUN.plan.threads_per_job
+    resources:
+        mem_mb=RUN.plan.mem_mb_per_job,
+    log:
+        "logs/migrate/{tile}.log",
+    script:
+        "../scripts/migrate_tile.py"

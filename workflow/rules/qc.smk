@@ -1,0 +1,14 @@
+# QC stage: figures of the assembled image.
+
+
+rule qc:
+    input:
+        "results/image.zarr",
+    output:
+        expand("results/qc/{figure}.png", figure=QC_FIGURES),
+    params:
+        **RUN.params("qc", "qc"),
+    log:
+        "logs/qc/qc.log",
+    script:
+        "../scripts/qc.py"

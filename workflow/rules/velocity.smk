@@ -1,0 +1,12 @@
+# Velocity stage: v_rms on the output grid.
+
+
+rule velocity:
+    output:
+        "results/velocity/vrms.npy",
+    params:
+        **RUN.params("velocity", "velocity", "grid"),
+    log:
+        "logs/velocity/velocity.log",
+    script:
+        "../scripts/velocity.py"
