@@ -10,6 +10,7 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/input.smk"
+include: "workflow/rules/precondition.smk"
 include: "workflow/rules/index.smk"
 include: "workflow/rules/velocity.smk"
 include: "workflow/rules/migrate.smk"
@@ -19,6 +20,9 @@ include: "workflow/rules/qc.smk"
 
 rule all:
     input:
+        # Tiles are listed too: a deleted or corrupted tile is then redone, and the
+        # assembly after it (Snakemake does not regenerate a missing intermediate otherwise).
+        tile_outputs(),
         "results/image.zarr",
         expand("results/qc/{figure}.png", figure=QC_FIGURES),
         "results/resolved_config.yaml",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zarr
@@ -24,7 +25,11 @@ def _offset_class_centres(migration: MigrationConfig) -> np.ndarray:
 
 
 def assemble(
-    tile_paths: Sequence[str | Path], tile_shape: tuple[int, int], grid: OutputGrid, migration: MigrationConfig, out: str | Path
+    tile_paths: Sequence[str | Path],
+    tile_shape: tuple[int, int],
+    grid: OutputGrid,
+    migration: MigrationConfig,
+    out: str | Path,
 ) -> None:
     """Write image (stack), fold, gathers and coordinates. Tiles are disjoint regions, so
     the result does not depend on the order in which tiles finished."""
@@ -34,16 +39,51 @@ def assemble(
     with atomic_output(out) as tmp:
         root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
 
-        def array(name: str, data_shape: tuple[int, ...], chunks: tuple[int, ...], dtype: str, dims: tuple[str, ...], **attrs: object) -> zarr.Array:
-            a = root.create_array(name, shape=data_shape, chunks=chunks, dtype=dtype, dimension_names=dims, fill_value=0)
+        def array(
+            name: str,
+            data_shape: tuple[int, ...],
+            chunks: tuple[int, ...],
+            dtype: str,
+            dims: tuple[str, ...],
+            **attrs: Any,
+        ) -> zarr.Array:
+            a = root.create_array(
+                name,
+                shape=data_shape,
+                chunks=chunks,
+                dtype=dtype,
+                dimension_names=dims,
+                fill_value=0,
+            )
             a.attrs.update(attrs)
             return a
 
-        image = array("image", shape3, chunks3, "float32", ("inline", "crossline", "time"), long_name="migrated stack", units="1")
-        fold = array("fold", shape3, chunks3, "int32", ("inline", "crossline", "time"), long_name="contributions per sample", units="1")
+        image = array(
+            "image",
+            shape3,
+            chunks3,
+            "float32",
+            ("inline", "crossline", "time"),
+            long_name="migrated stack",
+            units="1",
+        )
+        fold = array(
+            "fold",
+            shape3,
+            chunks3,
+            "int32",
+            ("inline", "crossline", "time"),
+            long_name="contributions per sample",
+            units="1",
+        )
         gathers = array(
-            "gathers", (ncls, *shape3), (1, *chunks3), "float32", ("offset_class", "inline", "crossline", "time"),
-            long_name="offset-class common-image gathers", units="1",
+            "gathers",
+            (ncls, *shape3),
+            (1, *chunks3),
+            "float32",
+            ("offset_class", "inline", "crossline", "time"),
+            long_name="offset-class common-image gathers",
+            units="1",
         )
         for path in tile_paths:
             extent, g, f = read_tile(path)
@@ -53,18 +93,64 @@ def assemble(
             image[region] = g.sum(axis=0, dtype=np.float32) if ncls > 1 else g[0]
             fold[region] = f.sum(axis=0, dtype=np.int32)
         x, y = grid.bin_xy()
-        array("inline", (grid.nil,), (grid.nil,), "int64", ("inline",), long_name="inline number")[...] = grid.inlines
-        array("crossline", (grid.nxl,), (grid.nxl,), "int64", ("crossline",), long_name="crossline number")[...] = grid.crosslines
-        array("time", (grid.nt,), (grid.nt,), "float64", ("time",), long_name="two-way time", units="s")[...] = grid.times
+        array("inline", (grid.nil,), (grid.nil,), "int64", ("inline",), long_name="inline number")[
+            ...
+        ] = grid.inlines
+        array(
+            "crossline",
+            (grid.nxl,),
+            (grid.nxl,),
+            "int64",
+            ("crossline",),
+            long_name="crossline number",
+        )[...] = grid.crosslines
+        array(
+            "time",
+            (grid.nt,),
+            (grid.nt,),
+            "float64",
+            ("time",),
+            long_name="two-way time",
+            units="s",
+        )[...] = grid.times
         centres = _offset_class_centres(migration)
-        array("offset_class", (ncls,), (ncls,), "float64", ("offset_class",), long_name="offset class centre", units="m",
-              edges_m=list(migration.offset_classes_m))[...] = centres
-        array("x", x.shape, x.shape, "float64", ("inline", "crossline"), long_name="bin centre x", units="m")[...] = x
-        array("y", y.shape, y.shape, "float64", ("inline", "crossline"), long_name="bin centre y", units="m")[...] = y
+        array(
+            "offset_class",
+            (ncls,),
+            (ncls,),
+            "float64",
+            ("offset_class",),
+            long_name="offset class centre",
+            units="m",
+            edges_m=list(migration.offset_classes_m),
+        )[...] = centres
+        array(
+            "x",
+            x.shape,
+            x.shape,
+            "float64",
+            ("inline", "crossline"),
+            long_name="bin centre x",
+            units="m",
+        )[...] = x
+        array(
+            "y",
+            y.shape,
+            y.shape,
+            "float64",
+            ("inline", "crossline"),
+            long_name="bin centre y",
+            units="m",
+        )[...] = y
         root.attrs.update(
             {
-                "grid": {"origin_x_m": grid.ox, "origin_y_m": grid.oy, "rotation_deg": grid.rotation_deg,
-                         "inline_spacing_m": grid.dil, "crossline_spacing_m": grid.dxl},
+                "grid": {
+                    "origin_x_m": grid.ox,
+                    "origin_y_m": grid.oy,
+                    "rotation_deg": grid.rotation_deg,
+                    "inline_spacing_m": grid.dil,
+                    "crossline_spacing_m": grid.dxl,
+                },
                 "coordinates": "x y",
             }
         )

@@ -53,6 +53,15 @@ class NonFinitePolicy(StrEnum):
     ZERO = "zero"  # replace them by zero (logged with a count)
 
 
+class RhoFilter(StrEnum):
+    """Trace preconditioning that makes the migrated wavelet zero-phase (Yilmaz 2001, 4.1)."""
+
+    AUTO = "auto"  # 3d when the grid has more than one crossline, else 2d
+    THREE_D = "3d"  # time derivative (i omega)
+    TWO_D = "2d"  # half derivative (i omega)^(1/2)
+    NONE = "none"
+
+
 class VelocityKind(StrEnum):
     """How the RMS velocity is given."""
 
@@ -85,7 +94,9 @@ class InputConfig(_Section):
 
     @model_validator(mode="after")
     def _paths_match_kind(self) -> Self:
-        if self.kind is InputKind.ZARR and (self.traces_zarr is None or self.headers_parquet is None):
+        if self.kind is InputKind.ZARR and (
+            self.traces_zarr is None or self.headers_parquet is None
+        ):
             raise ValueError("kind 'zarr' needs both 'traces_zarr' and 'headers_parquet'")
         if self.kind is InputKind.SYNTHETIC and (self.traces_zarr or self.headers_parquet):
             raise ValueError(
@@ -212,6 +223,7 @@ class MigrationConfig(_Section):
 
     backend: Backend = Backend.AUTO
     aperture_m: PositiveFloat = 1000.0
+    rho_filter: RhoFilter = RhoFilter.AUTO
     offset_classes_m: list[float] = Field(
         default_factory=list,
         description="offset-class edges in metres (>= 2 values, increasing); "
@@ -224,7 +236,9 @@ class MigrationConfig(_Section):
     @model_validator(mode="after")
     def _check_classes(self) -> Self:
         edges = self.offset_classes_m
-        if edges and (len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False))):
+        if edges and (
+            len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False))
+        ):
             raise ValueError(f"offset_classes_m must be >= 2 increasing edges, got {edges}")
         return self
 
@@ -271,7 +285,9 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[st
     """Field names of the section at ``loc`` (for 'unknown key' messages)."""
     current: Any = model
     for part in loc[:-1]:
-        if isinstance(part, int) or not (isinstance(current, type) and issubclass(current, BaseModel)):
+        if isinstance(part, int) or not (
+            isinstance(current, type) and issubclass(current, BaseModel)
+        ):
             return []
         field = current.model_fields.get(str(part))
         if field is None:
@@ -322,7 +338,9 @@ def load_config(path: str | Path) -> PstmConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: the top level must be a mapping of sections, got {type(data).__name__}"
+        )
     return parse_config(data, source=str(path))
 
 

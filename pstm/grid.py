@@ -57,7 +57,7 @@ class OutputGrid:
 
     @property
     def times(self) -> NDArray[np.float64]:
-        return self.t0 + self.dt * np.arange(self.nt)
+        return self.t0 + self.dt * np.arange(self.nt, dtype=np.float64)
 
     @property
     def inlines(self) -> NDArray[np.int64]:
@@ -82,6 +82,11 @@ class OutputGrid:
         self, x: NDArray[np.float64], y: NDArray[np.float64]
     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Fractional (inline index, crossline index) of world points."""
-        dx, dy = np.asarray(x, dtype=np.float64) - self.ox, np.asarray(y, dtype=np.float64) - self.oy
+        dx, dy = (
+            np.asarray(x, dtype=np.float64) - self.ox,
+            np.asarray(y, dtype=np.float64) - self.oy,
+        )
         (ai, bi), (aj, bj) = self.u_il, self.u_xl
-        return (dx * ai + dy * bi) / self.dil, (dx * aj + dy * bj) / self.dxl
+        fil: NDArray[np.float64] = (dx * ai + dy * bi) / self.dil
+        fxl: NDArray[np.float64] = (dx * aj + dy * bj) / self.dxl
+        return fil, fxl

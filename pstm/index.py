@@ -81,9 +81,20 @@ def build_index(geometry: Geometry, grid: OutputGrid) -> MidpointIndex:
     counts = np.bincount(cell, minlength=ncell_il * ncell_xl)
     cell_start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return MidpointIndex(
-        il0=il0, xl0=xl0, ncell_il=ncell_il, ncell_xl=ncell_xl, order=order,
-        cell_start=cell_start, mil=mil, mxl=mxl, sx=geometry.sx, sy=geometry.sy,
-        rx=geometry.rx, ry=geometry.ry, dil=grid.dil, dxl=grid.dxl,
+        il0=il0,
+        xl0=xl0,
+        ncell_il=ncell_il,
+        ncell_xl=ncell_xl,
+        order=order,
+        cell_start=cell_start,
+        mil=mil,
+        mxl=mxl,
+        sx=geometry.sx,
+        sy=geometry.sy,
+        rx=geometry.rx,
+        ry=geometry.ry,
+        dil=grid.dil,
+        dxl=grid.dxl,
     )
 
 

@@ -51,13 +51,17 @@ def offset_class_of(offset: NDArray[np.float64], migration: MigrationConfig) -> 
     return cls
 
 
-def clean_traces(data: NDArray[np.float32], ids: NDArray[np.int64], policy: NonFinitePolicy, source: Path) -> NDArray[np.float32]:
+def clean_traces(
+    data: NDArray[np.float32], ids: NDArray[np.int64], policy: NonFinitePolicy, source: Path
+) -> NDArray[np.float32]:
     bad = ~np.isfinite(data)
     if not bad.any():
         return data
     if policy is NonFinitePolicy.ZERO:
         data[bad] = 0.0
-        log.warning("zeroed %d non-finite samples in %d traces", int(bad.sum()), int(bad.any(axis=1).sum()))
+        log.warning(
+            "zeroed %d non-finite samples in %d traces", int(bad.sum()), int(bad.any(axis=1).sum())
+        )
         return data
     row, sample = (int(v) for v in np.argwhere(bad)[0])
     raise InputDataError(
@@ -110,15 +114,24 @@ def migrate_tile(
         contributions += kernel(batch, target, options, gathers, fold)
         t_read += t1 - t0
         t_kernel += time.perf_counter() - t1
-    stats = TileStats(tile.id, backend.value, len(ids), contributions, t_query, t_read, t_kernel, 0.0)
+    stats = TileStats(
+        tile.id, backend.value, len(ids), contributions, t_query, t_read, t_kernel, 0.0
+    )
     return gathers, fold, stats
 
 
-def write_tile(path: str | Path, tile: Tile, gathers: NDArray[np.float32], fold: NDArray[np.int32]) -> float:
+def write_tile(
+    path: str | Path, tile: Tile, gathers: NDArray[np.float32], fold: NDArray[np.int32]
+) -> float:
     """Write a tile file atomically; returns the seconds it took."""
     t0 = time.perf_counter()
     with atomic_output(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, gathers=gathers, fold=fold, extent=np.array([tile.il0, tile.nil, tile.xl0, tile.nxl]))
+        np.savez(
+            fh,
+            gathers=gathers,
+            fold=fold,
+            extent=np.array([tile.il0, tile.nil, tile.xl0, tile.nxl]),
+        )
     return time.perf_counter() - t0
 
 

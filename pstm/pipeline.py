@@ -21,6 +21,7 @@ from pstm.config import (
     Backend,
     InputKind,
     PstmConfig,
+    RhoFilter,
     parse_config,
     section_params,
 )
@@ -38,6 +39,7 @@ SYNTHETIC_TRUTH = RESULTS / "input" / "truth.json"
 #: The pstm modules (or packages) each stage runs; their source hash is part of its params.
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "synthesize": ("pstm.synthetic", "pstm.io", "pstm.velocity"),
+    "precondition": ("pstm.precondition", "pstm.io", "pstm.migrate"),
     "index": ("pstm.index", "pstm.io", "pstm.grid"),
     "velocity": ("pstm.velocity", "pstm.grid"),
     "migrate": ("pstm.migrate", "pstm.kernels", "pstm.index", "pstm.io", "pstm.grid", "pstm.plan"),
@@ -68,9 +70,11 @@ class Run:
     traces: Path
     headers: Path
 
-    def params(self, stage: str, *sections: str) -> dict[str, Any]:
-        """JSON-able params of a stage: the named config sections plus the code hash."""
+    def params(self, stage: str, *sections: str, **extra: Any) -> dict[str, Any]:
+        """JSON-able params of a stage: the named config sections, any extra plain values,
+        and the hash of the stage's code."""
         out: dict[str, Any] = {s: section_params(getattr(self.config, s)) for s in sections}
+        out.update(extra)
         out["code"] = code_hash(STAGE_MODULES[stage])
         return out
 
@@ -93,6 +97,15 @@ def input_n_samples(cfg: PstmConfig, traces: Path) -> int:
     return open_traces(traces).ns
 
 
+def resolve_rho_filter(requested: RhoFilter, grid: OutputGrid) -> RhoFilter:
+    """``auto``: the 2D filter for a single-crossline (2D line) grid, else the 3D one."""
+    if requested is not RhoFilter.AUTO:
+        return requested
+    rho = RhoFilter.TWO_D if grid.nxl == 1 else RhoFilter.THREE_D
+    log.info("migration.rho_filter auto -> %s (grid has %d crossline(s))", rho.value, grid.nxl)
+    return rho
+
+
 def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:
     """Validate, resolve ``auto`` and plan. Raises :class:`pstm.errors.PstmError`."""
     cfg = parse_config(raw, source)
@@ -105,10 +118,11 @@ def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:
         assert cfg.input.traces_zarr is not None and cfg.input.headers_parquet is not None
         traces, headers = cfg.input.traces_zarr, cfg.input.headers_parquet
     grid = OutputGrid.from_config(cfg.grid)
+    rho = resolve_rho_filter(cfg.migration.rho_filter, grid)
     plan = plan_tiles(grid, cfg.execution, cfg.migration, input_n_samples(cfg, traces))
     resolved = cfg.model_copy(
         update={
-            "migration": cfg.migration.model_copy(update={"backend": backend}),
+            "migration": cfg.migration.model_copy(update={"backend": backend, "rho_filter": rho}),
             "execution": cfg.execution.model_copy(
                 update={"tile_n_inline": plan.tile_nil, "tile_n_crossline": plan.tile_nxl}
             ),

@@ -63,7 +63,9 @@ def n_offset_classes(migration: MigrationConfig) -> int:
     return max(len(edges) - 1, 1)
 
 
-def tile_memory_bytes(nil: int, nxl: int, nt: int, n_classes: int, trace_batch: int, ns_in: int) -> int:
+def tile_memory_bytes(
+    nil: int, nxl: int, nt: int, n_classes: int, trace_batch: int, ns_in: int
+) -> int:
     """Modelled peak memory of one tile job (without the safety factor)."""
     samples = nil * nxl * nt
     return (
@@ -77,7 +79,9 @@ def _count(n: int, size: int) -> int:
     return math.ceil(n / size)
 
 
-def plan_tiles(grid: OutputGrid, execution: ExecutionConfig, migration: MigrationConfig, ns_in: int) -> TilePlan:
+def plan_tiles(
+    grid: OutputGrid, execution: ExecutionConfig, migration: MigrationConfig, ns_in: int
+) -> TilePlan:
     """Cut the grid into tiles. Raises :class:`PlanError` when the settings cannot work."""
     ncls = n_offset_classes(migration)
     budget = execution.memory_budget_mb * 2**20
@@ -87,7 +91,10 @@ def plan_tiles(grid: OutputGrid, execution: ExecutionConfig, migration: Migratio
         return mem * MEMORY_SAFETY_FACTOR <= budget
 
     explicit = (execution.tile_n_inline, execution.tile_n_crossline)
-    for name, value, n in (("tile_n_inline", explicit[0], grid.nil), ("tile_n_crossline", explicit[1], grid.nxl)):
+    for name, value, n in (
+        ("tile_n_inline", explicit[0], grid.nil),
+        ("tile_n_crossline", explicit[1], grid.nxl),
+    ):
         if value != AUTO and int(value) > n:
             raise PlanError(
                 f"execution.{name}={value} is larger than the grid ({n} bins along that axis); "
@@ -99,7 +106,10 @@ def plan_tiles(grid: OutputGrid, execution: ExecutionConfig, migration: Migratio
     else:
         tnil, tnxl, reason = _auto_size(grid, execution, explicit, fits)
     if not fits(tnil, tnxl):
-        need = tile_memory_bytes(tnil, tnxl, grid.nt, ncls, migration.trace_batch, ns_in) * MEMORY_SAFETY_FACTOR
+        need = (
+            tile_memory_bytes(tnil, tnxl, grid.nt, ncls, migration.trace_batch, ns_in)
+            * MEMORY_SAFETY_FACTOR
+        )
         raise PlanError(
             f"execution.memory_budget_mb={execution.memory_budget_mb} is too small for one "
             f"{tnil} x {tnxl} x {grid.nt} tile, which needs ~{math.ceil(need / 2**20)} MB "
@@ -117,11 +127,16 @@ def plan_tiles(grid: OutputGrid, execution: ExecutionConfig, migration: Migratio
             f"{execution.max_tile_jobs}; use larger tiles (a larger memory_budget_mb or explicit "
             "tile_n_inline/tile_n_crossline) or raise max_tile_jobs"
         )
-    mem = tile_memory_bytes(tnil, tnxl, grid.nt, ncls, migration.trace_batch, ns_in) * MEMORY_SAFETY_FACTOR
+    mem = (
+        tile_memory_bytes(tnil, tnxl, grid.nt, ncls, migration.trace_batch, ns_in)
+        * MEMORY_SAFETY_FACTOR
+    )
     return TilePlan(tiles, tnil, tnxl, math.ceil(mem / 2**20), execution.threads_per_job, reason)
 
 
-def _auto_size(grid: OutputGrid, execution: ExecutionConfig, explicit: tuple[object, object], fits: object) -> tuple[int, int, str]:
+def _auto_size(
+    grid: OutputGrid, execution: ExecutionConfig, explicit: tuple[object, object], fits: object
+) -> tuple[int, int, str]:
     assert callable(fits)
 
     def sides(side: int) -> tuple[int, int]:
@@ -134,7 +149,11 @@ def _auto_size(grid: OutputGrid, execution: ExecutionConfig, explicit: tuple[obj
         side = max(side * 3 // 4, 1) if side > 8 else side - 1
     reason = f"auto: largest square tile within memory_budget_mb={execution.memory_budget_mb}"
     min_side = min(MIN_AUTO_TILE_BINS, side)
-    while side > min_side and _count(grid.nil, sides(side)[0]) * _count(grid.nxl, sides(side)[1]) < execution.min_tile_jobs:
+    while (
+        side > min_side
+        and _count(grid.nil, sides(side)[0]) * _count(grid.nxl, sides(side)[1])
+        < execution.min_tile_jobs
+    ):
         side -= 1
         reason = f"auto: shrunk to give >= min_tile_jobs={execution.min_tile_jobs} jobs (or reach {MIN_AUTO_TILE_BINS} bins)"
     return *sides(side), reason

@@ -22,7 +22,10 @@ def preflight_report(run: Run, index: MidpointIndex | None) -> str:
     ]
     if index is not None:
         counts = np.array(
-            [len(index.query(t.il0, t.nil, t.xl0, t.nxl, cfg.migration.aperture_m)) for t in plan.tiles]
+            [
+                len(index.query(t.il0, t.nil, t.xl0, t.nxl, cfg.migration.aperture_m))
+                for t in plan.tiles
+            ]
         )
         samples = np.array([t.nil * t.nxl * grid.nt for t in plan.tiles])
         lines += [

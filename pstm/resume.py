@@ -24,7 +24,10 @@ def live_snakemake_pids(workdir: Path) -> list[int]:
             if pid == me:
                 continue
             cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            if not any(b"snakemake" in Path(part.decode(errors="replace")).name.encode() for part in cmd[:3]):
+            if not any(
+                b"snakemake" in Path(part.decode(errors="replace")).name.encode()
+                for part in cmd[:3]
+            ):
                 continue
             if Path(os.readlink(proc / "cwd")).resolve() == workdir.resolve():
                 pids.append(pid)

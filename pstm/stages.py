@@ -13,15 +13,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from pstm.config import (
     Backend,
-    NonFinitePolicy,
     GridConfig,
     InputConfig,
     MigrationConfig,
     QcConfig,
+    RhoFilter,
     SyntheticConfig,
     VelocityConfig,
 )
@@ -31,13 +29,9 @@ from pstm.index import build_index, read_index, write_index
 from pstm.io.atomic import atomic_output
 from pstm.io.headers import read_geometry
 from pstm.io.traces import open_traces
-from pstm.migrate import clean_traces
 from pstm.plan import Tile
 
 log = logging.getLogger("pstm")
-
-#: Traces per read when scanning the whole survey for non-finite samples.
-SCAN_CHUNK_TRACES = 8192
 
 
 def synthesize(params: dict[str, Any], traces: str, headers: str, truth: str) -> None:
@@ -49,7 +43,6 @@ def synthesize(params: dict[str, Any], traces: str, headers: str, truth: str) ->
 
 
 def index(params: dict[str, Any], traces: str, headers: str, out: str) -> None:
-    inp = InputConfig.model_validate(params["input"])
     grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
     store = open_traces(traces)
     geometry = read_geometry(headers)
@@ -58,13 +51,18 @@ def index(params: dict[str, Any], traces: str, headers: str, out: str) -> None:
             f"{headers} has {geometry.ntr} rows but {traces} has {store.ntr} traces; "
             "headers must have exactly one row per trace, in trace order"
         )
-    if inp.non_finite is NonFinitePolicy.ERROR:
-        for start in range(0, store.ntr, SCAN_CHUNK_TRACES):
-            ids = np.arange(start, min(start + SCAN_CHUNK_TRACES, store.ntr))
-            clean_traces(store.read(ids), ids, inp.non_finite, store.path)
     idx = build_index(geometry, grid)
     write_index(out, idx)
     log.info("index: %d traces in %d x %d cells", idx.ntr, idx.ncell_il, idx.ncell_xl)
+
+
+def precondition(params: dict[str, Any], traces: str, out: str) -> None:
+    from pstm.precondition import precondition as precondition_traces
+
+    inp = InputConfig.model_validate(params["input"])
+    rho = RhoFilter(params["rho_filter"])
+    n = precondition_traces(open_traces(traces), rho, inp.non_finite, out)
+    log.info("preconditioned %d traces (rho filter %s)", n, rho.value)
 
 
 def velocity(params: dict[str, Any], out: str) -> None:
@@ -74,10 +72,18 @@ def velocity(params: dict[str, Any], out: str) -> None:
     grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
     cube = build_velocity(cfg, grid)
     write_velocity(out, cube)
-    log.info("velocity: %s, v_rms %.0f..%.0f m/s on %s", cfg.kind.value, cube.min(), cube.max(), cube.shape)
+    log.info(
+        "velocity: %s, v_rms %.0f..%.0f m/s on %s",
+        cfg.kind.value,
+        cube.min(),
+        cube.max(),
+        cube.shape,
+    )
 
 
-def migrate(params: dict[str, Any], index_dir: str, traces: str, vrms: str, out: str, threads: int) -> None:
+def migrate(
+    params: dict[str, Any], index_dir: str, traces: str, vrms: str, out: str, threads: int
+) -> None:
     from pstm.migrate import migrate_tile, write_tile
     from pstm.velocity import read_velocity
 
@@ -87,8 +93,15 @@ def migrate(params: dict[str, Any], index_dir: str, traces: str, vrms: str, out:
     inp = InputConfig.model_validate(params["input"])
     tile = Tile(**params["tile"])
     gathers, fold, stats = migrate_tile(
-        tile, grid, migration, migration.backend, read_index(index_dir), open_traces(traces),
-        read_velocity(vrms), inp.non_finite, threads,
+        tile,
+        grid,
+        migration,
+        migration.backend,
+        read_index(index_dir),
+        open_traces(traces),
+        read_velocity(vrms),
+        inp.non_finite,
+        threads,
     )
     seconds_write = write_tile(out, tile, gathers, fold)
     record = {**stats.as_dict(), "seconds_write": seconds_write, "threads": threads}
@@ -137,7 +150,12 @@ def run_logged(log_path: str | None, fn: Callable[[], None]) -> None:
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        handlers=handlers,
+        force=True,
+    )
     t0 = time.perf_counter()
     try:
         fn()

@@ -5,12 +5,19 @@ point's time) and plane reflectors (exact constant-velocity image-source travelt
 the true v_rms at the reflector's reference time). A flat reflector therefore follows the
 NMO hyperbola exactly, and a migration with the true velocity images every event at the
 position written to the truth file.
+
+Wavelets: reflections carry a zero-phase Ricker wavelet w. A plane reflector is the sum of
+the point scatterers on it; that 2D surface integral contributes (i omega)^-1 by stationary
+phase, so a point diffractor consistent with it carries the time derivative of w (scaled
+by -1/(2 pi f_peak) to keep its sign and size). With the 3D rho filter on, migration then
+images both as zero-phase events with positive peaks.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +40,22 @@ def ricker(t: NDArray[np.float64], peak_hz: float) -> NDArray[np.float64]:
     return (1.0 - 2.0 * a) * np.exp(-a)
 
 
+def ricker_derivative_scaled(t: NDArray[np.float64], peak_hz: float) -> NDArray[np.float64]:
+    """-(d/dt ricker) / (2 pi f): the 3D point-scatterer wavelet (see the module notes)."""
+    a = (math.pi * peak_hz * t) ** 2
+    return math.pi * peak_hz * t * np.exp(-a) * (3.0 - 2.0 * a)
+
+
 def stations(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[NDArray[np.float64], ...]:
     """Shot and receiver positions (x, y), jittered."""
-    rl, rk = np.meshgrid(np.arange(cfg.n_receiver_lines), np.arange(cfg.n_receivers_per_line), indexing="ij")
+    rl, rk = np.meshgrid(
+        np.arange(cfg.n_receiver_lines), np.arange(cfg.n_receivers_per_line), indexing="ij"
+    )
     rx = cfg.origin_x_m + rk.ravel() * cfg.receiver_spacing_m
     ry = cfg.origin_y_m + rl.ravel() * cfg.receiver_line_spacing_m
-    sl, sk = np.meshgrid(np.arange(cfg.n_shot_lines), np.arange(cfg.n_shots_per_line), indexing="ij")
+    sl, sk = np.meshgrid(
+        np.arange(cfg.n_shot_lines), np.arange(cfg.n_shots_per_line), indexing="ij"
+    )
     sx = cfg.origin_x_m + (sl.ravel() + 0.5) * cfg.shot_line_spacing_m
     sy = cfg.origin_y_m + sk.ravel() * cfg.shot_spacing_m
     j = cfg.position_jitter_m
@@ -59,8 +76,12 @@ def _plane(refl: Reflector, v: float) -> tuple[NDArray[np.float64], NDArray[np.f
 
 
 def reflector_time(
-    refl: Reflector, v: float, sx: NDArray[np.float64], sy: NDArray[np.float64],
-    rx: NDArray[np.float64], ry: NDArray[np.float64],
+    refl: Reflector,
+    v: float,
+    sx: NDArray[np.float64],
+    sy: NDArray[np.float64],
+    rx: NDArray[np.float64],
+    ry: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """Exact constant-velocity reflection time (mirror the source in the plane)."""
     n, p0 = _plane(refl, v)
@@ -72,7 +93,9 @@ def reflector_time(
     return result
 
 
-def migrated_reflector_time(refl: Reflector, v: float, x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+def migrated_reflector_time(
+    refl: Reflector, v: float, x: NDArray[np.float64], y: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Vertical two-way time of the reflector below (x, y): where time migration puts it."""
     tan_dip = math.tan(math.radians(refl.dip_deg))
     az = math.radians(refl.dip_azimuth_deg)
@@ -81,12 +104,19 @@ def migrated_reflector_time(refl: Reflector, v: float, x: NDArray[np.float64], y
     return result
 
 
-def _add_wavelets(data: NDArray[np.float32], times: NDArray[np.float64], amps: NDArray[np.float64], dt: float, peak_hz: float) -> None:
+def _add_wavelets(
+    data: NDArray[np.float32],
+    times: NDArray[np.float64],
+    amps: NDArray[np.float64],
+    dt: float,
+    peak_hz: float,
+    wavelet: Callable[[NDArray[np.float64], float], NDArray[np.float64]] = ricker,
+) -> None:
     half = int(math.ceil(RICKER_HALF_PERIODS / peak_hz / dt))
     ns = data.shape[1]
     lags = np.arange(-half, half + 1)
     idx = np.rint(times / dt).astype(np.int64)[:, None] + lags[None, :]
-    w = ricker(idx * dt - times[:, None], peak_hz) * amps[:, None]
+    w = wavelet(idx * dt - times[:, None], peak_hz) * amps[:, None]
     ok = (idx >= 0) & (idx < ns)
     rows = np.broadcast_to(np.arange(data.shape[0])[:, None], idx.shape)
     data[rows[ok], idx[ok]] += w[ok].astype(np.float32)
@@ -108,7 +138,14 @@ def make_survey(cfg: SyntheticConfig) -> tuple[NDArray[np.float32], pa.Table, di
         t = np.sqrt(h2 + ((sx - d.x_m) ** 2 + (sy - d.y_m) ** 2) / v**2) + np.sqrt(
             h2 + ((rx - d.x_m) ** 2 + (ry - d.y_m) ** 2) / v**2
         )
-        _add_wavelets(data, t, d.amplitude * d.time_s / t, cfg.dt_s, cfg.ricker_peak_hz)
+        _add_wavelets(
+            data,
+            t,
+            d.amplitude * d.time_s / t,
+            cfg.dt_s,
+            cfg.ricker_peak_hz,
+            ricker_derivative_scaled,
+        )
         truth["diffractors"].append({**d.model_dump(), "vrms_mps": v})
     for r in cfg.reflectors:
         v = float(vrms_of_time(cfg.velocity, np.array([r.time_s]))[0])
@@ -132,7 +169,9 @@ def make_survey(cfg: SyntheticConfig) -> tuple[NDArray[np.float32], pa.Table, di
     return data, table, truth
 
 
-def write_survey(cfg: SyntheticConfig, traces_path: str | Path, headers_path: str | Path, truth_path: str | Path) -> int:
+def write_survey(
+    cfg: SyntheticConfig, traces_path: str | Path, headers_path: str | Path, truth_path: str | Path
+) -> int:
     """Generate the survey and write traces, headers and truth atomically. Returns ntr."""
     data, table, truth = make_survey(cfg)
     write_traces(traces_path, data, t0=0.0, dt=cfg.dt_s)

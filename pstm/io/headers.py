@@ -74,11 +74,16 @@ def geometry_from_table(table: pa.Table, source: str) -> Geometry:
             f"{source}: missing required column(s) {missing}; headers need "
             f"{list(REQUIRED_COLUMNS)} in metres (have {table.column_names[:12]})"
         )
-    cols = [np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=np.float64) for c in REQUIRED_COLUMNS]
+    cols = [
+        np.asarray(table.column(c).to_numpy(zero_copy_only=False), dtype=np.float64)
+        for c in REQUIRED_COLUMNS
+    ]
     for name, values in zip(REQUIRED_COLUMNS, cols, strict=True):
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            raise InputDataError(f"{source}: column {name} is not finite at row {bad[0]} ({bad.size} rows in all)")
+            raise InputDataError(
+                f"{source}: column {name} is not finite at row {bad[0]} ({bad.size} rows in all)"
+            )
     return Geometry(*cols)
 
 

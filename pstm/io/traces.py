@@ -71,16 +71,27 @@ def open_traces(path: str | Path) -> TraceStore:
     except Exception as exc:  # zarr raises several types for "not an array"
         raise InputDataError(f"{path} is not a readable Zarr array: {exc}") from None
     if arr.ndim != 2:
-        raise InputDataError(f"{path}: traces must be 2D (n_traces x n_samples), got shape {arr.shape}")
+        raise InputDataError(
+            f"{path}: traces must be 2D (n_traces x n_samples), got shape {arr.shape}"
+        )
     if arr.shape[1] < 2:
         raise InputDataError(f"{path}: traces need at least 2 samples, got {arr.shape[1]}")
     attrs = dict(arr.attrs)
     for key in (DT_ATTR, T0_ATTR):
         if key not in attrs:
-            raise InputDataError(f"{path}: missing attribute '{key}' (seconds); add it to the array's attributes")
-    dt, t0 = float(attrs[DT_ATTR]), float(attrs[T0_ATTR])
+            raise InputDataError(
+                f"{path}: missing attribute '{key}' (seconds); add it to the array's attributes"
+            )
+    try:
+        dt, t0 = float(attrs[DT_ATTR]), float(attrs[T0_ATTR])  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InputDataError(
+            f"{path}: attributes {DT_ATTR}/{T0_ATTR} must be numbers (seconds)"
+        ) from None
     if not np.isfinite(dt) or dt <= 0:
-        raise InputDataError(f"{path}: attribute {DT_ATTR}={dt} must be a positive number of seconds")
+        raise InputDataError(
+            f"{path}: attribute {DT_ATTR}={dt} must be a positive number of seconds"
+        )
     if not np.isfinite(t0):
         raise InputDataError(f"{path}: attribute {T0_ATTR}={t0} must be finite")
     return TraceStore(path=path, array=arr, t0=t0, dt=dt)

@@ -116,7 +116,7 @@ def resolve_backend(requested: Backend) -> tuple[Backend, str]:
     """Turn the configured backend into a concrete one, with the reason. Never falls back:
     an explicit backend that cannot run raises :class:`BackendUnavailableError`."""
     if requested is Backend.AUTO:
-        skipped = []
+        skipped: list[str] = []
         for candidate in AUTO_ORDER:
             reason = unavailable_reason(candidate)
             if reason is None:
@@ -125,7 +125,9 @@ def resolve_backend(requested: Backend) -> tuple[Backend, str]:
                     why += f" (skipped {'; '.join(skipped)})"
                 return candidate, why
             skipped.append(f"{candidate.value}: {reason}")
-        raise BackendUnavailableError("migration.backend: auto found no usable backend: " + "; ".join(skipped))
+        raise BackendUnavailableError(
+            "migration.backend: auto found no usable backend: " + "; ".join(skipped)
+        )
     reason = unavailable_reason(requested)
     if reason is not None:
         available = [b.value for b in _REGISTRY if unavailable_reason(b) is None]
@@ -139,10 +141,14 @@ def resolve_backend(requested: Backend) -> tuple[Backend, str]:
 def get_kernel(backend: Backend) -> KernelFn:
     """The ``migrate`` function of a concrete backend (resolve ``auto`` first)."""
     if backend is Backend.AUTO:
-        raise BackendUnavailableError("get_kernel needs a resolved backend; call resolve_backend first")
+        raise BackendUnavailableError(
+            "get_kernel needs a resolved backend; call resolve_backend first"
+        )
     reason = unavailable_reason(backend)
     if reason is not None:
-        raise BackendUnavailableError(f"migration.backend: '{backend.value}' cannot run here: {reason}")
+        raise BackendUnavailableError(
+            f"migration.backend: '{backend.value}' cannot run here: {reason}"
+        )
     module = importlib.import_module(_REGISTRY[backend].module)
     fn: Callable[..., int] = module.migrate
-    return fn  # type: ignore[return-value]
+    return fn

@@ -74,19 +74,30 @@ def migrate(
     fold: NDArray[np.int32],
 ) -> int:
     nx, ny, nt = target.shape
-    numba.set_num_threads(min(options.threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(options.threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     ox, oy = float(target.x.mean()), float(target.y.mean())  # local origin keeps float32 exact
     ncls = gathers.shape[0]
     g = gathers.reshape(ncls, nx * ny, nt)
     f = fold.reshape(ncls, nx * ny, nt)
     counts = np.zeros(nx * ny, dtype=np.int64)
     _migrate_columns(
-        np.ascontiguousarray(batch.data, dtype=np.float32), float(batch.t0), float(batch.dt),
-        batch.sx - ox, batch.sy - oy, batch.rx - ox, batch.ry - oy,
+        np.ascontiguousarray(batch.data, dtype=np.float32),
+        float(batch.t0),
+        float(batch.dt),
+        batch.sx - ox,
+        batch.sy - oy,
+        batch.rx - ox,
+        batch.ry - oy,
         np.ascontiguousarray(batch.offset_class, dtype=np.int32),
-        (target.x - ox).ravel(), (target.y - oy).ravel(),
+        (target.x - ox).ravel(),
+        (target.y - oy).ravel(),
         np.ascontiguousarray(target.vrms.reshape(nx * ny, nt), dtype=np.float32),
-        float(target.t0), float(target.dt), float(options.aperture_m) ** 2, g, f, counts,
+        float(target.t0),
+        float(target.dt),
+        float(options.aperture_m) ** 2,
+        g,
+        f,
+        counts,
     )
     assert np.shares_memory(g, gathers) and np.shares_memory(f, fold), "outputs must be contiguous"
     return int(counts.sum())

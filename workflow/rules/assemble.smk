@@ -9,6 +9,8 @@ rule assemble:
     params:
         **RUN.params("assemble", "grid", "migration"),
         tile_shape=[RUN.plan.tile_nil, RUN.plan.tile_nxl],
+    conda:
+        "../../environment.yml"
     log:
         "logs/assemble/assemble.log",
     script:

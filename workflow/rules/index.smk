@@ -9,6 +9,8 @@ rule index:
         directory("results/index"),
     params:
         **RUN.params("index", "grid", "input"),
+    conda:
+        "../../environment.yml"
     log:
         "logs/index/index.log",
     script:
@@ -24,6 +26,8 @@ rule preflight:
     params:
         config=RUN.config.model_dump(mode="json"),
         backend_reason=RUN.backend_reason,
+    conda:
+        "../../environment.yml"
     log:
         "logs/preflight/preflight.log",
     script:

@@ -8,6 +8,8 @@ rule synthesize:
         truth="results/input/truth.json",
     params:
         **RUN.params("synthesize", "synthetic"),
+    conda:
+        "../../environment.yml"
     log:
         "logs/synthesize/synthesize.log",
     script:

@@ -4,7 +4,7 @@
 rule migrate_tile:
     input:
         index="results/index",
-        traces=str(RUN.traces),
+        traces="results/precondition/traces.zarr",
         vrms="results/velocity/vrms.npy",
     output:
         "results/tiles/{tile}.npz",
@@ -14,6 +14,8 @@ rule migrate_tile:
     threads: RUN.plan.threads_per_job
     resources:
         mem_mb=RUN.plan.mem_mb_per_job,
+    conda:
+        "../../environment.yml"
     log:
         "logs/migrate/{tile}.log",
     script:

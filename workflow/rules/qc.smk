@@ -8,6 +8,8 @@ rule qc:
         expand("results/qc/{figure}.png", figure=QC_FIGURES),
     params:
         **RUN.params("qc", "qc"),
+    conda:
+        "../../environment.yml"
     log:
         "logs/qc/qc.log",
     script:

@@ -6,6 +6,8 @@ rule velocity:
         "results/velocity/vrms.npy",
     params:
         **RUN.params("velocity", "velocity", "grid"),
+    conda:
+        "../../environment.yml"
     log:
         "logs/velocity/velocity.log",
     script:

@@ -5,5 +5,7 @@ from pstm import stages
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821
 stages.run_logged(
     smk.log[0],
-    lambda: stages.preflight(stages.params_of(smk), smk.input.index, smk.output.resolved, smk.output.report),
+    lambda: stages.preflight(
+        stages.params_of(smk), smk.input.index, smk.output.resolved, smk.output.report
+    ),
 )

@@ -6,5 +6,6 @@ from pstm import stages
 
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821
 stages.run_logged(
-    smk.log[0], lambda: stages.qc(stages.params_of(smk), smk.input[0], str(Path(smk.output[0]).parent))
+    smk.log[0],
+    lambda: stages.qc(stages.params_of(smk), smk.input[0], str(Path(smk.output[0]).parent)),
 )

@@ -1,0 +1,79 @@
+"""The config model: defaults, strictness and the messages a user sees."""
+
+from pathlib import Path
+
+import pytest
+
+from pstm.config import Backend, PstmConfig, load_config, parse_config
+from pstm.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repository_config_is_valid_and_equals_defaults() -> None:
+    assert load_config(REPO / "config.yaml") == PstmConfig()
+
+
+def test_misspelled_key_names_path_and_allowed_keys() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"migration": {"apperture_m": 500}})
+    msg = str(err.value)
+    assert "migration.apperture_m: unknown key" in msg
+    assert "aperture_m" in msg.split("Allowed keys here:")[1]
+
+
+def test_unknown_top_level_section() -> None:
+    with pytest.raises(ConfigError, match=r"migrations: unknown key.*migration"):
+        parse_config({"migrations": {}})
+
+
+def test_invalid_enum_names_value_and_options() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config({"migration": {"backend": "gpu"}})
+    msg = str(err.value)
+    assert "migration.backend" in msg and "'gpu'" in msg
+    for option in Backend:
+        assert f"'{option.value}'" in msg
+
+
+def test_wrong_type() -> None:
+    with pytest.raises(ConfigError, match=r"grid.n_inline.*'many'"):
+        parse_config({"grid": {"n_inline": "many"}})
+
+
+def test_enum_is_parsed_once_into_the_enum() -> None:
+    cfg = parse_config({"migration": {"backend": "numpy"}})
+    assert cfg.migration.backend is Backend.NUMPY
+
+
+@pytest.mark.parametrize(
+    ("section", "bad", "match"),
+    [
+        ("velocity", {"kind": "constant"}, "needs 'constant_mps'"),
+        (
+            "velocity",
+            {"table": {"time_s": [0.0, 0.0], "vrms_mps": [2000, 2100]}},
+            "strictly increasing",
+        ),
+        (
+            "velocity",
+            {"table": {"time_s": [0.0, 1.0], "vrms_mps": [-2000, 2100]}},
+            "finite and positive",
+        ),
+        ("grid", {"dt_s": 0.0}, "grid.dt_s"),
+        ("grid", {"dt_s": -0.004}, "grid.dt_s"),
+        ("execution", {"tile_n_inline": 0}, "execution.tile_n_inline"),
+        ("input", {"kind": "zarr"}, "needs both"),
+        ("migration", {"offset_classes_m": [500, 100]}, "increasing"),
+    ],
+)
+def test_invalid_values(section: str, bad: dict[str, object], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        parse_config({section: bad})
+
+
+def test_malformed_yaml(tmp_path: Path) -> None:
+    bad = tmp_path / "config.yaml"
+    bad.write_text("grid: {n_inline: 4\n  nt: [\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)

@@ -1,0 +1,16 @@
+# Preconditioning stage: NaN/Inf check and rho filter, once per trace.
+
+
+rule precondition:
+    input:
+        str(RUN.traces),
+    output:
+        directory("results/precondition/traces.zarr"),
+    params:
+        **RUN.params("precondition", "input", rho_filter=RUN.config.migration.rho_filter.value),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/precondition/precondition.log",
+    script:
+        "../scripts/precondition.py"
