@@ -62,6 +62,20 @@ class RhoFilter(StrEnum):
     NONE = "none"
 
 
+class Weights(StrEnum):
+    """Amplitude weights of the Kirchhoff sum (see README, "Imaging options")."""
+
+    NONE = "none"
+    TRUE_AMPLITUDE = "true_amplitude"  # spherical spreading x obliquity, straight rays
+
+
+class AntiAlias(StrEnum):
+    """Operator anti-aliasing (Lumley, Claerbout & Bevc 1994)."""
+
+    NONE = "none"
+    TRIANGLE = "triangle"  # triangle filter whose length follows the operator dip
+
+
 class VelocityKind(StrEnum):
     """How the RMS velocity is given."""
 
@@ -218,11 +232,48 @@ class GridConfig(_Section):
     nt: PositiveInt = 251
 
 
+class ApertureTable(_Section):
+    """Time-variant aperture: linear in time between the points, constant outside."""
+
+    time_s: list[float]
+    aperture_m: list[PositiveFloat]
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        t, a = self.time_s, self.aperture_m
+        if len(t) != len(a) or not t:
+            raise ValueError("time_s and aperture_m must be non-empty and of equal length")
+        if any(b <= x for x, b in zip(t, t[1:], strict=False)):
+            raise ValueError(f"time_s must be strictly increasing, got {t}")
+        if any(b < x for x, b in zip(a, a[1:], strict=False)):
+            raise ValueError(f"aperture_m must not decrease with time, got {a}")
+        return self
+
+
 class MigrationConfig(_Section):
     """The Kirchhoff operator."""
 
     backend: Backend = Backend.AUTO
-    aperture_m: PositiveFloat = 1000.0
+    aperture_m: PositiveFloat = Field(1000.0, description="max midpoint distance from the output point")
+    aperture_table: ApertureTable | None = Field(
+        None, description="time-variant aperture; when set it replaces aperture_m"
+    )
+    aperture_taper_m: float = Field(100.0, ge=0.0, description="cosine taper inside the aperture edge")
+    max_angle_deg: float = Field(
+        90.0, gt=0.0, le=90.0,
+        description="max dip angle atan(2 d / (v tau)) of the midpoint seen from the output point; 90 = off",
+    )
+    angle_taper_deg: float = Field(0.0, ge=0.0, lt=90.0, description="cosine taper below max_angle_deg")
+    min_offset_m: float = Field(0.0, ge=0.0)
+    max_offset_m: PositiveFloat | None = None
+    max_stretch: PositiveFloat | None = Field(
+        None, description="stretch mute: skip samples whose operator stretch 1/(dt/dtau) - 1 exceeds it"
+    )
+    weights: Weights = Weights.NONE
+    antialias: AntiAlias = AntiAlias.NONE
+    antialias_max_samples: PositiveInt = Field(
+        8, description="cap of the anti-aliasing triangle half-length, in input samples"
+    )
     rho_filter: RhoFilter = RhoFilter.AUTO
     offset_classes_m: list[float] = Field(
         default_factory=list,

@@ -130,7 +130,8 @@ def preflight(params: dict[str, Any], index_dir: str, out_resolved: str, out_rep
     from pstm.preflight import preflight_report
 
     run = prepare_run(params["config"], source="resolved config")
-    run = dataclasses.replace(run, backend_reason=params["backend_reason"])
+    plan = dataclasses.replace(run.plan, reason=params["plan_reason"])
+    run = dataclasses.replace(run, backend_reason=params["backend_reason"], plan=plan)
     text = preflight_report(run, read_index(index_dir))
     for path, content in ((out_resolved, run.resolved_yaml()), (out_report, text)):
         with atomic_output(path) as tmp:

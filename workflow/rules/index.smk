@@ -26,6 +26,7 @@ rule preflight:
     params:
         config=RUN.config.model_dump(mode="json"),
         backend_reason=RUN.backend_reason,
+        plan_reason=RUN.plan.reason,
     conda:
         "../../environment.yml"
     log:

@@ -1,0 +1,45 @@
+"""The ``pstm`` command line: ``pstm <command> ...``.
+
+Each command lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; :data:`COMMANDS` lists them. A :class:`PstmError` is printed as one
+message and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pstm import __version__
+from pstm.errors import PstmError
+
+#: command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "preflight": ("pstm.commands.preflight", "show what a run of the workflow will really do"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pstm", description="Kirchhoff pre-stack time migration")
+    parser.add_argument("--version", action="version", version=f"pstm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = importlib.import_module(args._module).run(args)
+    except PstmError as exc:
+        print(f"pstm {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

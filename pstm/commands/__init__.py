@@ -1,0 +1,1 @@
+"""One module per ``pstm`` sub-command (see :mod:`pstm.cli`)."""

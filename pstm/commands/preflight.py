@@ -1,0 +1,36 @@
+"""``pstm preflight``: validate the config, resolve ``auto``, plan tiles and report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import yaml
+
+from pstm.errors import ConfigError
+from pstm.index import read_index
+from pstm.pipeline import prepare_run
+from pstm.preflight import preflight_report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="config file")
+    parser.add_argument(
+        "--index", type=Path, default=Path("results/index"),
+        help="midpoint index (traces per tile are reported when it exists)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="pstm: %(message)s")
+    try:
+        raw = yaml.safe_load(args.config.read_text()) if args.config.exists() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{args.config} is not valid YAML: {exc}") from None
+    if not args.config.exists():
+        raise ConfigError(f"config file not found: {args.config}")
+    run_ = prepare_run(raw, source=str(args.config))
+    index = read_index(args.index) if (args.index / "meta.json").exists() else None
+    print(preflight_report(run_, index), end="")
+    return 0
