@@ -254,20 +254,29 @@ class MigrationConfig(_Section):
     """The Kirchhoff operator."""
 
     backend: Backend = Backend.AUTO
-    aperture_m: PositiveFloat = Field(1000.0, description="max midpoint distance from the output point")
+    aperture_m: PositiveFloat = Field(
+        1000.0, description="max midpoint distance from the output point"
+    )
     aperture_table: ApertureTable | None = Field(
         None, description="time-variant aperture; when set it replaces aperture_m"
     )
-    aperture_taper_m: float = Field(100.0, ge=0.0, description="cosine taper inside the aperture edge")
+    aperture_taper_m: float = Field(
+        100.0, ge=0.0, description="cosine taper inside the aperture edge"
+    )
     max_angle_deg: float = Field(
-        90.0, gt=0.0, le=90.0,
+        90.0,
+        gt=0.0,
+        le=90.0,
         description="max dip angle atan(2 d / (v tau)) of the midpoint seen from the output point; 90 = off",
     )
-    angle_taper_deg: float = Field(0.0, ge=0.0, lt=90.0, description="cosine taper below max_angle_deg")
+    angle_taper_deg: float = Field(
+        0.0, ge=0.0, lt=90.0, description="cosine taper below max_angle_deg"
+    )
     min_offset_m: float = Field(0.0, ge=0.0)
     max_offset_m: PositiveFloat | None = None
     max_stretch: PositiveFloat | None = Field(
-        None, description="stretch mute: skip samples whose operator stretch 1/(dt/dtau) - 1 exceeds it"
+        None,
+        description="stretch mute: skip samples whose operator stretch 1/(dt/dtau) - 1 exceeds it",
     )
     weights: Weights = Weights.NONE
     antialias: AntiAlias = AntiAlias.NONE

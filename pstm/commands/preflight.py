@@ -17,7 +17,9 @@ from pstm.preflight import preflight_report
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="config file")
     parser.add_argument(
-        "--index", type=Path, default=Path("results/index"),
+        "--index",
+        type=Path,
+        default=Path("results/index"),
         help="midpoint index (traces per tile are reported when it exists)",
     )
 
