@@ -28,3 +28,7 @@ class BackendUnavailableError(PstmError, RuntimeError):
 
 class PlanError(PstmError, ValueError):
     """The tile plan cannot satisfy the grid, memory budget or job limits."""
+
+
+class DiskFullError(PstmError, OSError):
+    """An output could not be written because the disk, a quota or a file-size limit is full."""

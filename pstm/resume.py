@@ -1,59 +1,199 @@
 """Make a killed run resumable with the same command (``make run``).
 
-After SIGKILL, Snakemake leaves ``.snakemake/locks/*`` behind and refuses to start. The
-locks are stale exactly when no live Snakemake process works in this directory; then they
-are removed. If one is alive, nothing is touched and we exit non-zero, so a tile can never
-run twice at the same time. Incomplete outputs are handled by ``rerun-incomplete: true``
-in the profile (tiles are renamed into place, so a killed tile leaves nothing complete).
+After a SIGKILL, Snakemake leaves ``.snakemake/locks/*`` behind and refuses to start, and
+the jobs it had started keep running to completion as orphans. Before each run,
+:func:`prepare_resume` looks at every process of this machine working in this directory:
+
+- a Snakemake process (however started: ``snakemake``, ``python -m snakemake``, under
+  ``time`` or ``nice``...) means another run is live: nothing is touched, exit non-zero;
+- an orphaned job of a killed run (``python .snakemake/scripts/...``) is waited for, so
+  the new run never starts the same tile a second time while the old job still writes it;
+- SLURM jobs (``squeue``, when installed) whose working directory is this one count as
+  live jobs too: they are waited for.
+
+Only then are the locks stale, and they are removed. Processes are recognised by what
+they run and where, never by a remembered PID, so PID reuse cannot fool the check.
+Incomplete outputs are handled by ``rerun-incomplete: true`` in the local profile (every
+output is renamed into place, so a killed job leaves nothing that looks complete).
+Limits: processes of other users and other machines are invisible here, except SLURM
+jobs; run one workflow per directory.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
+import shutil
+import subprocess
 import sys
+import time
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
+#: How long ``make run`` waits by default for orphaned jobs of a killed run to finish.
+ORPHAN_WAIT_S = 6 * 3600.0
+#: Poll interval while waiting for orphaned jobs.
+ORPHAN_POLL_S = 0.5
+#: Seconds allowed for ``squeue`` to answer.
+SQUEUE_TIMEOUT_S = 30.0
 
-def live_snakemake_pids(workdir: Path) -> list[int]:
-    """PIDs of Snakemake processes whose working directory is ``workdir`` (Linux /proc)."""
-    pids = []
-    me = os.getpid()
-    for proc in Path("/proc").glob("[0-9]*"):
+#: A Snakemake process: ``snakemake`` as a program or module name, not ``.snakemake/``.
+_SNAKEMAKE_RE = re.compile(r"(?:^|[\s/])snakemake(?:$|[\s.:])")
+#: A job started by Snakemake: a ``script:`` copied under ``.snakemake/scripts``.
+_JOB_RE = re.compile(r"(?:^|[\s/])\.snakemake/scripts/")
+
+
+class ProcessKind(StrEnum):
+    SNAKEMAKE = "snakemake"  # a live run: never touch its lock
+    JOB = "job"  # a job of a (possibly killed) run: wait for it
+    SLURM_JOB = "slurm job"
+
+
+@dataclass(frozen=True)
+class WorkflowProcess:
+    pid: int
+    kind: ProcessKind
+    command: str
+
+    def describe(self) -> str:
+        return f"{self.kind.value} {self.pid}: {self.command[:160]}"
+
+
+def _ancestors() -> set[int]:
+    """This process and its parents (``make`` -> shell -> us) are never 'another run'."""
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
         try:
-            pid = int(proc.name)
-            if pid == me:
-                continue
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            if not any(
-                b"snakemake" in Path(part.decode(errors="replace")).name.encode()
-                for part in cmd[:3]
-            ):
-                continue
-            if Path(os.readlink(proc / "cwd")).resolve() == workdir.resolve():
-                pids.append(pid)
-        except (OSError, ValueError):
-            continue  # process ended or is not ours to inspect
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
     return pids
 
 
-def clear_stale_lock(workdir: Path) -> str:
+def classify(argv: list[str]) -> ProcessKind | None:
+    """What a command line is: a Snakemake run, one of its jobs, or neither."""
+    line = " ".join(argv)
+    if _JOB_RE.search(line) or (_SNAKEMAKE_RE.search(line) and "--target-jobs" in argv):
+        return ProcessKind.JOB  # a script job, or a job-runner Snakemake (cluster jobs)
+    if _SNAKEMAKE_RE.search(line):
+        return ProcessKind.SNAKEMAKE
+    return None
+
+
+def local_processes(workdir: Path) -> list[WorkflowProcess]:
+    """Snakemake runs and their jobs on this machine whose working directory is ``workdir``
+    (Linux ``/proc``; processes we may not inspect are skipped)."""
+    target = workdir.resolve()
+    skip = _ancestors()
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            pid = int(proc.name)
+            if pid in skip:
+                continue
+            argv = [
+                a.decode(errors="replace")
+                for a in (proc / "cmdline").read_bytes().split(b"\0")
+                if a
+            ]
+            kind = classify(argv)
+            if kind is None or Path(os.readlink(proc / "cwd")).resolve() != target:
+                continue
+            found.append(WorkflowProcess(pid, kind, " ".join(argv)))
+        except (OSError, ValueError):
+            continue  # ended meanwhile, a zombie, or not ours to inspect
+    return sorted(found, key=lambda p: p.pid)
+
+
+def slurm_jobs(workdir: Path) -> list[WorkflowProcess]:
+    """This user's SLURM jobs whose working directory is ``workdir`` ([] without SLURM)."""
+    squeue = shutil.which("squeue")
+    if squeue is None:
+        return []
+    try:
+        out = subprocess.run(
+            [squeue, "--me", "--noheader", "--format=%i|%Z|%j"],
+            capture_output=True,
+            text=True,
+            timeout=SQUEUE_TIMEOUT_S,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SystemExit(
+            f"pstm: cannot ask SLURM (squeue) whether jobs of a previous run are still "
+            f"running in {workdir}: {exc}. Check SLURM and run the same command again."
+        ) from None
+    target = workdir.resolve()
+    jobs = []
+    for line in out.splitlines():
+        job_id, _, rest = line.partition("|")
+        job_dir, _, name = rest.partition("|")
+        if job_dir and Path(job_dir).resolve() == target and job_id.split("_")[0].isdigit():
+            jobs.append(WorkflowProcess(int(job_id.split("_")[0]), ProcessKind.SLURM_JOB, name))
+    return jobs
+
+
+def workflow_processes(workdir: Path) -> list[WorkflowProcess]:
+    return local_processes(workdir) + slurm_jobs(workdir)
+
+
+def prepare_resume(
+    workdir: Path, wait_s: float = ORPHAN_WAIT_S, poll_s: float = ORPHAN_POLL_S
+) -> str:
+    """Refuse if a run is live, wait for orphaned jobs, then remove stale locks.
+    Returns what was done; raises ``SystemExit`` with a clear message when it cannot go on."""
+    deadline = time.monotonic() + wait_s
+    announced = False
+    while True:
+        procs = workflow_processes(workdir)
+        runs = [p for p in procs if p.kind is ProcessKind.SNAKEMAKE]
+        if runs:
+            raise SystemExit(
+                f"pstm: Snakemake is already running in {workdir} "
+                f"({'; '.join(p.describe() for p in runs)}); wait for it to finish (or stop "
+                "it with Ctrl-C / kill PID) before starting another run in this directory"
+            )
+        if not procs:
+            break
+        if time.monotonic() >= deadline:
+            raise SystemExit(
+                f"pstm: jobs of a killed run are still running in {workdir} after waiting "
+                f"{wait_s:.0f} s ({'; '.join(p.describe() for p in procs)}); let them finish "
+                "or stop them (kill PID / scancel ID), then run the same command again"
+            )
+        if not announced:
+            print(
+                "pstm: waiting for jobs of a killed run to finish, so no tile runs twice: "
+                + "; ".join(p.describe() for p in procs),
+                file=sys.stderr,
+            )
+            announced = True
+        time.sleep(poll_s)
     locks = workdir / ".snakemake" / "locks"
     held = sorted(locks.glob("*")) if locks.is_dir() else []
     if not held:
         return "no lock"
-    pids = live_snakemake_pids(workdir)
-    if pids:
-        raise SystemExit(
-            f"pstm: Snakemake is already running in {workdir} (pid {', '.join(map(str, pids))}); "
-            "wait for it or stop it before starting another run"
-        )
     for lock in held:
-        lock.unlink()
+        lock.unlink(missing_ok=True)
     return f"removed {len(held)} stale lock file(s) left by a killed run"
 
 
-def main() -> None:
-    msg = clear_stale_lock(Path.cwd())
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m pstm.resume", description="make a killed run resumable"
+    )
+    parser.add_argument(
+        "--wait-s",
+        type=float,
+        default=ORPHAN_WAIT_S,
+        help=f"how long to wait for jobs of a killed run (default {ORPHAN_WAIT_S:.0f})",
+    )
+    args = parser.parse_args(argv)
+    msg = prepare_resume(Path.cwd(), wait_s=args.wait_s)
     if msg != "no lock":
         print(f"pstm: {msg}", file=sys.stderr)
 
