@@ -77,10 +77,35 @@ class AntiAlias(StrEnum):
 
 
 class VelocityKind(StrEnum):
-    """How the RMS velocity is given."""
+    """Where the velocity comes from (see README, "Velocity")."""
 
-    CONSTANT = "constant"
-    TABLE = "table"  # v_rms(t) table, laterally constant
+    CONSTANT = "constant"  # ``constant_mps`` everywhere
+    TABLE = "table"  # v(t) table inline in the config, laterally constant
+    TABLE_CSV = "table_csv"  # v(t) table from a CSV/text ``file`` (time_s, velocity_mps)
+    PICKS = "picks"  # v(t) picks at scattered analysis locations in a CSV/text ``file``
+    CUBE_ZARR = "cube_zarr"  # a cube on its own regular grid: Zarr v3 array ``file``
+    CUBE_SEGY = "cube_segy"  # a cube on its own regular grid: SEG-Y ``file`` (inline-sorted)
+
+
+class VelocityType(StrEnum):
+    """What the given velocities are."""
+
+    RMS = "rms"
+    INTERVAL = "interval"  # interval velocity in time, converted to v_rms with Dix's formula
+
+
+class PickLocation(StrEnum):
+    """How a picks file places its velocity analyses."""
+
+    XY = "xy"  # columns x_m, y_m (world coordinates, metres)
+    INLINE_CROSSLINE = "inline_crossline"  # columns inline, crossline (output-grid numbers)
+
+
+class VelocitySmoothing(StrEnum):
+    """Smoothing of the velocity on the output grid (after any Dix conversion)."""
+
+    NONE = "none"
+    BOXCAR = "boxcar"  # separable moving average over smoothing_length_m and smoothing_length_s
 
 
 AUTO: Literal["auto"] = "auto"
@@ -140,12 +165,77 @@ def _default_velocity_table() -> VelocityTable:
     return VelocityTable(time_s=[0.0, 1.5], vrms_mps=[1800.0, 2400.0])
 
 
+#: Which optional velocity fields each kind uses; any other one set is an error.
+_VELOCITY_KIND_FIELDS: dict[VelocityKind, str] = {
+    VelocityKind.CONSTANT: "constant_mps",
+    VelocityKind.TABLE: "table",
+    VelocityKind.TABLE_CSV: "file",
+    VelocityKind.PICKS: "file",
+    VelocityKind.CUBE_ZARR: "file",
+    VelocityKind.CUBE_SEGY: "file",
+}
+
+
 class VelocityConfig(_Section):
-    """RMS velocity: constant, or a v_rms(t) table (linear in t, constant beyond its ends)."""
+    """The migration velocity, resampled onto the output grid (see README, "Velocity").
+
+    ``kind`` says where it comes from, ``type`` whether it is RMS or interval velocity
+    (interval is converted with Dix's formula). Tables and picks are linear in time and
+    constant beyond their ends; picks are spread laterally by inverse-distance weighting;
+    cubes are resampled trilinearly (constant beyond their edges).
+    """
 
     kind: VelocityKind = VelocityKind.TABLE
-    constant_mps: PositiveFloat | None = None
-    table: VelocityTable | None = Field(default_factory=_default_velocity_table)
+    type: VelocityType = VelocityType.RMS
+    constant_mps: PositiveFloat | None = Field(None, description="kind=constant only")
+    table: VelocityTable | None = Field(
+        None,
+        description="kind=table only: {time_s: [...], vrms_mps: [...]}; the values are "
+        "interval velocities when type=interval. Default (kind=table without a table): "
+        "1800 m/s at 0 s to 2400 m/s at 1.5 s",
+    )
+    file: Path | None = Field(
+        None,
+        description="kind=table_csv|picks: CSV/text table; kind=cube_zarr: Zarr v3 array; "
+        "kind=cube_segy: SEG-Y file (relative paths: to the workflow directory)",
+    )
+    picks_location: PickLocation = Field(
+        PickLocation.XY, description="kind=picks: location columns of the picks file"
+    )
+    picks_idw_power: PositiveFloat = Field(
+        2.0,
+        description="kind=picks: inverse-distance weight exponent (weight = 1/d^power); "
+        "larger = each analysis dominates more of its neighbourhood",
+    )
+    segy_inline_byte: int = Field(
+        189, ge=1, le=237, description="kind=cube_segy: inline header byte"
+    )
+    segy_crossline_byte: int = Field(
+        193, ge=1, le=237, description="kind=cube_segy: crossline header byte"
+    )
+    smoothing: VelocitySmoothing = VelocitySmoothing.NONE
+    smoothing_length_m: float = Field(
+        250.0, ge=0.0, description="boxcar length along inline and crossline (0 = none)"
+    )
+    smoothing_length_s: float = Field(0.1, ge=0.0, description="boxcar length in time (0 = none)")
+    plausible_min_mps: PositiveFloat = Field(
+        300.0, description="every given and resulting velocity must be >= this"
+    )
+    plausible_max_mps: PositiveFloat = Field(
+        10000.0, description="every given and resulting velocity must be <= this"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_table(cls, data: Any) -> Any:
+        """The documented default: kind=table (the default kind) without a table gets the
+        default table."""
+        if not isinstance(data, dict):
+            return data
+        is_table = "kind" not in data or data["kind"] == VelocityKind.TABLE
+        if is_table and ("table" not in data or data["table"] is None):
+            data = {**data, "table": _default_velocity_table()}
+        return data
 
     @model_validator(mode="after")
     def _kind_has_data(self) -> Self:
@@ -153,6 +243,29 @@ class VelocityConfig(_Section):
             raise ValueError("kind 'constant' needs 'constant_mps'")
         if self.kind is VelocityKind.TABLE and self.table is None:
             raise ValueError("kind 'table' needs 'table: {time_s: [...], vrms_mps: [...]}'")
+        needed = _VELOCITY_KIND_FIELDS[self.kind]
+        if needed == "file" and self.file is None:
+            raise ValueError(f"kind '{self.kind.value}' needs 'file: <path>'")
+        for name in sorted(set(_VELOCITY_KIND_FIELDS.values()) - {needed}):
+            if getattr(self, name) is not None:
+                raise ValueError(
+                    f"'{name}' is not used by kind '{self.kind.value}': remove it, or set the "
+                    "kind that uses it"
+                )
+        if self.plausible_min_mps >= self.plausible_max_mps:
+            raise ValueError(
+                f"plausible_min_mps ({self.plausible_min_mps}) must be below plausible_max_mps "
+                f"({self.plausible_max_mps})"
+            )
+        given = [self.constant_mps] if self.constant_mps is not None else []
+        given += self.table.vrms_mps if self.table is not None else []
+        outside = [v for v in given if not self.plausible_min_mps <= v <= self.plausible_max_mps]
+        if outside:
+            raise ValueError(
+                f"velocities {outside} are outside the plausible range "
+                f"{self.plausible_min_mps:g}..{self.plausible_max_mps:g} m/s: check the units "
+                "(m/s, not km/s or ft/s), or widen plausible_min_mps/plausible_max_mps"
+            )
         return self
 
 

@@ -65,16 +65,18 @@ def precondition(params: dict[str, Any], traces: str, out: str) -> None:
     log.info("preconditioned %d traces (rho filter %s)", n, rho.value)
 
 
-def velocity(params: dict[str, Any], out: str) -> None:
-    from pstm.velocity import build_velocity, write_velocity
+def velocity(params: dict[str, Any], out: str, out_info: str) -> None:
+    from pstm.velocity import build_velocity, velocity_info, write_velocity, write_velocity_info
 
     cfg = VelocityConfig.model_validate(params["velocity"])
     grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
     cube = build_velocity(cfg, grid)
     write_velocity(out, cube)
+    write_velocity_info(out_info, velocity_info(cfg, grid, cube))
     log.info(
-        "velocity: %s, v_rms %.0f..%.0f m/s on %s",
+        "velocity: %s (%s), v_rms %.0f..%.0f m/s on %s",
         cfg.kind.value,
+        cfg.type.value,
         cube.min(),
         cube.max(),
         cube.shape,

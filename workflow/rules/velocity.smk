@@ -1,9 +1,14 @@
-# Velocity stage: v_rms on the output grid.
+# Velocity stage: v_rms on the output grid (pstm.velocity), and what was used (for QC).
+from pstm.velocity import input_files as velocity_input_files
 
 
 rule velocity:
+    input:
+        # the velocity file of the kinds that read one: editing it reruns the velocity
+        velocity_input_files(RUN.config.velocity),
     output:
-        "results/velocity/vrms.npy",
+        vrms="results/velocity/vrms.npy",
+        info="results/velocity/velocity.json",
     params:
         **RUN.params("velocity", "velocity", "grid"),
     conda:
