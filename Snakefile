@@ -16,6 +16,7 @@ include: "workflow/rules/velocity.smk"
 include: "workflow/rules/migrate.smk"
 include: "workflow/rules/assemble.smk"
 include: "workflow/rules/qc.smk"
+include: "workflow/rules/export.smk"
 
 
 rule all:
@@ -27,4 +28,6 @@ rule all:
         expand("results/qc/{figure}.png", figure=QC_FIGURES),
         "results/resolved_config.yaml",
         "results/preflight.txt",
+        "results/export/stack.sgy",
+        "results/export/gathers.sgy",
     default_target: True

@@ -39,6 +39,8 @@ SYNTHETIC_TRUTH = RESULTS / "input" / "truth.json"
 #: The pstm modules (or packages) each stage runs; their source hash is part of its params.
 STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "synthesize": ("pstm.synthetic", "pstm.io", "pstm.velocity"),
+    "import_segy": ("pstm.io",),
+    "export": ("pstm.export", "pstm.io", "pstm.grid"),
     "precondition": ("pstm.precondition", "pstm.io", "pstm.migrate"),
     "index": ("pstm.index", "pstm.io", "pstm.grid"),
     "velocity": ("pstm.velocity", "pstm.grid"),
@@ -92,6 +94,11 @@ def input_n_samples(cfg: PstmConfig, traces: Path) -> int:
     """Samples per input trace, from config (synthetic) or the Zarr metadata."""
     if cfg.input.kind is InputKind.SYNTHETIC:
         return cfg.synthetic.n_samples
+    if cfg.input.kind is InputKind.SEGY:
+        from pstm.io.segy import segy_n_samples
+
+        assert cfg.input.segy is not None
+        return segy_n_samples(cfg.input.segy)
     from pstm.io.traces import open_traces
 
     return open_traces(traces).ns
@@ -112,7 +119,8 @@ def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:
     backend, why = resolve_backend(cfg.migration.backend)
     if cfg.migration.backend is Backend.AUTO:
         log.info("migration.backend auto -> %s (%s)", backend.value, why)
-    if cfg.input.kind is InputKind.SYNTHETIC:
+    # synthetic and segy input are written to results/input by rule synthesize / import_segy
+    if cfg.input.kind in (InputKind.SYNTHETIC, InputKind.SEGY):
         traces, headers = SYNTHETIC_TRACES, SYNTHETIC_HEADERS
     else:
         assert cfg.input.traces_zarr is not None and cfg.input.headers_parquet is not None

@@ -42,6 +42,24 @@ def synthesize(params: dict[str, Any], traces: str, headers: str, truth: str) ->
     log.info("synthetic survey: %d traces x %d samples, dt %.4f s", ntr, cfg.n_samples, cfg.dt_s)
 
 
+def import_segy(params: dict[str, Any], traces: str, headers: str) -> None:
+    from pstm.io.segy import import_segy as import_file
+
+    inp = InputConfig.model_validate(params["input"])
+    assert inp.segy is not None, "rule import_segy runs only for input.kind: segy"
+    stats = import_file(inp.segy, traces, headers)
+    log.info("SEG-Y import: %d traces x %d samples, dt %.6f s", stats.ntr, stats.ns, stats.dt_s)
+
+
+def export_segy(params: dict[str, Any], image: str, stack: str, gathers: str) -> None:
+    from pstm.config import ExportConfig
+    from pstm.export import export_image
+
+    cfg = ExportConfig.model_validate(params["export"])
+    n_stack, n_gathers = export_image(image, cfg, stack, gathers)
+    log.info("SEG-Y export: %s (%d traces), %s (%d traces)", stack, n_stack, gathers, n_gathers)
+
+
 def index(params: dict[str, Any], traces: str, headers: str, out: str) -> None:
     grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
     store = open_traces(traces)

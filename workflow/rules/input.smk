@@ -1,16 +1,38 @@
-# Input stage: the built-in synthetic survey (user data is read in place).
+# Input stage: the built-in synthetic survey or a SEG-Y import, both to results/input
+# (Zarr + Parquet input is read in place). Only the rule for input.kind is defined.
+from pstm.config import InputKind
 
 
-rule synthesize:
-    output:
-        traces=directory("results/input/traces.zarr"),
-        headers="results/input/headers.parquet",
-        truth="results/input/truth.json",
-    params:
-        **RUN.params("synthesize", "synthetic"),
-    conda:
-        "../../environment.yml"
-    log:
-        "logs/synthesize/synthesize.log",
-    script:
-        "../scripts/synthesize.py"
+if RUN.config.input.kind is InputKind.SYNTHETIC:
+
+    rule synthesize:
+        output:
+            traces=directory("results/input/traces.zarr"),
+            headers="results/input/headers.parquet",
+            truth="results/input/truth.json",
+        params:
+            **RUN.params("synthesize", "synthetic"),
+        conda:
+            "../../environment.yml"
+        log:
+            "logs/synthesize/synthesize.log",
+        script:
+            "../scripts/synthesize.py"
+
+
+if RUN.config.input.kind is InputKind.SEGY:
+
+    rule import_segy:
+        input:
+            str(RUN.config.input.segy.path),
+        output:
+            traces=directory("results/input/traces.zarr"),
+            headers="results/input/headers.parquet",
+        params:
+            **RUN.params("import_segy", "input"),
+        conda:
+            "../../environment.yml"
+        log:
+            "logs/import_segy/import_segy.log",
+        script:
+            "../scripts/import_segy.py"

@@ -1,0 +1,109 @@
+"""SEG-Y export of the assembled image: the stack and the offset-class gathers.
+
+Traces are written inline by inline (bounded memory), in the order inline, crossline
+(and offset class for the gathers). Each trace carries its inline and crossline numbers
+(bytes 189/193), the bin centre as CDP X/Y (181/185) and as source and group X/Y
+(73-85), all scaled by ``export.coordinate_scalar`` (byte 71), a running bin number
+(CDP, byte 21) and, in the gathers, the offset-class centre in metres (byte 37; the
+single all-offset class has offset 0).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import zarr
+from numpy.typing import NDArray
+
+from pstm.config import ExportConfig
+from pstm.errors import InputDataError, InputFileNotFoundError
+from pstm.io.headermap import ALL_WORDS, HeaderWord
+from pstm.io.segy import SegyWriteSpec, segy_writer
+
+_CDP_BYTE = ALL_WORDS["CDP"]
+
+
+def _array(root: zarr.Group, name: str, image: Path) -> zarr.Array:
+    node = root.get(name)
+    if not isinstance(node, zarr.Array):
+        raise InputDataError(
+            f"{image} has no array '{name}'; it is not a pstm image (rerun assembly)"
+        )
+    return node
+
+
+def _sampling(time: NDArray[np.float64], image: Path) -> tuple[float, float]:
+    if len(time) < 2:
+        raise InputDataError(f"{image}: the time axis has {len(time)} sample(s); export needs 2+")
+    return float(time[1] - time[0]), float(time[0])
+
+
+def _bin_headers(
+    inlines: NDArray[np.int64],
+    crosslines: NDArray[np.int64],
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    il_index: int,
+    repeat: int,
+) -> dict[HeaderWord | int, NDArray[np.generic]]:
+    """Headers of one inline's traces, each bin repeated ``repeat`` times (offset classes)."""
+    nxl = len(crosslines)
+    bx, by = np.repeat(x[il_index], repeat), np.repeat(y[il_index], repeat)
+    return {
+        HeaderWord.INLINE: np.full(nxl * repeat, inlines[il_index]),
+        HeaderWord.CROSSLINE: np.repeat(crosslines, repeat),
+        HeaderWord.CDP_X: bx,
+        HeaderWord.CDP_Y: by,
+        HeaderWord.SOURCE_X: bx,
+        HeaderWord.SOURCE_Y: by,
+        HeaderWord.RECEIVER_X: bx,
+        HeaderWord.RECEIVER_Y: by,
+        _CDP_BYTE: np.repeat(il_index * nxl + np.arange(nxl) + 1, repeat),
+    }
+
+
+def export_image(
+    image: str | Path, cfg: ExportConfig, stack_out: str | Path, gathers_out: str | Path
+) -> tuple[int, int]:
+    """Write ``stack_out`` and ``gathers_out`` from ``image`` (``results/image.zarr``).
+    Returns the number of traces of each."""
+    image = Path(image)
+    if not image.exists():
+        raise InputFileNotFoundError(f"image not found: {image}; run the workflow first")
+    root = zarr.open_group(str(image), mode="r")
+    inlines = np.asarray(_array(root, "inline", image)[:], dtype=np.int64)
+    crosslines = np.asarray(_array(root, "crossline", image)[:], dtype=np.int64)
+    x = np.asarray(_array(root, "x", image)[:], dtype=np.float64)
+    y = np.asarray(_array(root, "y", image)[:], dtype=np.float64)
+    centres = np.asarray(_array(root, "offset_class", image)[:], dtype=np.float64)
+    offsets = np.where(np.isfinite(centres), centres, 0.0)
+    dt_s, t0_s = _sampling(np.asarray(_array(root, "time", image)[:], dtype=np.float64), image)
+    stack, gathers = _array(root, "image", image), _array(root, "gathers", image)
+    nil, nxl, nt = stack.shape
+    ncls = gathers.shape[0]
+
+    def spec(ntr: int, what: str) -> SegyWriteSpec:
+        return SegyWriteSpec(
+            ntr=ntr,
+            ns=nt,
+            dt_s=dt_s,
+            t0_s=t0_s,
+            sample_format=cfg.sample_format,
+            endian=cfg.endian,
+            coordinate_scalar=cfg.coordinate_scalar,
+            text=f"pstm {what}: {nil} inlines x {nxl} crosslines x {nt} samples",
+        )
+
+    with segy_writer(stack_out, spec(nil * nxl, "stack")) as writer:
+        for i in range(nil):
+            headers = _bin_headers(inlines, crosslines, x, y, i, 1)
+            headers[HeaderWord.SIGNED_OFFSET] = np.zeros(nxl)
+            writer.write(np.asarray(stack[i]), headers)
+    with segy_writer(gathers_out, spec(nil * nxl * ncls, "offset-class gathers")) as writer:
+        for i in range(nil):
+            block = np.asarray(gathers[:, i])  # (ncls, nxl, nt)
+            headers = _bin_headers(inlines, crosslines, x, y, i, ncls)
+            headers[HeaderWord.SIGNED_OFFSET] = np.tile(offsets, nxl)
+            writer.write(block.transpose(1, 0, 2).reshape(nxl * ncls, nt), headers)
+    return nil * nxl, nil * nxl * ncls

@@ -1,0 +1,129 @@
+"""``pstm init``: the proposed grid covers the survey, and the written config runs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from pstm.cli import main
+from pstm.commands.init import Survey, coverage, propose_grid
+from pstm.config import load_config
+from pstm.grid import OutputGrid
+from pstm.io.headermap import HeaderWord
+from pstm.io.segy import write_segy
+from tests.helpers import make_workdir, snakemake, tiny_config
+from tests.segy_data import survey_to_segy, survey_to_zarr
+
+
+def _covers(cfg_path: Path, mx: np.ndarray, my: np.ndarray) -> OutputGrid:
+    grid = OutputGrid.from_config(load_config(cfg_path).grid)
+    fil, fxl = grid.to_grid(mx, my)
+    assert fil.min() >= -0.5 and fil.max() <= grid.nil - 0.5
+    assert fxl.min() >= -0.5 and fxl.max() <= grid.nxl - 0.5
+    return grid
+
+
+def _midpoints(coords: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return (
+        0.5 * (coords["source_x"] + coords["receiver_x"]),
+        0.5 * (coords["source_y"] + coords["receiver_y"]),
+    )
+
+
+@pytest.mark.workflow
+def test_init_on_synthetic_segy_then_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    segy = tmp_path / "survey.sgy"
+    _, coords = survey_to_segy(segy, tiny_config())
+    cfg_path = tmp_path / "config.yaml"
+    assert main(["init", str(segy), "-o", str(cfg_path)]) == 0
+    out = capsys.readouterr().out
+    assert "288 x 150 samples" in out and "not in the headers" in out
+    grid = _covers(cfg_path, *_midpoints(coords))
+    assert grid.rotation_deg == 0.0 and grid.nt == 150 and grid.dt == 0.004
+    assert "# Output grid covering every midpoint" in cfg_path.read_text()
+    # the workflow runs on the config exactly as written
+    (tmp_path / "run").mkdir()
+    work = make_workdir(tmp_path / "run", {})
+    shutil.copy(cfg_path, work / "config.yaml")
+    snakemake(work)
+    image = zarr.open_group(str(work / "results" / "image.zarr"), mode="r")["image"][:]
+    assert image.shape == (grid.nil, grid.nxl, grid.nt) and np.abs(image).max() > 0
+    assert (work / "results" / "export" / "stack.sgy").stat().st_size > 0
+
+
+def test_init_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    segy = tmp_path / "survey.sgy"
+    survey_to_segy(segy, tiny_config())
+    (tmp_path / "config.yaml").write_text("keep me")
+    assert main(["init", str(segy), "-o", str(tmp_path / "config.yaml")]) == 1
+    assert "--force" in capsys.readouterr().err
+    assert (tmp_path / "config.yaml").read_text() == "keep me"
+
+
+def test_init_from_zarr_and_parquet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    traces, headers = survey_to_zarr(tmp_path, tiny_config())
+    cfg_path = tmp_path / "config.yaml"
+    assert main(["init", str(traces), "--headers", str(headers), "-o", str(cfg_path)]) == 0
+    cfg = load_config(cfg_path)
+    assert cfg.input.kind.value == "zarr" and cfg.input.traces_zarr == traces.resolve()
+    _, coords = survey_to_segy(tmp_path / "same.sgy", tiny_config())
+    _covers(cfg_path, *_midpoints(coords))
+
+
+def _rotated_survey(rotation_deg: float, dil: float, dxl: float) -> Survey:
+    """Pre-stack traces binned on a rotated grid with inline 1001.., crossline 2001.."""
+    r = np.radians(rotation_deg)
+    u, v = np.array([np.cos(r), np.sin(r)]), np.array([-np.sin(r), np.cos(r)])
+    il, xl = np.meshgrid(np.arange(1001, 1031), np.arange(2001, 2021), indexing="ij")
+    il, xl = np.repeat(il.ravel(), 3), np.repeat(xl.ravel(), 3)
+    origin = np.array([600_000.0, 6_700_000.0])
+    m = origin + np.outer(il - 1001, u * dil) + np.outer(xl - 2001, v * dxl)
+    half = np.tile([[100.0, 0.0], [0.0, 300.0], [-200.0, 50.0]], (len(il) // 3, 1))
+    s, rcv = m - half, m + half
+    return Survey("rotated", 100, 0.002, 0.0, s[:, 0], s[:, 1], rcv[:, 0], rcv[:, 1], il, xl)
+
+
+def test_grid_from_inline_crossline_fit() -> None:
+    survey = _rotated_survey(32.0, 12.5, 25.0)
+    proposal = propose_grid(survey, None, None)
+    g = proposal.grid
+    assert "least-squares" in proposal.how
+    assert g.rotation_deg == pytest.approx(32.0, abs=1e-6)
+    assert (g.dil, g.dxl) == (12.5, 25.0)
+    assert (g.first_inline, g.first_crossline, g.nil, g.nxl) == (1001, 2001, 30, 20)
+    assert (g.ox, g.oy) == (600_000.0, 6_700_000.0)
+    frac, fold = coverage(g, survey)
+    assert frac == 1.0 and (fold == 3).all()
+
+
+def test_left_handed_numbering_falls_back_and_says_so() -> None:
+    survey = _rotated_survey(0.0, 25.0, 25.0)
+    flipped = Survey(**{**survey.__dict__, "crossline": 5000 - survey.crossline})  # type: ignore[operator]
+    proposal = propose_grid(flipped, None, None)
+    g = proposal.grid
+    assert "clockwise" in proposal.how and (g.first_inline, g.first_crossline) == (1, 1)
+    assert (g.dil, g.dxl, g.nil, g.nxl) == (25.0, 25.0, 30, 20)
+    assert coverage(proposal.grid, flipped)[0] == 1.0
+
+
+def test_no_bin_size_without_shots_or_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    n = 5
+    path = tmp_path / "f.sgy"
+    write_segy(
+        path,
+        np.zeros((n, 4), np.float32),
+        {HeaderWord.SOURCE_X: np.arange(n) * 10.0, HeaderWord.RECEIVER_X: np.arange(n) * 10.0 + 5},
+        0.004,
+    )
+    assert main(["init", str(path), "-o", str(tmp_path / "c.yaml")]) == 1
+    assert "give --bin-m" in capsys.readouterr().err
+    assert main(["init", str(path), "-o", str(tmp_path / "c.yaml"), "--bin-m", "5"]) == 0
+    assert load_config(tmp_path / "c.yaml").grid.inline_spacing_m == 5.0

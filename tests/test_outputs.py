@@ -1,0 +1,95 @@
+"""Outputs users can open: image.zarr through xarray, and the SEG-Y export of the stack
+and the gathers read back by segyio."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import segyio
+import zarr
+
+from pstm.config import ExportConfig, SegySampleFormat
+from pstm.export import export_image
+from tests.helpers import make_workdir, snakemake, tiny_config
+
+pytestmark = pytest.mark.workflow
+
+EDGES_M = [0.0, 250.0, 500.0, 1000.0]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = tiny_config(migration={"offset_classes_m": EDGES_M}, grid={"first_inline": 101})
+    work = make_workdir(tmp_path_factory.mktemp("outputs"), config)
+    snakemake(work)
+    return work / "results"
+
+
+def test_image_opens_with_xarray(results: Path) -> None:
+    xr = pytest.importorskip("xarray")
+    ds = xr.open_zarr(results / "image.zarr")
+    root = zarr.open_group(str(results / "image.zarr"), mode="r")
+    assert ds["image"].dims == ("inline", "crossline", "time")
+    assert ds["fold"].dims == ("inline", "crossline", "time")
+    assert ds["gathers"].dims == ("offset_class", "inline", "crossline", "time")
+    np.testing.assert_array_equal(ds["inline"], np.arange(101, 109))
+    np.testing.assert_array_equal(ds["crossline"], np.arange(1, 7))
+    np.testing.assert_allclose(ds["time"], 0.004 * np.arange(100))
+    np.testing.assert_array_equal(ds["offset_class"], [125.0, 375.0, 750.0])
+    assert {"x", "y"} <= set(ds.coords) and ds["x"].dims == ("inline", "crossline")
+    assert ds["time"].attrs["units"] == "s" and ds["x"].attrs["units"] == "m"
+    assert ds["offset_class"].attrs["units"] == "m"
+    assert ds["image"].dtype == np.float32 and ds["fold"].dtype == np.int32
+    np.testing.assert_array_equal(ds["image"].values, root["image"][:])
+    np.testing.assert_array_equal(ds["gathers"].values, root["gathers"][:])
+    assert float(ds["x"].sel(inline=101, crossline=1)) == 175.0
+
+
+def _check_geometry(f: segyio.SegyFile, root: zarr.Group, repeat: int) -> None:
+    inl = np.asarray(f.attributes(segyio.TraceField.INLINE_3D)[:])
+    xl = np.asarray(f.attributes(segyio.TraceField.CROSSLINE_3D)[:])
+    nil, nxl = root["x"].shape
+    np.testing.assert_array_equal(inl, np.repeat(root["inline"][:], nxl * repeat))
+    np.testing.assert_array_equal(xl, np.tile(np.repeat(root["crossline"][:], repeat), nil))
+    scalar = np.asarray(f.attributes(segyio.TraceField.SourceGroupScalar)[:])
+    assert (scalar == -100).all()
+    for byte, name in ((segyio.TraceField.CDP_X, "x"), (segyio.TraceField.CDP_Y, "y")):
+        stored = np.asarray(f.attributes(byte)[:]) / 100.0
+        expected = np.repeat(np.asarray(root[name][:]).ravel(), repeat)
+        np.testing.assert_allclose(stored, expected, atol=0.005 + 1e-9, rtol=0)
+    np.testing.assert_allclose(f.samples, 4.0 * np.arange(100))
+
+
+def test_stack_segy_reads_back(results: Path) -> None:
+    root = zarr.open_group(str(results / "image.zarr"), mode="r")
+    image = root["image"][:]
+    with segyio.open(results / "export" / "stack.sgy") as f:  # inline/crossline geometry
+        np.testing.assert_array_equal(f.ilines, root["inline"][:])
+        np.testing.assert_array_equal(f.xlines, root["crossline"][:])
+        np.testing.assert_array_equal(segyio.tools.cube(f), image)
+        _check_geometry(f, root, 1)
+
+
+def test_gathers_segy_reads_back(results: Path) -> None:
+    root = zarr.open_group(str(results / "image.zarr"), mode="r")
+    gathers = root["gathers"][:]  # (class, inline, crossline, time)
+    with segyio.open(results / "export" / "gathers.sgy") as f:
+        np.testing.assert_array_equal(f.offsets, [125, 375, 750])
+        cube = segyio.tools.cube(f)  # (inline, crossline, offset, time)
+        np.testing.assert_array_equal(cube, gathers.transpose(1, 2, 0, 3))
+        _check_geometry(f, root, 3)
+
+
+def test_ibm_export(results: Path, tmp_path: Path) -> None:
+    cfg = ExportConfig(sample_format=SegySampleFormat.IBM, coordinate_scalar=-10)
+    n_stack, n_gathers = export_image(
+        results / "image.zarr", cfg, tmp_path / "s.sgy", tmp_path / "g.sgy"
+    )
+    assert (n_stack, n_gathers) == (48, 144)
+    image = zarr.open_group(str(results / "image.zarr"), mode="r")["image"][:]
+    with segyio.open(tmp_path / "s.sgy") as f:
+        assert int(f.bin[segyio.BinField.Format]) == 1
+        np.testing.assert_allclose(segyio.tools.cube(f), image, rtol=2.0**-20, atol=0)
+        assert (np.asarray(f.attributes(segyio.TraceField.SourceGroupScalar)[:]) == -10).all()
