@@ -46,4 +46,4 @@ test: lint typecheck pytest
 
 clean:
 	rm -rf results/*.zarr results/input results/index results/tiles results/velocity results/qc \
-	       results/*.yaml results/*.txt logs .snakemake
+	       results/*.yaml results/*.txt results/summary.* results/report.html logs .snakemake

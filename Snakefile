@@ -26,6 +26,8 @@ rule all:
         tile_outputs(),
         "results/image.zarr",
         expand("results/qc/{figure}.png", figure=QC_FIGURES),
+        "results/summary.json",
+        "results/summary.html",
         "results/resolved_config.yaml",
         "results/preflight.txt",
         "results/export/stack.sgy",

@@ -17,6 +17,7 @@ from pstm.errors import PstmError
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "preflight": ("pstm.commands.preflight", "show what a run of the workflow will really do"),
+    "status": ("pstm.commands.status", "tiles done, throughput, ETA and failed tiles of a run"),
     "init": ("pstm.commands.init", "inspect a SEG-Y (or Zarr) survey and write a config.yaml"),
 }
 

@@ -47,6 +47,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "migrate": ("pstm.migrate", "pstm.kernels", "pstm.index", "pstm.io", "pstm.grid", "pstm.plan"),
     "assemble": ("pstm.assemble", "pstm.migrate", "pstm.io", "pstm.grid"),
     "qc": ("pstm.qc",),
+    "summary": ("pstm.summary", "pstm.index"),
 }
 
 

@@ -1,7 +1,9 @@
-"""QC figures: inline, crossline and time slice of the stack, and a fold time slice."""
+"""QC figures: inline, crossline and time slice of the stack, a fold time slice, the
+offset-class gathers at one bin, and the velocity actually used."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,7 +14,8 @@ from numpy.typing import NDArray
 from pstm.config import QcConfig
 from pstm.io.atomic import atomic_output
 
-QC_FIGURES = ("inline", "crossline", "timeslice", "fold")
+#: Figure names (``results/qc/<name>.png``), in the order the report shows them.
+QC_FIGURES = ("inline", "crossline", "timeslice", "fold", "gathers", "velocity")
 
 
 def read_array(root: zarr.Group, name: str) -> NDArray[Any]:
@@ -23,7 +26,14 @@ def read_array(root: zarr.Group, name: str) -> NDArray[Any]:
     return np.asarray(arr[...])
 
 
-def write_qc(image_zarr: str | Path, qc: QcConfig, out_dir: str | Path) -> list[Path]:
+def write_qc(
+    image_zarr: str | Path,
+    vrms_npy: str | Path,
+    vrms_info_json: str | Path,
+    qc: QcConfig,
+    out_dir: str | Path,
+) -> list[Path]:
+    """All :data:`QC_FIGURES` of an assembled image and its velocity, written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -77,17 +87,42 @@ def write_qc(image_zarr: str | Path, qc: QcConfig, out_dir: str | Path) -> list[
             "viridis",
         ),
     }
+    gathers = np.asarray(root["gathers"][:, i, j, :])  # type: ignore[index]
+    classes = read_array(root, "offset_class")
+    # one column per class (classes may be unequal): ticks name each class centre
+    class_labels = ["all offsets"] if np.isnan(classes).any() else [f"{c:g}" for c in classes]
+    panels["gathers"] = (
+        gathers.T,
+        f"offset-class gathers at inline {inl[i]}, crossline {xl[j]}",
+        (-0.5, len(classes) - 0.5, t[-1], t[0]),
+        "offset class centre (m)",
+        "time (s)",
+        "gray",
+    )
+    # Each class holds part of the stack: the gathers get their own clip.
+    clips = dict.fromkeys(QC_FIGURES, clip)
+    clips["gathers"] = float(np.percentile(np.abs(gathers), qc.clip_percentile)) or 1.0
     out_dir = Path(out_dir)
-    written = []
-    for name in QC_FIGURES:
+    written = [
+        _velocity_figure(
+            np.load(vrms_npy, mmap_mode="r"),
+            json.loads(Path(vrms_info_json).read_text()),
+            (inl, xl, t, i, j, k),
+            qc,
+            out_dir / "velocity.png",
+        )
+    ]
+    for name in QC_FIGURES[:-1]:
         data, title, extent, xlabel, ylabel, cmap = panels[name]
         fig, ax = plt.subplots(figsize=(6, 4.5))
-        vmin, vmax = (-clip, clip) if cmap == "gray" else (None, None)
+        vmin, vmax = (-clips[name], clips[name]) if cmap == "gray" else (None, None)
         origin: Literal["upper", "lower"] = "upper" if "time" in ylabel else "lower"
         im = ax.imshow(
             data, aspect="auto", cmap=cmap, extent=extent, origin=origin, vmin=vmin, vmax=vmax
         )
         ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+        if name == "gathers":
+            ax.set_xticks(range(len(class_labels)), class_labels)
         fig.colorbar(im, ax=ax)
         path = out_dir / f"{name}.png"
         with atomic_output(path) as tmp:
@@ -95,3 +130,54 @@ def write_qc(image_zarr: str | Path, qc: QcConfig, out_dir: str | Path) -> list[
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _velocity_figure(
+    vrms: NDArray[np.float32],
+    info: dict[str, Any],
+    axes: tuple[NDArray[Any], NDArray[Any], NDArray[Any], int, int, int],
+    qc: QcConfig,
+    path: Path,
+) -> Path:
+    """The v_rms used: an inline section, a time slice (with any analysis locations) and
+    the v_rms(t) column at the QC bin between the grid-wide minimum and maximum."""
+    import matplotlib.pyplot as plt
+
+    inl, xl, t, i, j, k = axes
+    fig, (ax_il, ax_ts, ax_col) = plt.subplots(1, 3, figsize=(13, 4.5))
+    title = f"v_rms used ({info['kind']}, {info['type']}, smoothing {info['smoothing']})"
+    fig.suptitle(title)
+    vmin, vmax = float(vrms.min()), float(vrms.max())
+    im = ax_il.imshow(
+        np.asarray(vrms[i]).T,
+        aspect="auto",
+        cmap="jet",
+        extent=(xl[0], xl[-1], t[-1], t[0]),
+        vmin=vmin,
+        vmax=vmax,
+    )
+    ax_il.set(title=f"inline {inl[i]}", xlabel="crossline", ylabel="time (s)")
+    ax_ts.imshow(
+        np.asarray(vrms[:, :, k]).T,
+        aspect="auto",
+        cmap="jet",
+        extent=(inl[0], inl[-1], xl[0], xl[-1]),
+        origin="lower",
+        vmin=vmin,
+        vmax=vmax,
+    )
+    locations = np.asarray(info["locations_il_xl"], dtype=np.float64).reshape(-1, 2)
+    if len(locations):
+        ax_ts.plot(locations[:, 0], locations[:, 1], "k^", label="analysis locations")
+        ax_ts.legend(loc="upper right", fontsize="small")
+    ax_ts.set(title=f"time slice {t[k]:.3f} s", xlabel="inline", ylabel="crossline")
+    flat = np.asarray(vrms).reshape(-1, vrms.shape[-1])
+    ax_col.fill_betweenx(t, flat.min(axis=0), flat.max(axis=0), color="0.85", label="grid range")
+    ax_col.plot(np.asarray(vrms[i, j]), t, "b", label=f"inline {inl[i]}, crossline {xl[j]}")
+    ax_col.set(title="v_rms(t)", xlabel="v_rms (m/s)", ylabel="time (s)", ylim=(t[-1], t[0]))
+    ax_col.legend(loc="lower left", fontsize="small")
+    fig.colorbar(im, ax=[ax_il, ax_ts], label="v_rms (m/s)")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=qc.dpi, format="png")
+    plt.close(fig)
+    return path

@@ -138,11 +138,19 @@ def assemble(params: dict[str, Any], tiles: Sequence[str], out: str) -> None:
     log.info("assembled %d tiles into %s", len(tiles), out)
 
 
-def qc(params: dict[str, Any], image: str, out_dir: str) -> None:
+def qc(params: dict[str, Any], image: str, vrms: str, vrms_info: str, out_dir: str) -> None:
     from pstm.qc import write_qc
 
-    written = write_qc(image, QcConfig.model_validate(params["qc"]), out_dir)
+    qc_cfg = QcConfig.model_validate(params["qc"])
+    written = write_qc(image, vrms, vrms_info, qc_cfg, out_dir)
     log.info("qc figures: %s", ", ".join(str(p) for p in written))
+
+
+def summary(root: str, out_json: str, out_html: str) -> None:
+    from pstm.summary import write_summary
+
+    record = write_summary(Path(root), out_json, out_html)
+    log.info("run summary: %s", json.dumps(record["totals"]))
 
 
 def preflight(params: dict[str, Any], index_dir: str, out_resolved: str, out_report: str) -> None:

@@ -1,11 +1,21 @@
-# QC stage: figures of the assembled image.
+# QC stage: figures of the assembled image and of the velocity, a run summary, and what
+# `snakemake --report results/report.html` shows (captions under workflow/report/).
+
+
+report: "../report/workflow.rst"
 
 
 rule qc:
     input:
-        "results/image.zarr",
+        image="results/image.zarr",
+        vrms="results/velocity/vrms.npy",
+        vrms_info="results/velocity/velocity.json",
     output:
-        expand("results/qc/{figure}.png", figure=QC_FIGURES),
+        report(
+            expand("results/qc/{figure}.png", figure=QC_FIGURES),
+            caption="../report/qc.rst",
+            category="QC figures",
+        ),
     params:
         **RUN.params("qc", "qc"),
     conda:
@@ -14,3 +24,24 @@ rule qc:
         "logs/qc/qc.log",
     script:
         "../scripts/qc.py"
+
+
+rule summary:
+    input:
+        tiles=tile_outputs,
+        image="results/image.zarr",
+        qc=expand("results/qc/{figure}.png", figure=QC_FIGURES),
+        preflight="results/preflight.txt",
+    output:
+        json="results/summary.json",
+        html=report(
+            "results/summary.html", caption="../report/summary.rst", category="Run summary"
+        ),
+    params:
+        **RUN.params("summary"),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/summary/summary.log",
+    script:
+        "../scripts/summary.py"

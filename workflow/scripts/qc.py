@@ -1,4 +1,4 @@
-"""Snakemake script: QC figures of the image."""
+"""Snakemake script: QC figures of the image and the velocity."""
 
 from pathlib import Path
 
@@ -7,5 +7,11 @@ from pstm import stages
 smk = snakemake  # type: ignore[name-defined]  # noqa: F821
 stages.run_logged(
     smk.log[0],
-    lambda: stages.qc(stages.params_of(smk), smk.input[0], str(Path(smk.output[0]).parent)),
+    lambda: stages.qc(
+        stages.params_of(smk),
+        smk.input.image,
+        smk.input.vrms,
+        smk.input.vrms_info,
+        str(Path(smk.output[0]).parent),
+    ),
 )

@@ -1,0 +1,212 @@
+"""What a run did, read back from its files: the tile outputs and the stage logs.
+
+Every stage logs through :func:`pstm.stages.run_logged` to ``logs/<stage>/<job>.log``: a
+first timestamped line when the job starts, ``done in <s> s`` when it succeeds, an
+``ERROR`` line when it fails; a tile job also logs ``tile <id>: {json}`` with its work
+(:meth:`pstm.migrate.TileStats.as_dict`). Reading only these files makes the summary (and
+``pstm status``) work the same for a local run and a cluster run on a shared filesystem.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pstm.io.atomic import atomic_output
+
+#: ``logging`` asctime format used by :func:`pstm.stages.run_logged`.
+LOG_TIME_FORMAT = "%Y-%m-%d %H:%M:%S,%f"
+_TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+) (.*)$")
+_DONE_RE = re.compile(r"^done in ([0-9.]+) s$")
+_TILE_RE = re.compile(r"^tile (\S+): (\{.*\})$")
+#: The stage that writes the summary (still running while it reads the logs).
+SUMMARY_STAGE = "summary"
+#: Stages in workflow order (log directories under ``logs/``), for the summary table.
+STAGE_ORDER = (
+    "synthesize",
+    "import_segy",
+    "precondition",
+    "index",
+    "preflight",
+    "velocity",
+    "migrate",
+    "assemble",
+    "qc",
+    "export",
+)
+
+
+@dataclass
+class JobLog:
+    """One job's log file, parsed."""
+
+    path: Path
+    started: dt.datetime | None = None
+    last: dt.datetime | None = None  # time of the last timestamped line
+    seconds: float | None = None  # from ``done in``; None = not (yet) finished
+    error: str | None = None  # the first ERROR line, or the last line of a traceback
+    tile: dict[str, Any] | None = None  # the ``tile <id>: {json}`` record
+
+    @property
+    def done(self) -> bool:
+        return self.seconds is not None and self.error is None
+
+
+def read_job_log(path: Path) -> JobLog:
+    """Parse a stage log; tolerant of a log still being written (a running job)."""
+    job = JobLog(path)
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return job
+    lines = text.splitlines()
+    for line in lines:
+        m = _TIME_RE.match(line)
+        if not m:
+            continue
+        stamp = dt.datetime.strptime(m.group(1), LOG_TIME_FORMAT)
+        job.started = job.started or stamp
+        job.last = stamp
+        level, message = m.group(2), m.group(3)
+        if level in ("ERROR", "CRITICAL") and job.error is None:
+            job.error = message
+        elif (done := _DONE_RE.match(message)) is not None:
+            job.seconds = float(done.group(1))
+        elif (tile := _TILE_RE.match(message)) is not None:
+            job.tile = json.loads(tile.group(2))
+    if job.error is None and any(ln.startswith("Traceback") for ln in lines):
+        job.error = next(ln for ln in reversed(lines) if ln.strip())
+    # A job logs its lines as it finishes: its start is the end minus its duration, or,
+    # before anything is logged, the log file's mtime (the log is opened when it starts).
+    if job.seconds is not None and job.last is not None:
+        job.started = job.last - dt.timedelta(seconds=job.seconds)
+    elif job.started is None:
+        job.started = job.last = dt.datetime.fromtimestamp(path.stat().st_mtime)
+    return job
+
+
+@dataclass
+class StageTiming:
+    jobs: int = 0
+    finished: int = 0
+    seconds_total: float = 0.0  # sum over finished jobs
+    first_start: dt.datetime | None = None
+    last_end: dt.datetime | None = None
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def wall_s(self) -> float:
+        if self.first_start is None or self.last_end is None:
+            return 0.0
+        return (self.last_end - self.first_start).total_seconds()
+
+
+def stage_timings(logs_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, StageTiming]:
+    """Per stage (log directory, except ``exclude``): jobs, finished jobs, summed job
+    seconds, wall-clock span."""
+    out: dict[str, StageTiming] = {}
+    if not logs_dir.is_dir():
+        return out
+    names = sorted(p.name for p in logs_dir.iterdir() if p.is_dir() and p.name not in exclude)
+    ordered = [s for s in STAGE_ORDER if s in names] + [s for s in names if s not in STAGE_ORDER]
+    for stage in ordered:
+        timing = StageTiming()
+        for path in sorted((logs_dir / stage).glob("*.log")):
+            job = read_job_log(path)
+            timing.jobs += 1
+            if job.error is not None:
+                timing.failed.append(str(path))
+            if job.done:
+                assert job.seconds is not None
+                timing.finished += 1
+                timing.seconds_total += job.seconds
+            if job.started is not None:
+                timing.first_start = min(filter(None, (timing.first_start, job.started)))
+            if job.last is not None:
+                timing.last_end = max(filter(None, (timing.last_end, job.last)))
+        out[stage] = timing
+    return out
+
+
+def run_summary(root: Path) -> dict[str, Any]:
+    """The summary record of the run in ``root`` (the workflow directory)."""
+    from pstm.index import read_index
+
+    timings = stage_timings(root / "logs", exclude=(SUMMARY_STAGE,))
+    tiles = [
+        job.tile
+        for job in map(read_job_log, sorted((root / "logs" / "migrate").glob("*.log")))
+        if job.tile is not None
+    ]
+    contributions = sum(int(t["contributions"]) for t in tiles)
+    kernel_s = sum(float(t["seconds_kernel"]) for t in tiles)
+    migrate = timings.get("migrate", StageTiming())
+    index_dir = root / "results" / "index"
+    totals: dict[str, Any] = {
+        "input_traces": read_index(index_dir).ntr if (index_dir / "meta.json").exists() else None,
+        "tiles": len(tiles),
+        "trace_reads": sum(int(t["traces"]) for t in tiles),
+        "contributions": contributions,
+        "kernel_seconds": round(kernel_s, 3),
+        "contributions_per_kernel_second": round(contributions / kernel_s) if kernel_s else None,
+        "migrate_wall_seconds": round(migrate.wall_s, 3),
+        "contributions_per_wall_second": (
+            round(contributions / migrate.wall_s) if migrate.wall_s > 0 else None
+        ),
+        "backends": sorted({str(t["backend"]) for t in tiles}),
+    }
+    stages = {
+        name: {
+            "jobs": t.jobs,
+            "finished": t.finished,
+            "seconds_total": round(t.seconds_total, 3),
+            "wall_seconds": round(t.wall_s, 3),
+            "failed_logs": t.failed,
+        }
+        for name, t in timings.items()
+    }
+    return {"totals": totals, "stages": stages}
+
+
+def summary_html(record: dict[str, Any]) -> str:
+    """A small self-contained HTML page of the summary (shown in Snakemake's report)."""
+
+    def row(cells: list[Any], tag: str = "td") -> str:
+        return "<tr>" + "".join(f"<{tag}>{html.escape(str(c))}</{tag}>" for c in cells) + "</tr>"
+
+    totals = "".join(row([k.replace("_", " "), v]) for k, v in record["totals"].items())
+    head = row(["stage", "jobs", "finished", "job seconds (sum)", "wall seconds", "failed"], "th")
+    stages = "".join(
+        row(
+            [
+                n,
+                s["jobs"],
+                s["finished"],
+                s["seconds_total"],
+                s["wall_seconds"],
+                len(s["failed_logs"]),
+            ]
+        )
+        for n, s in record["stages"].items()
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>pstm run summary</title>"
+        "<style>table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #999;"
+        "padding:2px 8px;text-align:left}</style></head><body>"
+        f"<h2>pstm run summary</h2><table>{totals}</table>"
+        f"<h3>Timings per stage</h3><table>{head}{stages}</table></body></html>\n"
+    )
+
+
+def write_summary(root: Path, out_json: str | Path, out_html: str | Path) -> dict[str, Any]:
+    record = run_summary(root)
+    with atomic_output(out_json) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    with atomic_output(out_html) as tmp:
+        tmp.write_text(summary_html(record))
+    return record

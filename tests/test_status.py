@@ -1,0 +1,176 @@
+"""``pstm status`` and the log reader behind it, on workflow directories made by the test
+(tile outputs and logs written as the stages write them)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pstm.cli import main
+from pstm.commands.status import format_status, tile_status
+from pstm.pipeline import prepare_run
+from pstm.summary import read_job_log, run_summary
+from tests.helpers import tiny_config
+
+T0 = dt.datetime(2026, 11, 25, 12, 0, 0)
+
+
+def stamp(seconds: float) -> str:
+    return (T0 + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
+
+
+def write_done_tile(root: Path, tid: str, end_s: float, seconds: float, contributions: int) -> None:
+    record = {
+        "tile": tid,
+        "backend": "numba",
+        "traces": 10,
+        "contributions": contributions,
+        "seconds_kernel": seconds / 2,
+    }
+    log = root / "logs" / "migrate" / f"{tid}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(
+        f"{stamp(end_s)} INFO tile {tid}: {json.dumps(record)}\n"
+        f"{stamp(end_s)} INFO done in {seconds:.2f} s\n"
+    )
+    out = root / "results" / "tiles" / f"{tid}.npz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(b"tile")
+    when = (T0 + dt.timedelta(seconds=end_s)).timestamp()
+    os.utime(out, (when, when))  # written when the job ended
+
+
+def write_failed_tile(root: Path, tid: str, end_s: float) -> None:
+    log = root / "logs" / "migrate" / f"{tid}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(f"{stamp(end_s)} ERROR traces.zarr: trace 17 has NaN samples\n")
+
+
+def test_read_job_log_start_is_end_minus_duration(tmp_path: Path) -> None:
+    write_done_tile(tmp_path, "0000_0000", end_s=10.0, seconds=4.0, contributions=100)
+    job = read_job_log(tmp_path / "logs" / "migrate" / "0000_0000.log")
+    assert job.done and job.seconds == 4.0 and job.error is None
+    assert job.started == T0 + dt.timedelta(seconds=6) and job.last == T0 + dt.timedelta(seconds=10)
+    assert job.tile is not None and job.tile["contributions"] == 100
+
+
+def test_nothing_started(tmp_path: Path) -> None:
+    status = tile_status(tmp_path, ["0000_0000", "0000_0001"])
+    assert (status.total, status.done, status.waiting) == (2, 0, 2)
+    assert status.eta_seconds is None and status.contributions_per_s is None
+    assert "0 / 2 done" in format_status(status) and "unknown" in format_status(status)
+
+
+def test_partial_run_rates_eta_and_problems(tmp_path: Path) -> None:
+    ids = [f"0000_000{k}" for k in range(6)]
+    write_done_tile(tmp_path, ids[0], end_s=10.0, seconds=10.0, contributions=1000)
+    write_done_tile(tmp_path, ids[1], end_s=20.0, seconds=10.0, contributions=3000)
+    write_failed_tile(tmp_path, ids[2], end_s=21.0)
+    started = tmp_path / "logs" / "migrate" / f"{ids[3]}.log"
+    started.write_text("")  # a job opens its log when it starts
+    slurm = tmp_path / ".snakemake" / "slurm_logs" / "rule_migrate_tile" / ids[2] / "123.log"
+    slurm.parent.mkdir(parents=True)
+    slurm.write_text("slurmstepd: error: Detected 1 oom_kill event\n")
+
+    status = tile_status(tmp_path, ids)
+    assert (status.done, status.failed, status.stopped, status.running, status.waiting) == (
+        2,
+        1,
+        1,
+        0,
+        2,
+    )
+    assert not status.snakemake_active
+    assert status.contributions == 4000 and status.kernel_seconds == pytest.approx(10.0)
+    assert status.contributions_per_kernel_s == pytest.approx(400.0)
+    # span: first start (0 s) to the latest activity; the started log was written just
+    # now, so drop it for an exact number: then the span ends at the failure (21 s)
+    started.unlink()
+    status = tile_status(tmp_path, ids)
+    assert status.span_seconds == pytest.approx(21.0, abs=1e-3)
+    assert status.eta_seconds == pytest.approx(4 * 21.0 / 2, rel=1e-4)
+    text = format_status(status)
+    assert "2 / 6 done" in text and "1 failed" in text
+    failed = next(t for t in status.problems if t.state == "failed")
+    assert failed.id == ids[2] and failed.log == f"logs/migrate/{ids[2]}.log"
+    assert "trace 17 has NaN samples" in (failed.message or "")
+    assert failed.other_logs == (str(slurm.relative_to(tmp_path)),)
+    assert f"failed tile {ids[2]}" in text and "slurm_logs" in text
+
+
+def test_eta_and_rate_from_the_span(tmp_path: Path) -> None:
+    ids = ["0000_0000", "0000_0001", "0000_0002", "0000_0003"]
+    write_done_tile(tmp_path, ids[0], end_s=10.0, seconds=10.0, contributions=500)
+    write_done_tile(tmp_path, ids[1], end_s=20.0, seconds=10.0, contributions=1500)
+    status = tile_status(tmp_path, ids)
+    assert status.span_seconds == pytest.approx(20.0, abs=1e-3)
+    assert status.contributions_per_s == pytest.approx(100.0, rel=1e-4)
+    assert status.eta_seconds == pytest.approx(20.0, rel=1e-4)  # 2 left at 10 s per tile
+
+
+def test_running_while_snakemake_holds_its_lock(tmp_path: Path) -> None:
+    ids = ["0000_0000", "0000_0001"]
+    write_done_tile(tmp_path, ids[0], end_s=10.0, seconds=10.0, contributions=500)
+    (tmp_path / "logs" / "migrate" / f"{ids[1]}.log").write_text("")
+    lock = tmp_path / ".snakemake" / "locks" / "0.input.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    now = T0 + dt.timedelta(seconds=30)
+    status = tile_status(tmp_path, ids, now=now)
+    assert status.snakemake_active and status.running == 1 and status.stopped == 0
+    assert status.span_seconds == pytest.approx(30.0, abs=1e-3)  # up to now
+    assert status.eta_seconds == pytest.approx(30.0, rel=1e-4)
+
+
+def _workdir(tmp_path: Path) -> tuple[Path, list[str]]:
+    cfg = tiny_config()
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    ids = [t.id for t in prepare_run(cfg).plan.tiles]
+    return tmp_path, ids
+
+
+def test_cli_reads_the_plan_from_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root, ids = _workdir(tmp_path)
+    assert len(ids) == 4
+    write_done_tile(root, ids[0], end_s=10.0, seconds=10.0, contributions=1234)
+    assert main(["status", "--directory", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "1 / 4 done (25%)" in out and "3 waiting" in out
+    assert main(["status", "--directory", str(root), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["done"] == 1 and record["total"] == 4 and record["contributions"] == 1234
+
+
+def test_cli_without_config_says_how_to_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", "--directory", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "config file not found" in err and "--directory" in err
+
+
+def test_summary_from_logs(tmp_path: Path) -> None:
+    write_done_tile(tmp_path, "0000_0000", end_s=10.0, seconds=4.0, contributions=1000)
+    write_done_tile(tmp_path, "0000_0001", end_s=12.0, seconds=4.0, contributions=3000)
+    write_failed_tile(tmp_path, "0000_0002", end_s=13.0)
+    qc = tmp_path / "logs" / "qc" / "qc.log"
+    qc.parent.mkdir(parents=True)
+    qc.write_text(f"{stamp(20.0)} INFO qc figures: ...\n{stamp(20.5)} INFO done in 0.70 s\n")
+    record = run_summary(tmp_path)
+    totals, stages = record["totals"], record["stages"]
+    assert totals["tiles"] == 2 and totals["contributions"] == 4000
+    assert totals["kernel_seconds"] == pytest.approx(4.0)
+    assert totals["contributions_per_kernel_second"] == 1000
+    assert totals["migrate_wall_seconds"] == pytest.approx(7.0)  # 6 s to 13 s
+    assert totals["backends"] == ["numba"] and totals["input_traces"] is None
+    assert stages["migrate"]["jobs"] == 3 and stages["migrate"]["finished"] == 2
+    assert stages["migrate"]["failed_logs"] == [str(tmp_path / "logs/migrate/0000_0002.log")]
+    assert stages["qc"]["seconds_total"] == pytest.approx(0.7)
+    assert list(stages) == ["migrate", "qc"]  # workflow order
