@@ -43,11 +43,10 @@ def synthesize(params: dict[str, Any], traces: str, headers: str, truth: str) ->
 
 
 def import_segy(params: dict[str, Any], traces: str, headers: str) -> None:
+    from pstm.config import SegyInputConfig
     from pstm.io.segy import import_segy as import_file
 
-    inp = InputConfig.model_validate(params["input"])
-    assert inp.segy is not None, "rule import_segy runs only for input.kind: segy"
-    stats = import_file(inp.segy, traces, headers)
+    stats = import_file(SegyInputConfig.model_validate(params["segy"]), traces, headers)
     log.info("SEG-Y import: %d traces x %d samples, dt %.6f s", stats.ntr, stats.ns, stats.dt_s)
 
 

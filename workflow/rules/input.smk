@@ -1,6 +1,6 @@
 # Input stage: the built-in synthetic survey or a SEG-Y import, both to results/input
 # (Zarr + Parquet input is read in place). Only the rule for input.kind is defined.
-from pstm.config import InputKind
+from pstm.config import InputKind, section_params
 
 
 if RUN.config.input.kind is InputKind.SYNTHETIC:
@@ -29,7 +29,7 @@ if RUN.config.input.kind is InputKind.SEGY:
             traces=directory("results/input/traces.zarr"),
             headers="results/input/headers.parquet",
         params:
-            **RUN.params("import_segy", "input"),
+            **RUN.params("import_segy", segy=section_params(RUN.config.input.segy)),
         conda:
             "../../environment.yml"
         log:
