@@ -279,12 +279,13 @@ class VelocityConfig(_Section):
         description="kind=picks: inverse-distance weight exponent (weight = 1/d^power); "
         "larger = each analysis dominates more of its neighbourhood",
     )
-    segy_inline_byte: int = Field(
-        189, ge=1, le=237, description="kind=cube_segy: inline header byte"
+    segy_inline_byte: HeaderByte = Field(
+        HeaderWord.INLINE.value, description="kind=cube_segy: inline header byte"
     )
-    segy_crossline_byte: int = Field(
-        193, ge=1, le=237, description="kind=cube_segy: crossline header byte"
+    segy_crossline_byte: HeaderByte = Field(
+        HeaderWord.CROSSLINE.value, description="kind=cube_segy: crossline header byte"
     )
+    segy_endian: SegyEndian = Field(SegyEndian.BIG, description="kind=cube_segy: byte order")
     smoothing: VelocitySmoothing = VelocitySmoothing.NONE
     smoothing_length_m: float = Field(
         250.0, ge=0.0, description="boxcar length along inline and crossline (0 = none)"

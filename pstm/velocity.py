@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 
 from pstm.config import (
     PickLocation,
+    SegyEndian,
     VelocityConfig,
     VelocityKind,
     VelocitySmoothing,
@@ -303,7 +304,9 @@ def read_cube_zarr(path: str | Path) -> Cube:
     )
 
 
-def read_cube_segy(path: str | Path, inline_byte: int, crossline_byte: int) -> Cube:
+def read_cube_segy(
+    path: str | Path, inline_byte: int, crossline_byte: int, endian: SegyEndian
+) -> Cube:
     """A SEG-Y velocity cube sorted by inline and crossline (segyio geometry). Trace
     positions from CDP X/Y (bytes 181/185) with the coordinate scalar (byte 71: positive
     multiplies, negative divides); times from the delay (byte 109) and sample interval."""
@@ -313,7 +316,9 @@ def read_cube_segy(path: str | Path, inline_byte: int, crossline_byte: int) -> C
     if not path.is_file():
         raise InputFileNotFoundError(f"velocity cube not found: {path} (velocity.file)")
     try:
-        with segyio.open(str(path), "r", iline=inline_byte, xline=crossline_byte) as f:
+        with segyio.open(
+            str(path), "r", iline=inline_byte, xline=crossline_byte, endian=endian.value
+        ) as f:
             values = np.asarray(segyio.tools.cube(f), dtype=np.float32)
             if f.sorting == segyio.TraceSortingFormat.CROSSLINE_SORTING:
                 values = values.transpose(1, 0, 2)
@@ -329,7 +334,7 @@ def read_cube_segy(path: str | Path, inline_byte: int, crossline_byte: int) -> C
     except (RuntimeError, ValueError, OSError) as exc:
         raise InputDataError(
             f"{path}: cannot read a regular inline/crossline velocity cube ({exc}); check "
-            "velocity.segy_inline_byte / segy_crossline_byte and that every (inline, "
+            "velocity.segy_inline_byte / segy_crossline_byte / segy_endian and that every (inline, "
             "crossline) pair has exactly one trace"
         ) from None
     factor = np.where(scalar > 0, scalar, np.where(scalar < 0, -1.0 / scalar, 1.0))
@@ -501,7 +506,10 @@ def _sample(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) ->
         cube = read_cube_zarr(velocity.file)
     elif kind is VelocityKind.CUBE_SEGY:
         cube = read_cube_segy(
-            velocity.file, velocity.segy_inline_byte, velocity.segy_crossline_byte
+            velocity.file,
+            velocity.segy_inline_byte,
+            velocity.segy_crossline_byte,
+            velocity.segy_endian,
         )
     else:
         raise AssertionError(f"unhandled velocity kind {kind}")

@@ -191,46 +191,62 @@ def test_cube_zarr_resampled_trilinearly(tmp_path: Path) -> None:
 
 
 def _write_segy_cube(
-    path: Path, values: np.ndarray, at: dict[str, float], scalar: int = -100
+    path: Path,
+    values: np.ndarray,
+    at: dict[str, float],
+    scalar: int = -100,
+    crossline_sorted: bool = False,
+    endian: str = "big",
 ) -> Path:
     import segyio
 
     n_il, n_xl, nt = values.shape
     spec = segyio.spec()
-    spec.sorting = segyio.TraceSortingFormat.INLINE_SORTING
+    sorting = segyio.TraceSortingFormat
+    spec.sorting = sorting.CROSSLINE_SORTING if crossline_sorted else sorting.INLINE_SORTING
     spec.format = 1  # IBM float
     spec.samples = list(1000.0 * (at["t0_s"] + at["dt_s"] * np.arange(nt)))
     spec.ilines = list(range(201, 201 + n_il))
     spec.xlines = list(range(301, 301 + n_xl))
     r = math.radians(at["rotation_deg"])
     factor = -scalar if scalar < 0 else 1.0 / scalar
+    order = [(a, b) for a in range(n_il) for b in range(n_xl)]
+    if crossline_sorted:
+        order = [(a, b) for b in range(n_xl) for a in range(n_il)]
+    spec.endian = endian
     with segyio.create(str(path), spec) as f:
-        k = 0
-        for a, il in enumerate(spec.ilines):
-            for b, xl in enumerate(spec.xlines):
-                i, j = a * at["inline_spacing_m"], b * at["crossline_spacing_m"]
-                x = at["origin_x_m"] + i * math.cos(r) - j * math.sin(r)
-                y = at["origin_y_m"] + i * math.sin(r) + j * math.cos(r)
-                f.header[k] = {
-                    segyio.TraceField.INLINE_3D: il,
-                    segyio.TraceField.CROSSLINE_3D: xl,
-                    segyio.TraceField.CDP_X: round(x * factor),
-                    segyio.TraceField.CDP_Y: round(y * factor),
-                    segyio.TraceField.SourceGroupScalar: scalar,
-                    segyio.TraceField.TRACE_SAMPLE_INTERVAL: round(at["dt_s"] * 1e6),
-                }
-                f.trace[k] = values[a, b].astype(np.float32)
-                k += 1
+        for k, (a, b) in enumerate(order):
+            i, j = a * at["inline_spacing_m"], b * at["crossline_spacing_m"]
+            x = at["origin_x_m"] + i * math.cos(r) - j * math.sin(r)
+            y = at["origin_y_m"] + i * math.sin(r) + j * math.cos(r)
+            f.header[k] = {
+                segyio.TraceField.INLINE_3D: spec.ilines[a],
+                segyio.TraceField.CROSSLINE_3D: spec.xlines[b],
+                segyio.TraceField.CDP_X: round(x * factor),
+                segyio.TraceField.CDP_Y: round(y * factor),
+                segyio.TraceField.SourceGroupScalar: scalar,
+                segyio.TraceField.TRACE_SAMPLE_INTERVAL: round(at["dt_s"] * 1e6),
+            }
+            f.trace[k] = values[a, b].astype(np.float32)
         f.bin.update(hdt=round(at["dt_s"] * 1e6), hns=nt)
     return path
 
 
-def test_cube_segy_resampled_trilinearly(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("scalar", "crossline_sorted", "endian"),
+    [(-100, False, "big"), (-100, True, "big"), (10, False, "little")],
+)
+def test_cube_segy_resampled_trilinearly(
+    tmp_path: Path, scalar: int, crossline_sorted: bool, endian: str
+) -> None:
     at = _cube_axes()
-    path = _write_segy_cube(tmp_path / "v.sgy", _cube_values(at, 12, 10, 30), at)
-    cube = build_velocity(vel(kind="cube_segy", file=str(path)), GRID)
-    # IBM float and centimetre coordinates: equal to a few parts per million
-    np.testing.assert_allclose(cube, _expected_on_grid(), rtol=1e-5)
+    values = _cube_values(at, 12, 10, 30)
+    path = _write_segy_cube(tmp_path / "v.sgy", values, at, scalar, crossline_sorted, endian)
+    cube = build_velocity(vel(kind="cube_segy", file=str(path), segy_endian=endian), GRID)
+    # IBM float and integer coordinates (cm, or 10 m with scalar +10): the field is linear,
+    # so rounding the coordinates shifts the result by at most a few m/s
+    atol = 0.05 if scalar < 0 else 5.0
+    np.testing.assert_allclose(cube, _expected_on_grid(), rtol=1e-5, atol=atol)
 
 
 def test_cube_is_constant_beyond_its_edges(tmp_path: Path) -> None:
