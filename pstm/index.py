@@ -9,6 +9,7 @@ On disk it is a directory of ``.npy`` files (memory-mapped by readers) and ``met
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from pstm.config import MigrationConfig
+from pstm.errors import InputDataError
 from pstm.grid import OutputGrid
 from pstm.io.atomic import atomic_output
 from pstm.io.headers import Geometry
@@ -112,3 +115,69 @@ def read_index(path: str | Path) -> MidpointIndex:
     meta = json.loads((path / "meta.json").read_text())
     arrays = {name: np.load(path / f"{name}.npy", mmap_mode="r") for name in _ARRAYS}
     return MidpointIndex(**meta, **arrays)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How the trace midpoints lie relative to the output grid."""
+
+    n_traces: int
+    n_within_aperture: int  # midpoints within the aperture of some output bin
+    n_inside_grid: int  # midpoints inside the grid rectangle
+    aperture_m: float
+    data_x_m: tuple[float, float]
+    data_y_m: tuple[float, float]
+    grid_x_m: tuple[float, float]
+    grid_y_m: tuple[float, float]
+
+    def as_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def coverage(index: MidpointIndex, grid: OutputGrid, aperture_m: float) -> Coverage:
+    """Count midpoints inside the grid and within ``aperture_m`` of any of its bins."""
+    nil, nxl = grid.nil, grid.nxl
+    mil, mxl = np.asarray(index.mil), np.asarray(index.mxl)
+    du = np.maximum(np.maximum(-mil, mil - (nil - 1)), 0.0) * grid.dil
+    dv = np.maximum(np.maximum(-mxl, mxl - (nxl - 1)), 0.0) * grid.dxl
+    mx = 0.5 * (np.asarray(index.sx) + np.asarray(index.rx))
+    my = 0.5 * (np.asarray(index.sy) + np.asarray(index.ry))
+    corners = [grid.bin_xy(i, 1, j, 1) for i in (0, nil - 1) for j in (0, nxl - 1)]
+    gx = [float(c[0][0, 0]) for c in corners]
+    gy = [float(c[1][0, 0]) for c in corners]
+    return Coverage(
+        n_traces=index.ntr,
+        n_within_aperture=int((du * du + dv * dv <= aperture_m * aperture_m).sum()),
+        n_inside_grid=int(((du == 0) & (dv == 0)).sum()),
+        aperture_m=aperture_m,
+        data_x_m=(float(mx.min()), float(mx.max())) if len(mx) else (math.nan, math.nan),
+        data_y_m=(float(my.min()), float(my.max())) if len(my) else (math.nan, math.nan),
+        grid_x_m=(min(gx), max(gx)),
+        grid_y_m=(min(gy), max(gy)),
+    )
+
+
+def check_coverage(cov: Coverage) -> None:
+    """Raise :class:`InputDataError` when no trace can contribute to the image."""
+    if cov.n_within_aperture > 0:
+        return
+    raise InputDataError(
+        f"no trace midpoint lies within the migration aperture ({cov.aperture_m:g} m) of the "
+        f"output grid: the {cov.n_traces} midpoints span x {cov.data_x_m[0]:.1f}..{cov.data_x_m[1]:.1f} m, "
+        f"y {cov.data_y_m[0]:.1f}..{cov.data_y_m[1]:.1f} m, but the grid bins span "
+        f"x {cov.grid_x_m[0]:.1f}..{cov.grid_x_m[1]:.1f} m, y {cov.grid_y_m[0]:.1f}..{cov.grid_y_m[1]:.1f} m; "
+        "move the grid over the data (grid.origin_x_m, grid.origin_y_m, grid.rotation_deg) "
+        "or check the header coordinates (units, scalars)"
+    )
+
+
+def write_coverage(path: str | Path, cov: Coverage) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(cov.as_dict(), indent=2) + "\n")
+
+
+def max_aperture_m(migration: MigrationConfig) -> float:
+    """The largest aperture any output sample uses (the time-variant table's last value)."""
+    if migration.aperture_table is not None:
+        return float(max(migration.aperture_table.aperture_m))
+    return float(migration.aperture_m)

@@ -43,6 +43,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "export": ("pstm.export", "pstm.io", "pstm.grid"),
     "precondition": ("pstm.precondition", "pstm.io", "pstm.migrate"),
     "index": ("pstm.index", "pstm.io", "pstm.grid"),
+    "coverage": ("pstm.index", "pstm.grid"),
     "velocity": ("pstm.velocity", "pstm.grid"),
     "migrate": ("pstm.migrate", "pstm.kernels", "pstm.index", "pstm.io", "pstm.grid", "pstm.plan"),
     "assemble": ("pstm.assemble", "pstm.migrate", "pstm.io", "pstm.grid"),

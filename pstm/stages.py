@@ -73,6 +73,23 @@ def index(params: dict[str, Any], traces: str, headers: str, out: str) -> None:
     log.info("index: %d traces in %d x %d cells", idx.ntr, idx.ncell_il, idx.ncell_xl)
 
 
+def coverage(params: dict[str, Any], index_dir: str, out: str) -> None:
+    """Fail before any tile job when no trace lies within aperture of the output grid."""
+    from pstm.index import check_coverage, coverage, write_coverage
+
+    grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
+    cov = coverage(read_index(index_dir), grid, float(params["aperture_m"]))
+    check_coverage(cov)
+    write_coverage(out, cov)
+    log.info(
+        "coverage: %d of %d midpoints inside the grid, %d within %g m aperture",
+        cov.n_inside_grid,
+        cov.n_traces,
+        cov.n_within_aperture,
+        cov.aperture_m,
+    )
+
+
 def precondition(params: dict[str, Any], traces: str, out: str) -> None:
     from pstm.precondition import precondition as precondition_traces
 

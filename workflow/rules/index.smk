@@ -1,4 +1,5 @@
 # Index stage: spatial index of trace midpoints on the output grid.
+from pstm.index import max_aperture_m
 
 
 rule index:
@@ -15,6 +16,24 @@ rule index:
         "logs/index/index.log",
     script:
         "../scripts/index.py"
+
+
+# Fails before any tile job when no trace lies within aperture of the grid. Its params are
+# only the grid and the largest aperture, so a QC or velocity edit does not rerun it.
+rule coverage:
+    input:
+        index="results/index",
+    output:
+        "results/coverage.json",
+    params:
+        **RUN.params("coverage", "grid", aperture_m=max_aperture_m(RUN.config.migration)),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/coverage/coverage.log",
+    script:
+        # not coverage.py: numba imports a package of that name from the script's folder
+        "../scripts/index_coverage.py"
 
 
 rule preflight:

@@ -4,6 +4,7 @@
 rule migrate_tile:
     input:
         index="results/index",
+        coverage="results/coverage.json",  # gate: fails early when no trace is in aperture
         traces="results/precondition/traces.zarr",
         vrms="results/velocity/vrms.npy",
     output:

@@ -1,0 +1,92 @@
+"""Rerun only what changed: on a finished tiny run, each config edit makes ``snakemake -n``
+plan exactly the jobs that depend on the edited setting, by rule.
+
+Bookkeeping rules run after every edit, by design: ``preflight`` writes the resolved
+config (its params are the whole config) and ``summary`` quotes the preflight report;
+both take well under a second. ``all`` is Snakemake's target job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.helpers import make_workdir, planned_jobs, snakemake, tiny_config
+
+pytestmark = pytest.mark.workflow
+
+N_TILES = 4  # tiny_config: 8 x 6 bins in tiles of 4 x 3
+BOOKKEEPING = {"preflight": 1, "summary": 1, "all": 1}
+#: Everything downstream of the assembled image.
+IMAGE = {"assemble": 1, "qc": 1, "export_segy": 1}
+TILES = {"migrate_tile": N_TILES, **IMAGE}
+
+CASES: list[tuple[str, dict[str, Any], dict[str, int]]] = [
+    ("migration aperture", {"migration": {"aperture_m": 350.0}}, {"coverage": 1, **TILES}),
+    (
+        "migration offset classes",
+        {"migration": {"offset_classes_m": [0.0, 300.0, 2000.0]}},
+        TILES,
+    ),
+    (
+        "velocity",
+        {"velocity": {"kind": "table", "table": {"time_s": [0.0, 1.0], "vrms_mps": [1900, 2300]}}},
+        {"velocity": 1, **TILES},
+    ),
+    ("QC figure settings", {"qc": {"dpi": 72, "clip_percentile": 98.0}}, {"qc": 1}),
+    ("SEG-Y export settings", {"export": {"endian": "little"}}, {"export_segy": 1}),
+    ("memory budget (same tiles)", {"execution": {"memory_budget_mb": 3000}}, {}),
+    (
+        "output grid origin",
+        {"grid": {"origin_x_m": 200.0}},
+        {"index": 1, "coverage": 1, "velocity": 1, **TILES},
+    ),
+    (
+        "output grid size",
+        {"grid": {"n_inline": 12}},  # 3 x 2 tiles of 4 x 3
+        {"index": 1, "coverage": 1, "velocity": 1, **TILES, "migrate_tile": 6},
+    ),
+    (
+        "output time axis",
+        {"grid": {"nt": 80}},
+        {"index": 1, "coverage": 1, "velocity": 1, **TILES},
+    ),
+    (
+        "tile size",
+        {"execution": {"tile_n_inline": 8, "tile_n_crossline": 6}},
+        {"migrate_tile": 1, **IMAGE},
+    ),
+    (
+        "synthetic survey",
+        {"synthetic": {"noise_rms": 0.01}},
+        {"synthesize": 1, "precondition": 1, "index": 1, "coverage": 1, **TILES},
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = make_workdir(tmp_path_factory.mktemp("rerun"), tiny_config())
+    snakemake(work)
+    assert planned_jobs(work) == {}
+    return work
+
+
+@pytest.mark.parametrize(("edit", "expect"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_edit_reruns_exactly(finished: Path, edit: dict[str, Any], expect: dict[str, int]) -> None:
+    config = finished / "config.yaml"
+    original = config.read_text()
+    cfg = yaml.safe_load(original)
+    for section, values in edit.items():
+        cfg[section] = {**cfg.get(section, {}), **values}
+    try:
+        config.write_text(yaml.safe_dump(cfg))
+        assert planned_jobs(finished) == {**BOOKKEEPING, **expect}
+    finally:
+        config.write_text(original)
+
+
+def test_undoing_the_edits_leaves_nothing_to_do(finished: Path) -> None:
+    assert planned_jobs(finished) == {}
