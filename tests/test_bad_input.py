@@ -22,10 +22,14 @@ import pytest
 import yaml
 import zarr
 
-from pstm.config import SyntheticConfig
+from pstm.config import SegyEndian, SegySampleFormat, SyntheticConfig
+from pstm.io.headermap import HeaderWord
+from pstm.io.segy import write_segy
 from pstm.io.traces import write_traces
 from pstm.synthetic import make_survey
 from tests.helpers import TINY, make_workdir, snakemake, tiny_config
+from tests.segy_data import COORDS, survey_to_segy
+from tests.segy_data import survey as segy_survey
 
 pytestmark = pytest.mark.workflow
 
@@ -313,3 +317,40 @@ def test_disk_full_while_writing_a_tile(tmp_path: Path) -> None:
 
     snakemake(work)  # space freed: the same command completes
     np.testing.assert_array_equal(zarr.open_group(str(image), mode="r")["gathers"][:], reference)
+
+
+# ----------------------------------------------------------------- SEG-Y input
+
+
+def segy_config(path: Path) -> dict[str, Any]:
+    return tiny_config(input={"kind": "segy", "segy": {"path": str(path)}})
+
+
+def test_file_that_is_not_segy(tmp_path: Path) -> None:
+    path = tmp_path / "survey.sgy"
+    path.write_bytes(np.random.default_rng(0).integers(0, 255, 5000, dtype=np.uint8).tobytes())
+    work = make_workdir(fresh(tmp_path / "w"), segy_config(path))
+    fails_clearly(work, f"{path} is not a SEG-Y file", "input.segy.path")
+    assert not (work / "results").exists()
+
+
+def test_truncated_segy(tmp_path: Path) -> None:
+    path = tmp_path / "survey.sgy"
+    survey_to_segy(path, tiny_config())
+    path.write_bytes(path.read_bytes()[:-10])
+    work = make_workdir(fresh(tmp_path / "w"), segy_config(path))
+    fails_clearly(work, f"{path} is truncated", "copy it again")
+    assert not (work / "results").exists()
+
+
+def test_segy_with_all_zero_coordinates(tmp_path: Path) -> None:
+    data, table, dt = segy_survey(tiny_config())
+    zeros = np.zeros(len(data))
+    headers: dict[HeaderWord | int, np.ndarray] = {w: zeros for w in COORDS}
+    path = tmp_path / "survey.sgy"
+    write_segy(path, data, headers, dt, 0.0, SegySampleFormat.IEEE, SegyEndian.BIG, -100)
+    work = make_workdir(fresh(tmp_path / "w"), segy_config(path))
+    fails_clearly(
+        work, "every source and receiver coordinate is zero", "set input.segy.header_bytes"
+    )
+    nothing_trusted(work, "input/traces.zarr", "input/headers.parquet", "index")
