@@ -45,6 +45,8 @@ APERTURE_ROUND_M = 50.0
 FIT_TOLERANCE = 0.25
 #: Proposed coordinates and spacings are rounded to this (metres).
 COORDINATE_ROUND_M = 0.01
+#: A fitted rotation is rounded to this (1e-4 deg moves a bin 10 km away by 1.7 cm).
+ROTATION_ROUND_DEG = 1e-4
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,7 @@ def propose_grid(survey: Survey, bin_m: float | None, rotation_deg: float | None
     grid = OutputGrid(
         ox=_round(float(ox[0, 0])),
         oy=_round(float(oy[0, 0])),
-        rotation_deg=round(rot, 6),
+        rotation_deg=_round(rot, ROTATION_ROUND_DEG),
         dil=dil,
         dxl=dxl,
         nil=i1 - i0 + 1,
@@ -455,7 +457,7 @@ def run(args: argparse.Namespace) -> int:
             else "not in the headers"
         ),
         f"grid            : {g.nil} x {g.nxl} bins of {g.dil:g} x {g.dxl:g} m, origin "
-        f"({g.ox:g}, {g.oy:g}), rotation {g.rotation_deg:g} deg (inline axis azimuth from +x)",
+        f"({g.ox:.2f}, {g.oy:.2f}), rotation {g.rotation_deg:g} deg (inline axis azimuth from +x)",
         f"                  {proposal.how}",
         f"coverage        : {100 * frac:.0f}% of bins hold a midpoint; midpoints per bin "
         f"max {fold.max()}, median {np.median(fold):g}",
