@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -207,4 +208,11 @@ def run_logged(log_path: str | None, fn: Callable[[], None]) -> None:
     except PstmError as exc:
         log.error("%s", exc)
         raise SystemExit(1) from None
+    log.info("peak memory %.0f MB", peak_memory_mb())
     log.info("done in %.2f s", time.perf_counter() - t0)
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (Linux ``ru_maxrss`` is in KiB), to
+    compare with the ``mem_mb`` a job declares."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -4,7 +4,8 @@ grid sizes from a few thousand to a few million output samples per tile.
 
 The peak is ``ru_maxrss`` of the children of a small wrapper process that runs Snakemake on
 the tile jobs only (inputs are built beforehand): the largest of Snakemake itself and every
-tile job, an upper bound of each tile job's own peak."""
+tile job, an upper bound of each tile job's own peak; and each tile job's own
+``ru_maxrss``, which every stage logs (``peak memory ... MB``)."""
 
 from __future__ import annotations
 
@@ -74,8 +75,19 @@ def test_tile_peak_memory_under_declared(
     record = json.loads(out.stdout)
     assert record["rc"] == 0, record["err"]
     assert all((work / t).exists() for t in tiles)
+    # each tile job logs its own peak (ru_maxrss of its process)
+    own = [
+        float(line.split("peak memory ")[1].split()[0])
+        for t in plan.tiles
+        for line in (work / "logs" / "migrate" / f"{t.id}.log").read_text().splitlines()
+        if "peak memory " in line
+    ]
+    assert len(own) == len(plan.tiles)
     print(
-        f"tile {plan.tile_nil}x{plan.tile_nxl}: peak {record['peak_mb']:.0f} MB, "
+        f"tile {plan.tile_nil}x{plan.tile_nxl}x{cfg['grid']['nt']}: tile job peak "
+        f"{max(own):.0f} MB, Snakemake + jobs peak {record['peak_mb']:.0f} MB, "
         f"declared {plan.mem_mb_per_job} MB"
     )
+    assert max(own) <= record["peak_mb"] + 1  # the two measurements agree
+    assert max(own) < plan.mem_mb_per_job
     assert record["peak_mb"] < plan.mem_mb_per_job
