@@ -5,6 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE_ARGS ?=
+# e.g. RESUME_ARGS='--slurm off' where squeue exists but this directory never uses SLURM
+RESUME_ARGS ?=
 
 .PHONY: run test lint typecheck pytest install install-test clean dryrun
 
@@ -23,10 +25,10 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Runs (or resumes) the workflow. A stale lock left by a killed run is removed only when
-# no live Snakemake process works in this directory (see pstm/resume.py).
+# Runs (or resumes) the workflow. pstm.resume refuses while a Snakemake run is live in this
+# directory, waits for jobs of a killed run, then removes its stale lock (pstm/resume.py).
 run: install
-	$(BIN)/python -m pstm.resume
+	$(BIN)/python -m pstm.resume $(RESUME_ARGS)
 	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
 
 dryrun: install

@@ -45,6 +45,13 @@ _SNAKEMAKE_RE = re.compile(r"(?:^|[\s/])snakemake(?:$|[\s.:])")
 _JOB_RE = re.compile(r"(?:^|[\s/])\.snakemake/scripts/")
 
 
+class SlurmCheck(StrEnum):
+    """Whether to ask SLURM for jobs of a killed run (``--slurm``)."""
+
+    AUTO = "auto"  # when ``squeue`` is installed; a failing squeue stops the resume
+    OFF = "off"  # this directory is never run through SLURM
+
+
 class ProcessKind(StrEnum):
     SNAKEMAKE = "snakemake"  # a live run: never touch its lock
     JOB = "job"  # a job of a (possibly killed) run: wait for it
@@ -109,10 +116,10 @@ def local_processes(workdir: Path) -> list[WorkflowProcess]:
     return sorted(found, key=lambda p: p.pid)
 
 
-def slurm_jobs(workdir: Path) -> list[WorkflowProcess]:
+def slurm_jobs(workdir: Path, check: SlurmCheck = SlurmCheck.AUTO) -> list[WorkflowProcess]:
     """This user's SLURM jobs whose working directory is ``workdir`` ([] without SLURM)."""
     squeue = shutil.which("squeue")
-    if squeue is None:
+    if check is SlurmCheck.OFF or squeue is None:
         return []
     try:
         out = subprocess.run(
@@ -125,7 +132,9 @@ def slurm_jobs(workdir: Path) -> list[WorkflowProcess]:
     except (OSError, subprocess.SubprocessError) as exc:
         raise SystemExit(
             f"pstm: cannot ask SLURM (squeue) whether jobs of a previous run are still "
-            f"running in {workdir}: {exc}. Check SLURM and run the same command again."
+            f"running in {workdir}: {exc}. Check SLURM and run the same command again; if "
+            "this directory never runs through SLURM, resume with --slurm off "
+            "(make run RESUME_ARGS='--slurm off')"
         ) from None
     target = workdir.resolve()
     jobs = []
@@ -137,19 +146,22 @@ def slurm_jobs(workdir: Path) -> list[WorkflowProcess]:
     return jobs
 
 
-def workflow_processes(workdir: Path) -> list[WorkflowProcess]:
-    return local_processes(workdir) + slurm_jobs(workdir)
+def workflow_processes(workdir: Path, slurm: SlurmCheck) -> list[WorkflowProcess]:
+    return local_processes(workdir) + slurm_jobs(workdir, slurm)
 
 
 def prepare_resume(
-    workdir: Path, wait_s: float = ORPHAN_WAIT_S, poll_s: float = ORPHAN_POLL_S
+    workdir: Path,
+    wait_s: float = ORPHAN_WAIT_S,
+    poll_s: float = ORPHAN_POLL_S,
+    slurm: SlurmCheck = SlurmCheck.AUTO,
 ) -> str:
     """Refuse if a run is live, wait for orphaned jobs, then remove stale locks.
     Returns what was done; raises ``SystemExit`` with a clear message when it cannot go on."""
     deadline = time.monotonic() + wait_s
     announced = False
     while True:
-        procs = workflow_processes(workdir)
+        procs = workflow_processes(workdir, slurm)
         runs = [p for p in procs if p.kind is ProcessKind.SNAKEMAKE]
         if runs:
             raise SystemExit(
@@ -192,8 +204,15 @@ def main(argv: list[str] | None = None) -> None:
         default=ORPHAN_WAIT_S,
         help=f"how long to wait for jobs of a killed run (default {ORPHAN_WAIT_S:.0f})",
     )
+    parser.add_argument(
+        "--slurm",
+        type=SlurmCheck,
+        choices=list(SlurmCheck),
+        default=SlurmCheck.AUTO,
+        help="look for SLURM jobs of a killed run: auto (when squeue exists) or off",
+    )
     args = parser.parse_args(argv)
-    msg = prepare_resume(Path.cwd(), wait_s=args.wait_s)
+    msg = prepare_resume(Path.cwd(), wait_s=args.wait_s, slurm=args.slurm)
     if msg != "no lock":
         print(f"pstm: {msg}", file=sys.stderr)
 

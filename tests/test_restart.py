@@ -22,7 +22,7 @@ import zarr
 from pstm.assemble import assemble
 from pstm.grid import OutputGrid
 from pstm.io.atomic import atomic_output, remove_stale_tmps, tmp_name
-from pstm.resume import ProcessKind, classify, prepare_resume
+from pstm.resume import ProcessKind, SlurmCheck, classify, prepare_resume
 from tests.helpers import make_workdir, parse, snakemake, tiny_config
 
 #: 16 tiles of 2 x 2 bins with the reference backend: a tile phase of several seconds.
@@ -40,7 +40,7 @@ POLL_S = 0.02
 def run_command(work: Path) -> list[list[str]]:
     """What ``make run`` runs (Makefile), with 2 cores."""
     return [
-        [sys.executable, "-m", "pstm.resume"],
+        [sys.executable, "-m", "pstm.resume", "--slurm", "off"],  # a local run
         [
             sys.executable,
             "-m",
@@ -223,12 +223,12 @@ def test_resume_refuses_while_snakemake_runs(tmp_path: Path) -> None:
     try:
         time.sleep(0.3)
         with pytest.raises(SystemExit, match="already running"):
-            prepare_resume(work, wait_s=0)
+            prepare_resume(work, wait_s=0, slurm=SlurmCheck.OFF)
         assert lock.exists()
     finally:
         fake.kill()
         fake.wait()
-    assert prepare_resume(work, wait_s=0).startswith("removed 1 stale lock")
+    assert prepare_resume(work, wait_s=0, slurm=SlurmCheck.OFF).startswith("removed 1 stale")
     assert not lock.exists()
 
 
@@ -243,8 +243,9 @@ def test_resume_waits_for_orphaned_jobs(tmp_path: Path) -> None:
     try:
         time.sleep(0.2)
         with pytest.raises(SystemExit, match="still running"):
-            prepare_resume(tmp_path, wait_s=0)
-        assert prepare_resume(tmp_path, wait_s=30, poll_s=0.05).startswith("removed 1")
+            prepare_resume(tmp_path, wait_s=0, slurm=SlurmCheck.OFF)
+        done = prepare_resume(tmp_path, wait_s=30, poll_s=0.05, slurm=SlurmCheck.OFF)
+        assert done.startswith("removed 1")
         assert orphan.poll() is not None, "resumed while a job of the killed run was alive"
     finally:
         orphan.kill()
@@ -261,6 +262,10 @@ def test_resume_sees_slurm_jobs_in_this_directory(
     squeue.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     with pytest.raises(SystemExit, match="slurm job 4242"):
+        prepare_resume(tmp_path, wait_s=0)
+    assert prepare_resume(tmp_path, wait_s=0, slurm=SlurmCheck.OFF) == "no lock"
+    squeue.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact' >&2\nexit 1\n")
+    with pytest.raises(SystemExit, match=r"cannot ask SLURM.*--slurm off"):
         prepare_resume(tmp_path, wait_s=0)
 
 
