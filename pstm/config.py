@@ -176,8 +176,9 @@ class SegyInputConfig(_Section):
     header_bytes: SegyHeaderBytes = Field(default_factory=SegyHeaderBytes)
     chunk_traces: PositiveInt = Field(
         8192,
-        description="traces read per chunk; peak memory is about chunk_traces x "
-        "(4 x samples + 400) bytes plus one Zarr chunk",
+        description="traces read per chunk, rounded down to a multiple of the 1024-trace "
+        "Zarr chunk (at least 1024; the import logs the value used); peak memory grows "
+        "with chunk_traces x (4 x samples + 400) bytes",
     )
 
 
