@@ -1,9 +1,16 @@
-"""Tile planning: the one function that cuts the output grid into tile jobs.
+"""Tile planning: the one function that cuts the output grid into tiles and the tiles
+into batches (the jobs a cluster runs).
 
 Every caller (the Snakefile, ``pstm preflight``, the tests) uses :func:`plan_tiles`.
 A tile job's memory is modelled by :func:`tile_memory_bytes` from the named constants
 below; ``auto`` tile sizes are the largest square tiles that fit the memory budget,
 shrunk until there are at least ``min_tile_jobs`` tiles.
+
+Batches: when there are more tiles than ``execution.max_tile_jobs``, consecutive tiles
+(in tile order, so neighbours that share aperture traces) are grouped into at most that
+many batches of nearly equal size. Each tile stays one Snakemake job with one output
+file (its checkpoint); the workflow gives each batch one Snakemake ``group``, which a
+cluster executor submits as one job (see docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -31,6 +38,10 @@ TRACE_BATCH_COPIES = 2
 MEMORY_SAFETY_FACTOR = 1.25
 #: Smallest side of an auto tile, in bins; below it the aperture halo dominates the reads.
 MIN_AUTO_TILE_BINS = 4
+#: Name of batch ``k`` (a Snakemake group name: the cluster job that runs the batch), and
+#: the pattern that matches every such name (the workflow's ``batch`` wildcard).
+BATCH_ID_FORMAT = "tiles{:05d}"
+BATCH_ID_PATTERN = r"tiles\d{5}"
 
 
 @dataclass(frozen=True)
@@ -46,16 +57,51 @@ class Tile:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """Consecutive tiles run by one cluster job (one Snakemake group)."""
+
+    id: str
+    tile_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TilePlan:
     tiles: tuple[Tile, ...]
     tile_nil: int
     tile_nxl: int
-    mem_mb_per_job: int  # declared to the scheduler (safety factor included)
-    threads_per_job: int
+    mem_mb_per_job: int  # per tile, declared to the scheduler (safety factor included)
+    threads_per_job: int  # per tile
     reason: str  # how the tile size was chosen
+    batches: tuple[Batch, ...]  # every tile in exactly one batch, in tile order
 
     def by_id(self) -> dict[str, Tile]:
         return {t.id: t for t in self.tiles}
+
+    def batch_of(self) -> dict[str, str]:
+        """Tile id -> id of the batch that runs it."""
+        return {tid: b.id for b in self.batches for tid in b.tile_ids}
+
+    @property
+    def max_tiles_per_batch(self) -> int:
+        return max(len(b.tile_ids) for b in self.batches)
+
+    @property
+    def batched(self) -> bool:
+        """Whether some batch holds more than one tile (else each tile is its own job)."""
+        return self.max_tiles_per_batch > 1
+
+
+def batch_tiles(tile_ids: tuple[str, ...], max_jobs: int) -> tuple[Batch, ...]:
+    """Cut ``tile_ids`` (in order) into ``min(len, max_jobs)`` consecutive batches whose
+    sizes differ by at most one."""
+    n_batches = min(len(tile_ids), max_jobs)
+    size, extra = divmod(len(tile_ids), n_batches)
+    batches, start = [], 0
+    for k in range(n_batches):
+        stop = start + size + (1 if k < extra else 0)
+        batches.append(Batch(BATCH_ID_FORMAT.format(k), tile_ids[start:stop]))
+        start = stop
+    return tuple(batches)
 
 
 def n_offset_classes(migration: MigrationConfig) -> int:
@@ -82,7 +128,8 @@ def _count(n: int, size: int) -> int:
 def plan_tiles(
     grid: OutputGrid, execution: ExecutionConfig, migration: MigrationConfig, ns_in: int
 ) -> TilePlan:
-    """Cut the grid into tiles. Raises :class:`PlanError` when the settings cannot work."""
+    """Cut the grid into tiles, and the tiles into at most ``execution.max_tile_jobs``
+    batches. Raises :class:`PlanError` when the settings cannot work."""
     ncls = n_offset_classes(migration)
     budget = execution.memory_budget_mb * 2**20
 
@@ -121,17 +168,14 @@ def plan_tiles(
         for a, il0 in enumerate(range(0, grid.nil, tnil))
         for b, xl0 in enumerate(range(0, grid.nxl, tnxl))
     )
-    if len(tiles) > execution.max_tile_jobs:
-        raise PlanError(
-            f"{len(tiles)} tiles of {tnil} x {tnxl} bins exceed execution.max_tile_jobs="
-            f"{execution.max_tile_jobs}; use larger tiles (a larger memory_budget_mb or explicit "
-            "tile_n_inline/tile_n_crossline) or raise max_tile_jobs"
-        )
     mem = (
         tile_memory_bytes(tnil, tnxl, grid.nt, ncls, migration.trace_batch, ns_in)
         * MEMORY_SAFETY_FACTOR
     )
-    return TilePlan(tiles, tnil, tnxl, math.ceil(mem / 2**20), execution.threads_per_job, reason)
+    batches = batch_tiles(tuple(t.id for t in tiles), execution.max_tile_jobs)
+    return TilePlan(
+        tiles, tnil, tnxl, math.ceil(mem / 2**20), execution.threads_per_job, reason, batches
+    )
 
 
 def _auto_size(

@@ -1,11 +1,13 @@
-"""The one tile-planning function."""
+"""The one tile-planning function: tiles and their batches."""
+
+import re
 
 import pytest
 
 from pstm.config import ExecutionConfig, MigrationConfig, parse_config
 from pstm.errors import PlanError
 from pstm.grid import OutputGrid
-from pstm.plan import plan_tiles
+from pstm.plan import BATCH_ID_PATTERN, batch_tiles, plan_tiles
 
 
 def grid(nil: int = 40, nxl: int = 24, nt: int = 251) -> OutputGrid:
@@ -54,14 +56,54 @@ def test_memory_budget_too_small() -> None:
         plan_tiles(grid(), ExecutionConfig(memory_budget_mb=100), MigrationConfig(), 376)
 
 
-def test_too_many_jobs() -> None:
-    with pytest.raises(PlanError, match=r"exceed execution\.max_tile_jobs=10"):
-        plan_tiles(
-            grid(),
-            ExecutionConfig(tile_n_inline=4, tile_n_crossline=4, max_tile_jobs=10),
-            MigrationConfig(),
-            376,
-        )
+def test_more_tiles_than_max_jobs_are_batched() -> None:
+    g = grid()  # 40 x 24 bins in 4 x 4 tiles: 10 x 6 = 60 tiles
+    ex = ExecutionConfig(tile_n_inline=4, tile_n_crossline=4, max_tile_jobs=7)
+    plan = plan_tiles(g, ex, MigrationConfig(), 376)
+    cover(plan, g)
+    assert len(plan.tiles) == 60 and len(plan.batches) == 7 and plan.batched
+    # every tile in exactly one batch, batches consecutive in tile order, sizes 9 or 8
+    assert [t for b in plan.batches for t in b.tile_ids] == [t.id for t in plan.tiles]
+    assert sorted(len(b.tile_ids) for b in plan.batches) == [8, 8, 8, 9, 9, 9, 9]
+    assert plan.max_tiles_per_batch == 9
+    assert len({b.id for b in plan.batches}) == 7
+    assert all(re.fullmatch(BATCH_ID_PATTERN, b.id) for b in plan.batches)
+    assert plan.batch_of()[plan.tiles[-1].id] == plan.batches[-1].id
+    # memory and threads stay per tile: a batch runs its tiles as separate jobs
+    assert (
+        plan.mem_mb_per_job
+        == plan_tiles(
+            g, ex.model_copy(update={"max_tile_jobs": 60}), MigrationConfig(), 376
+        ).mem_mb_per_job
+    )
+
+
+def test_not_batched_when_tiles_fit_the_cap() -> None:
+    ex = ExecutionConfig(tile_n_inline=4, tile_n_crossline=4, max_tile_jobs=60)
+    plan = plan_tiles(grid(), ex, MigrationConfig(), 376)
+    assert len(plan.batches) == 60 and not plan.batched
+    assert all(b.tile_ids == (t.id,) for b, t in zip(plan.batches, plan.tiles, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("n", "max_jobs"), [(1, 1), (5, 1), (5, 5), (5, 9), (2000, 500), (10**5, 2000), (2001, 2000)]
+)
+def test_batch_tiles_balanced(n: int, max_jobs: int) -> None:
+    ids = tuple(f"{i:04d}_0000" for i in range(n))
+    batches = batch_tiles(ids, max_jobs)
+    assert len(batches) == min(n, max_jobs)
+    assert tuple(t for b in batches for t in b.tile_ids) == ids
+    sizes = [len(b.tile_ids) for b in batches]
+    assert max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+
+
+def test_2000_tiles_in_the_default_cap_are_not_batched() -> None:
+    g = grid(100, 80, 51)  # 2 x 2 tiles: 50 x 40 = 2000 tiles
+    ex = ExecutionConfig(tile_n_inline=2, tile_n_crossline=2)
+    plan = plan_tiles(g, ex, MigrationConfig(), 376)
+    assert len(plan.tiles) == ex.max_tile_jobs == 2000 and not plan.batched
+    plan = plan_tiles(g, ex.model_copy(update={"max_tile_jobs": 1999}), MigrationConfig(), 376)
+    assert len(plan.batches) == 1999 and plan.max_tiles_per_batch == 2
 
 
 def test_budget_shrinks_auto_tiles() -> None:
