@@ -101,7 +101,8 @@ def write_qc(
     )
     # Each class holds part of the stack: the gathers get their own clip.
     clips = dict.fromkeys(QC_FIGURES, clip)
-    clips["gathers"] = float(np.percentile(np.abs(gathers), qc.clip_percentile)) or 1.0
+    gathers_clip = float(np.percentile(np.abs(gathers), qc.clip_percentile))
+    clips["gathers"] = gathers_clip if gathers_clip > 0 else 1.0  # all-zero gathers
     out_dir = Path(out_dir)
     written = [
         _velocity_figure(

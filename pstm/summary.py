@@ -70,7 +70,8 @@ def read_job_log(path: Path) -> JobLog:
         if not m:
             continue
         stamp = dt.datetime.strptime(m.group(1), LOG_TIME_FORMAT)
-        job.started = job.started or stamp
+        if job.started is None:
+            job.started = stamp
         job.last = stamp
         level, message = m.group(2), m.group(3)
         if level in ("ERROR", "CRITICAL") and job.error is None:

@@ -107,7 +107,10 @@ def tile_status(root: Path, tile_ids: list[str], now: dt.datetime | None = None)
     counts = {s: sum(1 for t in states if t.state == s) for s in ("done", "failed", "running")}
     counts["stopped"] = sum(1 for t in states if t.state == "stopped")
     counts["waiting"] = sum(1 for t in states if t.state == "waiting")
-    end = (now or dt.datetime.now()) if active else last
+    if active:  # still running: the span runs up to now
+        end: dt.datetime | None = now if now is not None else dt.datetime.now()
+    else:
+        end = last
     span = (end - first).total_seconds() if first is not None and end is not None else 0.0
     left = len(tile_ids) - counts["done"]
     eta: float | None = None
