@@ -174,3 +174,21 @@ def test_summary_from_logs(tmp_path: Path) -> None:
     assert stages["migrate"]["failed_logs"] == [str(tmp_path / "logs/migrate/0000_0002.log")]
     assert stages["qc"]["seconds_total"] == pytest.approx(0.7)
     assert list(stages) == ["migrate", "qc"]  # workflow order
+
+
+def test_log_of_an_earlier_run_without_output_waits(tmp_path: Path) -> None:
+    ids = ["0000_0000", "0000_0001"]
+    write_done_tile(tmp_path, ids[0], end_s=10.0, seconds=10.0, contributions=500)
+    write_done_tile(tmp_path, ids[1], end_s=500.0, seconds=10.0, contributions=700)
+    (tmp_path / "results" / "tiles" / f"{ids[1]}.npz").unlink()  # to be redone
+    lock = tmp_path / ".snakemake" / "locks" / "0.input.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text("")
+    status = tile_status(tmp_path, ids, now=T0 + dt.timedelta(seconds=40))
+    assert (status.done, status.running, status.waiting) == (1, 0, 1)
+    assert status.contributions == 500
+    assert status.span_seconds == pytest.approx(40.0, abs=1e-3)  # the old log is not counted
+    # all done while Snakemake still runs later rules: the span ends at the last tile
+    write_done_tile(tmp_path, ids[1], end_s=30.0, seconds=10.0, contributions=700)
+    status = tile_status(tmp_path, ids, now=T0 + dt.timedelta(seconds=100))
+    assert status.eta_seconds == 0.0 and status.span_seconds == pytest.approx(30.0, abs=1e-3)

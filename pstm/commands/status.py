@@ -6,7 +6,9 @@ progress from the tile outputs (``results/tiles/<id>.npz``) and the tile logs
 a scheduler, so a local run and a cluster run on a shared filesystem read the same.
 
 Rates and the ETA: the wall-clock span runs from the first tile start to the latest
-activity (now, while Snakemake holds its lock; else the last log line or tile write). The
+activity (now, while Snakemake holds its lock and tiles remain; else the last log line or
+tile write). A log that says "done" for a tile whose output is gone is from an earlier
+run: that tile waits to be redone and its log is not counted. The
 ETA is ``tiles left / (tiles done / span)``, i.e. it assumes the remaining tiles run at the
 pace (and parallelism) seen so far.
 """
@@ -86,7 +88,9 @@ def tile_status(root: Path, tile_ids: list[str], now: dt.datetime | None = None)
         out, log_path = root / TILES_DIR / f"{tid}.npz", root / TILE_LOGS_DIR / f"{tid}.log"
         job = read_job_log(log_path) if log_path.exists() else JobLog(log_path)
         rel_log = str(log_path.relative_to(root)) if log_path.exists() else None
-        if job.started is not None:
+        # a log that says done while the output is gone is from an earlier run: to redo
+        current = job.started is not None and not (job.done and not out.exists())
+        if current:
             first = min(filter(None, (first, job.started)))
             last = max(filter(None, (last, job.last)))
         if out.exists():
@@ -97,7 +101,7 @@ def tile_status(root: Path, tile_ids: list[str], now: dt.datetime | None = None)
                 kernel_s += float(job.tile["seconds_kernel"])
         elif job.error is not None:
             state, message = "failed", job.error
-        elif job.started is not None:
+        elif current:
             state = "running" if active else "stopped"
             message = None if active else "started but not finished, and Snakemake is not running"
         else:
@@ -107,12 +111,12 @@ def tile_status(root: Path, tile_ids: list[str], now: dt.datetime | None = None)
     counts = {s: sum(1 for t in states if t.state == s) for s in ("done", "failed", "running")}
     counts["stopped"] = sum(1 for t in states if t.state == "stopped")
     counts["waiting"] = sum(1 for t in states if t.state == "waiting")
-    if active:  # still running: the span runs up to now
+    left = len(tile_ids) - counts["done"]
+    if active and left > 0:  # tiles still to come: the span runs up to now
         end: dt.datetime | None = now if now is not None else dt.datetime.now()
     else:
         end = last
     span = (end - first).total_seconds() if first is not None and end is not None else 0.0
-    left = len(tile_ids) - counts["done"]
     eta: float | None = None
     if left == 0:
         eta = 0.0
