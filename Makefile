@@ -8,7 +8,7 @@ SNAKEMAKE_ARGS ?=
 # e.g. RESUME_ARGS='--slurm off' where squeue exists but this directory never uses SLURM
 RESUME_ARGS ?=
 
-.PHONY: run test lint typecheck pytest install install-test clean dryrun
+.PHONY: run test lint typecheck pytest install install-test clean dryrun test-slurm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-slurm: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test,slurm]'
+	touch $@ $(VENV)/.installed $(VENV)/.installed-test
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
@@ -45,6 +49,11 @@ pytest: install-test
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
+
+# The workflow on a real single-node SLURM that the test installs (apt-get) and starts
+# (tests/slurm/); it skips, saying why, where this machine cannot run SLURM.
+test-slurm: $(VENV)/.installed-slurm
+	$(BIN)/python -m pytest -q -m slurm -rs tests/test_slurm.py
 
 clean:
 	rm -rf results/*.zarr results/input results/index results/tiles results/velocity results/qc \

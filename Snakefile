@@ -24,6 +24,7 @@ rule all:
         # Tiles are listed too: a deleted or corrupted tile is then redone, and the
         # assembly after it (Snakemake does not regenerate a missing intermediate otherwise).
         tile_outputs(),
+        batch_outputs(),  # one manifest per batch of tiles (none unless batched)
         "results/image.zarr",
         expand("results/qc/{figure}.png", figure=QC_FIGURES),
         "results/summary.json",

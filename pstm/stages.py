@@ -145,6 +145,17 @@ def migrate(
     log.info("tile %s: %s", tile.id, json.dumps(record))
 
 
+def batch_manifest(batch_id: str, tiles: Sequence[str], out: str) -> None:
+    """Record the finished tiles of one batch (the last job of its group; docs/scaling.md)."""
+    record = {
+        "batch": batch_id,
+        "tiles": [{"path": t, "bytes": Path(t).stat().st_size} for t in tiles],
+    }
+    with atomic_output(out) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    log.info("batch %s: %d tiles", batch_id, len(tiles))
+
+
 def assemble(params: dict[str, Any], tiles: Sequence[str], out: str) -> None:
     from pstm.assemble import assemble as assemble_tiles
 

@@ -1,6 +1,8 @@
 """The one tile-planning function: tiles and their batches."""
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -8,6 +10,7 @@ from pstm.config import ExecutionConfig, MigrationConfig, parse_config
 from pstm.errors import PlanError
 from pstm.grid import OutputGrid
 from pstm.plan import BATCH_ID_PATTERN, batch_tiles, plan_tiles
+from tests.helpers import make_workdir, planned_jobs, snakemake, tiny_config
 
 
 def grid(nil: int = 40, nxl: int = 24, nt: int = 251) -> OutputGrid:
@@ -112,3 +115,39 @@ def test_budget_shrinks_auto_tiles() -> None:
     large = plan_tiles(g, ExecutionConfig(memory_budget_mb=8192), MigrationConfig(), 1000)
     assert small.tile_nil < large.tile_nil
     assert small.mem_mb_per_job <= 1024 and large.mem_mb_per_job <= 8192
+
+
+@pytest.mark.workflow
+def test_2000_tiles_dry_run_builds_batches(tmp_path: Path) -> None:
+    """The workflow's DAG for 2,000 tiles capped at 500 jobs: every tile is still its own
+    job (own file), and each of the 500 batches has its manifest job (its group's anchor)."""
+    config = tiny_config(
+        grid={"n_inline": 100, "n_crossline": 80},
+        execution={"tile_n_inline": 2, "tile_n_crossline": 2, "max_tile_jobs": 500},
+    )
+    jobs = planned_jobs(make_workdir(tmp_path, config))
+    assert jobs["migrate_tile"] == 2000 and jobs["tile_batch"] == 500
+
+
+@pytest.mark.workflow
+def test_unbatched_plan_has_no_batch_jobs(tmp_path: Path) -> None:
+    jobs = planned_jobs(make_workdir(tmp_path, tiny_config()))
+    assert jobs["migrate_tile"] == 4 and "tile_batch" not in jobs
+
+
+@pytest.mark.workflow
+def test_batch_manifest_lists_its_tiles(tmp_path: Path) -> None:
+    """Locally groups are ignored, but a batch's manifest job still runs after its tiles."""
+    work = make_workdir(tmp_path, tiny_config(execution={"max_tile_jobs": 2}))
+    snakemake(work, "results/tiles/batches/tiles00001.json")
+    record = json.loads((work / "results/tiles/batches/tiles00001.json").read_text())
+    assert record["batch"] == "tiles00001"
+    assert [t["path"] for t in record["tiles"]] == [
+        "results/tiles/0001_0000.npz",
+        "results/tiles/0001_0001.npz",
+    ]
+    assert all(t["bytes"] == (work / t["path"]).stat().st_size for t in record["tiles"])
+    assert sorted(p.name for p in (work / "results/tiles").glob("*.npz")) == [
+        "0001_0000.npz",
+        "0001_0001.npz",
+    ]

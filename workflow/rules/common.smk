@@ -1,9 +1,13 @@
 # Validate the config once, resolve 'auto' choices and plan the tiles (pstm.pipeline).
 import logging
+import os
 import sys
+from pathlib import Path
 
+import pstm
 from pstm.errors import PstmError
 from pstm.pipeline import prepare_run
+from pstm.plan import BATCH_ID_PATTERN
 from pstm.qc import QC_FIGURES
 
 _log = logging.getLogger("pstm")
@@ -13,6 +17,13 @@ if not _log.handlers:
     _log.addHandler(_handler)
     _log.setLevel(logging.INFO)
     _log.propagate = False
+# Numba's kernel cache: one directory next to the pstm checkout (the `.numba_cache` entry
+# of .gitignore), shared by every run and, on a cluster, by every node: the checkout and
+# its venv must be on the shared filesystem anyway. Jobs inherit this environment (the
+# SLURM plugin submits with --export=ALL); export NUMBA_CACHE_DIR to put it elsewhere.
+os.environ.setdefault(
+    "NUMBA_CACHE_DIR", str(Path(pstm.__file__).resolve().parent.parent / ".numba_cache")
+)
 try:
     RUN = prepare_run(config, source="config (config.yaml and --config overrides)")
 except PstmError as _exc:
@@ -20,15 +31,47 @@ except PstmError as _exc:
     raise SystemExit(1)
 
 TILES = RUN.plan.by_id()
+BATCHES = {batch.id: batch for batch in RUN.plan.batches}
+BATCH_OF_TILE = RUN.plan.batch_of()
+#: Minutes declared for a batch's manifest job (it only stats the batch's tile files);
+#: a profile's set-resources (tile_batch: runtime) overrides it.
+BATCH_MANIFEST_RUNTIME_MIN = 2
+
 
 
 wildcard_constraints:
     tile=r"\d{4}_\d{4}",
+    batch=BATCH_ID_PATTERN,
 
 
 def tile_extent(wildcards):
     """The extent of one tile (part of its params: a re-plan reruns the tiles it changes)."""
     return TILES[wildcards.tile].as_params()
+
+
+def tile_batch(wildcards):
+    """The Snakemake group of a tile job: its batch, when the plan batches tiles (more
+    tiles than execution.max_tile_jobs); else none. A cluster executor submits a group
+    as one job; local execution ignores groups."""
+    return BATCH_OF_TILE[wildcards.tile] if RUN.plan.batched else None
+
+
+def batch_group(wildcards):
+    return wildcards.batch
+
+
+def batch_tile_files(wildcards):
+    """The tile files of one batch (inputs of its manifest job, which makes the batch one
+    connected part of the DAG, hence one group job: Snakemake splits a group into its
+    connected parts)."""
+    return [f"results/tiles/{tile_id}.npz" for tile_id in BATCHES[wildcards.batch].tile_ids]
+
+
+def batch_outputs(wildcards=None):
+    """Batch manifests, one per batch; none when tiles are not batched."""
+    if not RUN.plan.batched:
+        return []
+    return [f"results/tiles/batches/{batch_id}.json" for batch_id in BATCHES]
 
 
 def tile_outputs(wildcards=None):

@@ -1,4 +1,6 @@
-# Migration stage: one job per tile; each tile file is a checkpoint.
+# Migration stage: one job per tile; each tile file is a checkpoint. Tiles are grouped
+# into at most execution.max_tile_jobs batches (pstm.plan.plan_tiles); on a cluster each
+# batch is one submitted job (docs/scaling.md).
 
 
 rule migrate_tile:
@@ -12,6 +14,8 @@ rule migrate_tile:
     params:
         **RUN.params("migrate", "grid", "migration", "input"),
         tile=tile_extent,
+    group:
+        tile_batch
     threads: RUN.plan.threads_per_job
     resources:
         mem_mb=RUN.plan.mem_mb_per_job,
@@ -21,3 +25,22 @@ rule migrate_tile:
         "logs/migrate/{tile}.log",
     script:
         "../scripts/migrate_tile.py"
+
+
+rule tile_batch:
+    input:
+        batch_tile_files,
+    output:
+        "results/tiles/batches/{batch}.json",
+    group:
+        batch_group
+    resources:
+        # sized like a tile job so that it never widens its group's SLURM request
+        mem_mb=RUN.plan.mem_mb_per_job,
+        runtime=BATCH_MANIFEST_RUNTIME_MIN,
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/tile_batch/{batch}.log",
+    script:
+        "../scripts/tile_batch.py"
