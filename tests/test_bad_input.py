@@ -30,6 +30,7 @@ from pstm.synthetic import make_survey
 from tests.helpers import TINY, make_workdir, snakemake, tiny_config
 from tests.segy_data import COORDS, survey_to_segy
 from tests.segy_data import survey as segy_survey
+from tests.snapshot import freeze_pstm
 
 pytestmark = pytest.mark.workflow
 
@@ -282,12 +283,14 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT_BYTES, FILE_SIZE_LIMIT_BYTES))
 
 
-def test_disk_full_while_writing_a_tile(tmp_path: Path) -> None:
+def test_disk_full_while_writing_a_tile(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the same pstm source for both runs, whatever happens to the checkout meanwhile
+    monkeypatch.setenv("PYTHONPATH", freeze_pstm(fresh(tmp_path / "src"))["PYTHONPATH"])
     # five offset classes make a tile file ~50 kB; the numpy backend writes no JIT cache
     cfg = tiny_config(
         migration={"backend": "numpy", "offset_classes_m": [0, 100, 200, 300, 400, 2000]}
     )
-    work = make_workdir(tmp_path, cfg)
+    work = make_workdir(fresh(tmp_path / "w"), cfg)
     snakemake(work)
     image = work / "results" / "image.zarr"
     reference = zarr.open_group(str(image), mode="r")["gathers"][:]

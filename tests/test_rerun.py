@@ -7,6 +7,7 @@ both take well under a second. ``all`` is Snakemake's target job."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import yaml
 
 from tests.helpers import make_workdir, planned_jobs, snakemake, tiny_config
+from tests.snapshot import freeze_pstm
 
 pytestmark = pytest.mark.workflow
 
@@ -67,11 +69,14 @@ CASES: list[tuple[str, dict[str, Any], dict[str, int]]] = [
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A finished tiny run, on a frozen copy of the pstm source (tests/snapshot.py)."""
     work = make_workdir(tmp_path_factory.mktemp("rerun"), tiny_config())
-    snakemake(work)
-    assert planned_jobs(work) == {}
-    return work
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", freeze_pstm(tmp_path_factory.mktemp("src"))["PYTHONPATH"])
+        snakemake(work)
+        assert planned_jobs(work) == {}
+        yield work
 
 
 @pytest.mark.parametrize(("edit", "expect"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

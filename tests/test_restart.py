@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from pstm.grid import OutputGrid
 from pstm.io.atomic import atomic_output, remove_stale_tmps, tmp_name
 from pstm.resume import ProcessKind, SlurmCheck, classify, prepare_resume
 from tests.helpers import make_workdir, parse, snakemake, tiny_config
+from tests.snapshot import freeze_pstm
 
 #: 16 tiles of 2 x 2 bins with the reference backend: a tile phase of several seconds.
 CONFIG = tiny_config(
@@ -148,6 +150,14 @@ def kill(proc: subprocess.Popen[str], work: Path, how: str) -> None:
         os.kill(proc.pid, signal.SIGTERM)
     else:
         raise ValueError(how)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def frozen_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every run of this module uses one copy of the pstm source (tests/snapshot.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", freeze_pstm(tmp_path_factory.mktemp("src"))["PYTHONPATH"])
+        yield
 
 
 @pytest.fixture(scope="module")
