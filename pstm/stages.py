@@ -101,12 +101,11 @@ def precondition(params: dict[str, Any], traces: str, out: str) -> None:
 
 
 def velocity(params: dict[str, Any], out: str, out_info: str) -> None:
-    from pstm.velocity import build_velocity, velocity_info, write_velocity, write_velocity_info
+    from pstm.velocity import build_velocity_file, velocity_info, write_velocity_info
 
     cfg = VelocityConfig.model_validate(params["velocity"])
     grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
-    cube = build_velocity(cfg, grid)
-    write_velocity(out, cube)
+    cube = build_velocity_file(cfg, grid, out)
     write_velocity_info(out_info, velocity_info(cfg, grid, cube))
     log.info(
         "velocity: %s (%s), v_rms %.0f..%.0f m/s on %s",

@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,9 +55,13 @@ from pstm.io.atomic import atomic_output
 
 log = logging.getLogger(__name__)
 
-#: Output bins whose inverse-distance weights are computed at once (bounds the memory of the
-#: (bins x locations) weight matrix to a few tens of MB for thousands of analyses).
-IDW_BINS_PER_BLOCK = 4096
+#: Inverse-distance weights (bins x analysis locations) computed at once: bounds that
+#: temporary to ~32 MB (float64) however many analyses there are.
+IDW_MAX_WEIGHTS = 4_000_000
+#: Samples (inlines x crosslines x work times) the velocity chain holds at once; the
+#: output is filled a block of inlines at a time (float64 work arrays of ~32 MB each), so
+#: a cube larger than memory can be written to a memory-mapped ``vrms.npy``.
+VELOCITY_BLOCK_SAMPLES = 4_000_000
 #: Sample interval of the work axis of :func:`vrms_of_time` (its times are arbitrary).
 VRMS_OF_TIME_DT_S = 0.001
 #: Required attributes of a Zarr velocity cube (its own regular grid, as in ``grid``).
@@ -97,8 +102,11 @@ def check_times(times_s: Float64Array, where: str) -> None:
         )
 
 
-def check_values(values: NDArray[Any], velocity: VelocityConfig, where: str) -> None:
-    """Velocities must be finite, positive and inside the configured plausible range."""
+def check_values(
+    values: NDArray[Any], velocity: VelocityConfig, where: str, offset: tuple[int, ...] = ()
+) -> None:
+    """Velocities must be finite, positive and inside the configured plausible range
+    (``offset`` is added to the reported index, for a block of a larger array)."""
     v = np.asarray(values)
     lo, hi = velocity.plausible_min_mps, velocity.plausible_max_mps
     for bad, what, fix in (
@@ -113,8 +121,9 @@ def check_values(values: NDArray[Any], velocity: VelocityConfig, where: str) -> 
     ):
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            at = tuple(i + o for i, o in zip(idx, offset + (0,) * len(idx), strict=False))
             raise InputDataError(
-                f"{where}: velocity {v[idx]!r} at index {idx} {what} "
+                f"{where}: velocity {v[idx]!r} at index {at} {what} "
                 f"({int(bad.sum())} such value(s)); {fix}"
             )
 
@@ -375,11 +384,12 @@ def _linear_weights(f: Float64Array, n: int) -> tuple[NDArray[np.intp], Float64A
     return i0, f - i0 if n > 1 else np.zeros_like(f)
 
 
-def resample_cube(cube: Cube, grid: OutputGrid, times_s: Float64Array) -> NDArray[np.float64]:
-    """Trilinear resampling onto the output bins and the given times (constant beyond the
-    cube's edges)."""
+def resample_cube(
+    cube: Cube, x: Float64Array, y: Float64Array, times_s: Float64Array
+) -> NDArray[np.float64]:
+    """Trilinear resampling onto bins at world (x, y), each shaped (nil, nxl), and the given
+    times (constant beyond the cube's edges)."""
     n_il, n_xl, nt_c = cube.values.shape
-    x, y = grid.bin_xy()
     fi, fj = cube.fractional_indices(x, y)
     outside = (fi < -0.5) | (fi > n_il - 0.5) | (fj < -0.5) | (fj > n_xl - 0.5)
     if outside.any():
@@ -394,9 +404,9 @@ def resample_cube(cube: Cube, grid: OutputGrid, times_s: Float64Array) -> NDArra
     i1, j1 = np.minimum(i0 + 1, n_il - 1), np.minimum(j0 + 1, n_xl - 1)
     k0, wk = _linear_weights((times_s - cube.t0_s) / cube.dt_s, nt_c)
     k1 = np.minimum(k0 + 1, nt_c - 1)
-    out = np.empty((grid.nil, grid.nxl, len(times_s)), np.float64)
+    out = np.empty((*x.shape, len(times_s)), np.float64)
     v = cube.values
-    for il in range(grid.nil):  # one output inline at a time bounds the temporaries
+    for il in range(x.shape[0]):  # one output inline at a time bounds the temporaries
         a, b, c, d = (
             v[i0[il], j0[il]],
             v[i1[il], j0[il]],
@@ -412,22 +422,25 @@ def resample_cube(cube: Cube, grid: OutputGrid, times_s: Float64Array) -> NDArra
 # --------------------------------------------------------------------------- picks
 
 
-def idw_picks(picks: Picks, grid: OutputGrid, times_s: Float64Array, power: float) -> Float64Array:
-    """Inverse-distance weighted picks on the output bins, shaped (nil, nxl, len(times))."""
+def idw_picks(
+    picks: Picks, x: Float64Array, y: Float64Array, times_s: Float64Array, power: float
+) -> Float64Array:
+    """Inverse-distance weighted picks at bins at world (x, y), each shaped (nil, nxl);
+    returns (nil, nxl, len(times))."""
     traces = np.stack(
         [np.interp(times_s, t, v) for t, v in zip(picks.times, picks.values, strict=True)]
     )  # (n_locations, nt)
-    x, y = grid.bin_xy()
     bx, by = x.reshape(-1), y.reshape(-1)
     out = np.empty((bx.size, len(times_s)), np.float64)
-    for start in range(0, bx.size, IDW_BINS_PER_BLOCK):
-        sl = slice(start, start + IDW_BINS_PER_BLOCK)
+    block = max(1, IDW_MAX_WEIGHTS // len(picks.x))
+    for start in range(0, bx.size, block):
+        sl = slice(start, start + block)
         d = np.hypot(bx[sl, None] - picks.x[None, :], by[sl, None] - picks.y[None, :])
         on_pick = d == 0
         with np.errstate(divide="ignore"):
             w = np.where(on_pick.any(axis=1, keepdims=True), on_pick * 1.0, d**-power)
         out[sl] = (w @ traces) / w.sum(axis=1, keepdims=True)
-    return out.reshape(grid.nil, grid.nxl, len(times_s))
+    return out.reshape(*x.shape, len(times_s))
 
 
 # --------------------------------------------------------------------------- chain
@@ -491,17 +504,22 @@ def _work_times(velocity: VelocityConfig, times_s: Float64Array, dt_s: float) ->
     return dt_s * np.arange(max(n, 2), dtype=np.float64)
 
 
-def _sample(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -> Float64Array:
-    """Step 1: the given velocity on the output bins and the work times."""
+Sampler = Callable[[int, int], Float64Array]
+
+
+def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -> Sampler:
+    """Step 1: reads (and checks) the input once; returns ``sample(il0, nil)``, the given
+    velocity on output inlines il0 .. il0 + nil - 1 and the work times."""
     kind = velocity.kind
     if kind in (VelocityKind.CONSTANT, VelocityKind.TABLE, VelocityKind.TABLE_CSV):
         column = _laterally_constant(velocity, t_work)
-        return np.broadcast_to(column, (grid.nil, grid.nxl, len(t_work))).copy()
+        return lambda il0, nil: np.broadcast_to(column, (nil, grid.nxl, len(t_work))).copy()
     assert velocity.file is not None  # guaranteed by the model validator
     if kind is VelocityKind.PICKS:
         picks = read_picks(velocity.file, velocity, grid)
         log.info("velocity picks: %d analysis locations from %s", len(picks.x), velocity.file)
-        return idw_picks(picks, grid, t_work, velocity.picks_idw_power)
+        power = velocity.picks_idw_power
+        return lambda il0, nil: idw_picks(picks, *grid.bin_xy(il0, nil), t_work, power)
     if kind is VelocityKind.CUBE_ZARR:
         cube = read_cube_zarr(velocity.file)
     elif kind is VelocityKind.CUBE_SEGY:
@@ -515,7 +533,7 @@ def _sample(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) ->
         raise AssertionError(f"unhandled velocity kind {kind}")
     check_cube(cube, velocity, str(velocity.file))
     log.info("velocity cube %s: %s samples", velocity.file, cube.values.shape)
-    return resample_cube(cube, grid, t_work)
+    return lambda il0, nil: resample_cube(cube, *grid.bin_xy(il0, nil), t_work)
 
 
 def _laterally_constant(velocity: VelocityConfig, t_work: Float64Array) -> Float64Array:
@@ -536,6 +554,7 @@ def _laterally_constant(velocity: VelocityConfig, t_work: Float64Array) -> Float
 
 
 def _to_times(v: Float64Array, t_work: Float64Array, times_s: Float64Array) -> Float64Array:
+    """Linear resampling along the last axis from the work times to the output times."""
     if t_work is times_s:
         return v
     k0, w = _linear_weights(
@@ -546,16 +565,40 @@ def _to_times(v: Float64Array, t_work: Float64Array, times_s: Float64Array) -> F
     return out
 
 
-def build_velocity(velocity: VelocityConfig, grid: OutputGrid) -> NDArray[np.float32]:
+def build_velocity(
+    velocity: VelocityConfig, grid: OutputGrid, out: NDArray[np.float32] | None = None
+) -> NDArray[np.float32]:
     """v_rms at every output sample, shaped (n_inline, n_crossline, nt), float32 (the
-    chain in the module docstring)."""
-    t_work = _work_times(velocity, grid.times, grid.dt)
-    v = _sample(velocity, grid, t_work)
-    if velocity.type is VelocityType.INTERVAL:
-        v = dix_to_rms(v, 0.0, grid.dt)
-    v = smooth(v, velocity, grid.dil, grid.dxl, grid.dt)
-    cube = _to_times(v, t_work, grid.times).astype(np.float32)
-    check_velocity(cube, "v_rms on the output grid", velocity)
+    chain in the module docstring), into ``out`` (e.g. a memory map) or a new array.
+
+    Blocks of inlines are processed one at a time; a block is extended by half the inline
+    smoothing length on each side, so smoothing across block edges is exact."""
+    shape = (grid.nil, grid.nxl, grid.nt)
+    cube = np.empty(shape, np.float32) if out is None else out
+    if cube.shape != shape:
+        raise ValueError(f"out has shape {cube.shape}, expected {shape}")
+    times = grid.times
+    t_work = _work_times(velocity, times, grid.dt)
+    sample = _sampler(velocity, grid, t_work)
+    halo = 0
+    if velocity.smoothing is VelocitySmoothing.BOXCAR:
+        halo = _odd_samples(velocity.smoothing_length_m, grid.dil) // 2
+    block = max(1, VELOCITY_BLOCK_SAMPLES // (grid.nxl * len(t_work)) - 2 * halo)
+    for i0 in range(0, grid.nil, block):
+        i1 = min(grid.nil, i0 + block)
+        a0, a1 = max(0, i0 - halo), min(grid.nil, i1 + halo)
+        v = sample(a0, a1 - a0)
+        if velocity.type is VelocityType.INTERVAL:
+            v = dix_to_rms(v, 0.0, grid.dt)
+        v = smooth(v, velocity, grid.dil, grid.dxl, grid.dt)
+        part = _to_times(v[i0 - a0 : i1 - a0], t_work, times).astype(np.float32)
+        check_values(
+            part,
+            velocity,
+            "v_rms on the output grid (index = inline, crossline, time index)",
+            offset=(i0, 0, 0),
+        )
+        cube[i0:i1] = part
     return cube
 
 
@@ -614,6 +657,21 @@ def input_files(velocity: VelocityConfig) -> list[str]:
 def write_velocity(path: str | Path, cube: NDArray[np.float32]) -> None:
     with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, cube)
+
+
+def build_velocity_file(
+    velocity: VelocityConfig, grid: OutputGrid, path: str | Path
+) -> NDArray[np.float32]:
+    """:func:`build_velocity` straight into a memory-mapped ``.npy`` (written atomically);
+    returns it, read-only memory-mapped."""
+    with atomic_output(path) as tmp:
+        mm = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.float32, shape=(grid.nil, grid.nxl, grid.nt)
+        )
+        build_velocity(velocity, grid, out=mm)
+        mm.flush()
+        del mm
+    return read_velocity(path)
 
 
 def write_velocity_info(path: str | Path, info: dict[str, Any]) -> None:

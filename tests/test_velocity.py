@@ -20,6 +20,7 @@ from pstm.grid import OutputGrid
 from pstm.velocity import (
     _moving_average,
     build_velocity,
+    build_velocity_file,
     check_velocity,
     dix_to_rms,
     read_velocity,
@@ -324,6 +325,35 @@ def test_boxcar_smoothing(tmp_path: Path) -> None:
     # a laterally and temporally constant field is left unchanged
     const = vel(kind="constant", constant_mps=2000.0, smoothing="boxcar")
     assert np.all(build_velocity(const, GRID) == 2000.0)
+
+
+@pytest.mark.parametrize("kind", ["picks", "cube_zarr"])
+def test_blocks_of_inlines_equal_one_block(
+    tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pstm.velocity
+
+    if kind == "picks":
+        path = _picks_csv(tmp_path, [(1000.0, 2000.0), (1100.0, 2100.0)], "xy")
+    else:
+        at = _cube_axes()
+        path = _write_zarr_cube(tmp_path / "v.zarr", _cube_values(at, 12, 10, 30) ** 1.1, at)
+    cfg = vel(
+        kind=kind,
+        file=str(path),
+        type="interval",
+        smoothing="boxcar",
+        smoothing_length_m=60.0,  # 3 inlines: a halo of 1 on each side of a block
+        smoothing_length_s=0.02,
+    )
+    whole = build_velocity(cfg, GRID)
+    # 3 x 50 samples per inline: blocks of 1 inline (+ halo) each
+    monkeypatch.setattr(pstm.velocity, "VELOCITY_BLOCK_SAMPLES", 3 * GRID.nxl * 50)
+    blocks = build_velocity(cfg, GRID)
+    np.testing.assert_array_equal(blocks, whole)
+    on_disk = build_velocity_file(cfg, GRID, tmp_path / "vrms.npy")
+    np.testing.assert_array_equal(on_disk, whole)
+    assert not list(tmp_path.glob(".vrms.npy.tmp-*"))
 
 
 def test_write_read_contract(tmp_path: Path) -> None:
