@@ -17,8 +17,9 @@ from pstm.errors import PstmError
 #: command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "preflight": ("pstm.commands.preflight", "show what a run of the workflow will really do"),
-    "status": ("pstm.commands.status", "tiles done, throughput, ETA and failed tiles of a run"),
+    "bench": ("pstm.commands.bench", "time the migration kernel(s) on a synthetic problem"),
     "init": ("pstm.commands.init", "inspect a SEG-Y (or Zarr) survey and write a config.yaml"),
+    "status": ("pstm.commands.status", "tiles done, throughput, ETA and failed tiles of a run"),
 }
 
 

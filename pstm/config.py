@@ -74,8 +74,8 @@ class RhoFilter(StrEnum):
     """Trace preconditioning that makes the migrated wavelet zero-phase (Yilmaz 2001, 4.1)."""
 
     AUTO = "auto"  # 3d when the grid has more than one crossline, else 2d
-    THREE_D = "3d"  # time derivative (i omega)
-    TWO_D = "2d"  # half derivative (i omega)^(1/2)
+    THREE_D = "3d"  # time derivative: -i omega (numpy's FFT sign), see pstm.precondition
+    TWO_D = "2d"  # half derivative: (-i omega)^(1/2)
     NONE = "none"
 
 
@@ -91,6 +91,21 @@ class AntiAlias(StrEnum):
 
     NONE = "none"
     TRIANGLE = "triangle"  # triangle filter whose length follows the operator dip
+
+
+class Interpolation(StrEnum):
+    """How a trace is read between its samples (see README, "Trace interpolation")."""
+
+    LINEAR = "linear"  # linear between the recorded samples
+    OVERSAMPLED_NEAREST = "oversampled_nearest"  # windowed-sinc oversampled once, nearest sample
+    OVERSAMPLED_LINEAR = "oversampled_linear"  # windowed-sinc oversampled once, linear between
+
+
+class Normalization(StrEnum):
+    """How the summed image is scaled at assembly."""
+
+    NONE = "none"  # the plain Kirchhoff sum
+    FOLD = "fold"  # divided by the fold (contributions) of each output sample and class
 
 
 class VelocityKind(StrEnum):
@@ -466,9 +481,28 @@ class MigrationConfig(_Section):
         description="stretch mute: skip samples whose operator stretch 1/(dt/dtau) - 1 exceeds it",
     )
     weights: Weights = Weights.NONE
+    normalization: Normalization = Field(
+        Normalization.NONE, description="fold: divide image and gathers by their fold"
+    )
     antialias: AntiAlias = AntiAlias.NONE
-    antialias_max_samples: PositiveInt = Field(
-        8, description="cap of the anti-aliasing triangle half-length, in input samples"
+    antialias_max_samples: int = Field(
+        8,
+        ge=1,
+        le=16,
+        description="cap of the anti-aliasing triangle half-length, in input samples",
+    )
+    antialias_spacing_m: PositiveFloat | Literal["auto"] = Field(
+        AUTO,
+        description="midpoint spacing of the input traces used for the anti-aliasing filter "
+        "length; auto = the larger output bin spacing",
+    )
+    interpolation: Interpolation = Interpolation.OVERSAMPLED_NEAREST
+    oversampling: int = Field(
+        8,
+        ge=2,
+        le=64,
+        description="oversampling factor of the oversampled_* interpolations "
+        "(the nearest-sample time error is at most dt / (2 * oversampling))",
     )
     rho_filter: RhoFilter = RhoFilter.AUTO
     offset_classes_m: list[float] = Field(
@@ -499,7 +533,11 @@ class ExecutionConfig(_Section):
     min_tile_jobs: PositiveInt = Field(
         8, description="auto tiles are made small enough to give at least this many jobs"
     )
-    max_tile_jobs: PositiveInt = Field(2000, description="hard cap on the number of tile jobs")
+    max_tile_jobs: PositiveInt = Field(
+        2000,
+        description="most cluster jobs for the tiles: beyond it, consecutive tiles are batched "
+        "(one Snakemake group = one cluster job per batch; each tile keeps its own file)",
+    )
     threads_per_job: PositiveInt = 1
 
 

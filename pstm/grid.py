@@ -56,6 +56,12 @@ class OutputGrid:
         return -math.sin(r), math.cos(r)
 
     @property
+    def centre(self) -> tuple[float, float]:
+        """World x, y of the grid's centre (the kernels' float32 origin for every tile)."""
+        x, y = self.bin_xy(self.nil // 2, 1, self.nxl // 2, 1)
+        return float(x[0, 0]), float(y[0, 0])
+
+    @property
     def times(self) -> NDArray[np.float64]:
         return self.t0 + self.dt * np.arange(self.nt, dtype=np.float64)
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from pstm.config import Backend, MigrationConfig, NonFinitePolicy
+from pstm.config import AUTO, Backend, MigrationConfig, NonFinitePolicy
 from pstm.errors import InputDataError
 from pstm.grid import OutputGrid
-from pstm.index import MidpointIndex
+from pstm.index import MidpointIndex, max_aperture_m
 from pstm.io.atomic import atomic_output
 from pstm.io.traces import TraceStore
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, get_kernel
@@ -42,13 +42,42 @@ class TileStats:
 
 
 def offset_class_of(offset: NDArray[np.float64], migration: MigrationConfig) -> NDArray[np.int32]:
-    """Class index of each offset; -1 outside every class (such traces are not migrated)."""
+    """Class index of each offset; -1 outside ``min_offset_m``/``max_offset_m`` or outside
+    every class (such traces are not migrated)."""
     edges = migration.offset_classes_m
-    if not edges:
-        return np.zeros(len(offset), dtype=np.int32)
-    cls = np.searchsorted(np.asarray(edges), offset, side="right").astype(np.int32) - 1
-    cls[(offset < edges[0]) | (offset >= edges[-1])] = -1
+    if edges:
+        cls = np.searchsorted(np.asarray(edges), offset, side="right").astype(np.int32) - 1
+        cls[(offset < edges[0]) | (offset >= edges[-1])] = -1
+    else:
+        cls = np.zeros(len(offset), dtype=np.int32)
+    cls[offset < migration.min_offset_m] = -1
+    if migration.max_offset_m is not None:
+        cls[offset > migration.max_offset_m] = -1
     return cls
+
+
+def kernel_options(migration: MigrationConfig, threads: int) -> KernelOptions:
+    """The kernel's view of the (resolved) migration settings."""
+    if migration.antialias_spacing_m == AUTO:
+        raise ValueError("migration.antialias_spacing_m must be resolved (pstm.pipeline)")
+    table = migration.aperture_table
+    return KernelOptions(
+        aperture_m=migration.aperture_m,
+        aperture_time_s=tuple(table.time_s) if table else (),
+        aperture_table_m=tuple(table.aperture_m) if table else (),
+        aperture_taper_m=migration.aperture_taper_m,
+        max_angle_deg=migration.max_angle_deg,
+        angle_taper_deg=migration.angle_taper_deg,
+        max_stretch=migration.max_stretch,
+        interpolation=migration.interpolation,
+        oversampling=migration.oversampling,
+        weights=migration.weights,
+        antialias=migration.antialias,
+        antialias_spacing_m=float(migration.antialias_spacing_m),
+        antialias_max_samples=migration.antialias_max_samples,
+        n_offset_classes=n_offset_classes(migration),
+        threads=threads,
+    )
 
 
 def clean_traces(
@@ -89,13 +118,13 @@ def migrate_tile(
     v_tile = np.ascontiguousarray(
         vrms[tile.il0 : tile.il0 + tile.nil, tile.xl0 : tile.xl0 + tile.nxl, :], dtype=np.float32
     )
-    target = ImageTarget(x=x, y=y, t0=grid.t0, dt=grid.dt, vrms=v_tile)
-    options = KernelOptions(aperture_m=migration.aperture_m, n_offset_classes=ncls, threads=threads)
+    target = ImageTarget(x=x, y=y, t0=grid.t0, dt=grid.dt, vrms=v_tile, origin=grid.centre)
+    options = kernel_options(migration, threads)
     gathers = np.zeros((ncls, tile.nil, tile.nxl, grid.nt), dtype=np.float32)
     fold = np.zeros((ncls, tile.nil, tile.nxl, grid.nt), dtype=np.int32)
 
     t_start = time.perf_counter()
-    ids = index.query(tile.il0, tile.nil, tile.xl0, tile.nxl, migration.aperture_m)
+    ids = index.query(tile.il0, tile.nil, tile.xl0, tile.nxl, max_aperture_m(migration))
     sx, sy = np.asarray(index.sx[ids]), np.asarray(index.sy[ids])
     rx, ry = np.asarray(index.rx[ids]), np.asarray(index.ry[ids])
     cls = offset_class_of(np.hypot(rx - sx, ry - sy), migration)

@@ -18,8 +18,10 @@ import yaml
 
 from pstm import __version__
 from pstm.config import (
+    AUTO,
     Backend,
     InputKind,
+    MigrationConfig,
     PstmConfig,
     RhoFilter,
     parse_config,
@@ -115,6 +117,15 @@ def resolve_rho_filter(requested: RhoFilter, grid: OutputGrid) -> RhoFilter:
     return rho
 
 
+def resolve_antialias_spacing(migration: MigrationConfig, grid: OutputGrid) -> float:
+    """``auto``: the larger output bin spacing (the midpoint spacing of a regular survey)."""
+    if migration.antialias_spacing_m != AUTO:
+        return float(migration.antialias_spacing_m)
+    spacing = max(grid.dil, grid.dxl)
+    log.info("migration.antialias_spacing_m auto -> %g m (larger bin spacing)", spacing)
+    return spacing
+
+
 def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:
     """Validate, resolve ``auto`` and plan. Raises :class:`pstm.errors.PstmError`."""
     cfg = parse_config(raw, source)
@@ -132,7 +143,13 @@ def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:
     plan = plan_tiles(grid, cfg.execution, cfg.migration, input_n_samples(cfg, traces))
     resolved = cfg.model_copy(
         update={
-            "migration": cfg.migration.model_copy(update={"backend": backend, "rho_filter": rho}),
+            "migration": cfg.migration.model_copy(
+                update={
+                    "backend": backend,
+                    "rho_filter": rho,
+                    "antialias_spacing_m": resolve_antialias_spacing(cfg.migration, grid),
+                }
+            ),
             "execution": cfg.execution.model_copy(
                 update={"tile_n_inline": plan.tile_nil, "tile_n_crossline": plan.tile_nxl}
             ),

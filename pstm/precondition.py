@@ -22,14 +22,20 @@ PRECONDITION_CHUNK_TRACES = 8 * TRACE_CHUNK
 
 
 def rho_response(n_fft: int, dt: float, kind: RhoFilter) -> NDArray[np.complex128]:
-    """Frequency response on ``np.fft.rfftfreq(n_fft, dt)`` (numpy's e^{-i omega t} forward
-    transform, so d/dt is a multiplication by +i omega)."""
+    """Frequency response on ``np.fft.rfftfreq(n_fft, dt)``, numpy's e^{-i omega t} forward
+    transform (so d/dt multiplies by +i omega).
+
+    The Kirchhoff sum along a diffraction surface that is tangent to an event from below
+    integrates the event anti-causally: int_tau^inf w(s) ds in 3D, the half-integral in 2D
+    (stationary phase; Bleistein, Cohen & Stockwell 2001, ch. 5). Their inverses are -d/dt,
+    i.e. -i omega, and (-i omega)^(1/2) = sqrt(omega) e^{-i pi/4}: with them a zero-phase
+    reflection migrates to the same zero-phase wavelet with its sign kept."""
     omega = 2.0 * np.pi * np.fft.rfftfreq(n_fft, dt)
     response = np.ones(omega.shape, dtype=np.complex128)
     if kind is RhoFilter.THREE_D:
-        response *= 1j * omega
+        response *= -1j * omega
     elif kind is RhoFilter.TWO_D:
-        response *= np.sqrt(omega) * np.exp(1j * np.pi / 4)
+        response *= np.sqrt(omega) * np.exp(-1j * np.pi / 4)
     if kind in (RhoFilter.THREE_D, RhoFilter.TWO_D, RhoFilter.NONE):
         return response
     raise ValueError(f"rho filter {kind!r} must be resolved before use")

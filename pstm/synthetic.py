@@ -7,9 +7,10 @@ NMO hyperbola exactly, and a migration with the true velocity images every event
 position written to the truth file.
 
 Wavelets: reflections carry a zero-phase Ricker wavelet w. A plane reflector is the sum of
-the point scatterers on it; that 2D surface integral contributes (i omega)^-1 by stationary
-phase, so a point diffractor consistent with it carries the time derivative of w (scaled
-by -1/(2 pi f_peak) to keep its sign and size). With the 3D rho filter on, migration then
+the point scatterers on it; at a receiver their arrivals start at the specular time, so
+that 2D surface integral is a causal integration in time (stationary phase), and a point
+diffractor consistent with it carries the time derivative of w (scaled by 1/(2 pi f_peak)
+to keep its size). With the 3D rho filter (-d/dt, :mod:`pstm.precondition`) migration then
 images both as zero-phase events with positive peaks.
 """
 
@@ -41,9 +42,9 @@ def ricker(t: NDArray[np.float64], peak_hz: float) -> NDArray[np.float64]:
 
 
 def ricker_derivative_scaled(t: NDArray[np.float64], peak_hz: float) -> NDArray[np.float64]:
-    """-(d/dt ricker) / (2 pi f): the 3D point-scatterer wavelet (see the module notes)."""
+    """(d/dt ricker) / (2 pi f): the 3D point-scatterer wavelet (see the module notes)."""
     a = (math.pi * peak_hz * t) ** 2
-    return math.pi * peak_hz * t * np.exp(-a) * (3.0 - 2.0 * a)
+    return -math.pi * peak_hz * t * np.exp(-a) * (3.0 - 2.0 * a)
 
 
 def stations(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[NDArray[np.float64], ...]:

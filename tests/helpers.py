@@ -14,11 +14,11 @@ import numpy as np
 
 from pstm.config import Backend, PstmConfig, parse_config
 from pstm.grid import OutputGrid
-from pstm.index import build_index
+from pstm.index import build_index, max_aperture_m
 from pstm.io.headers import Geometry
-from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, get_kernel
-from pstm.migrate import offset_class_of
-from pstm.pipeline import resolve_rho_filter
+from pstm.kernels import ImageTarget, TraceBatch, get_kernel
+from pstm.migrate import kernel_options, offset_class_of
+from pstm.pipeline import resolve_antialias_spacing, resolve_rho_filter
 from pstm.plan import n_offset_classes
 from pstm.precondition import apply_rho
 from pstm.synthetic import make_survey
@@ -80,13 +80,22 @@ def migrate_in_process(
     gathers = np.zeros((ncls, grid.nil, grid.nxl, grid.nt), np.float32)
     fold = np.zeros(gathers.shape, np.int32)
     kernel = get_kernel(backend)
+    migration = cfg.migration.model_copy(
+        update={"antialias_spacing_m": resolve_antialias_spacing(cfg.migration, grid)}
+    )
+    options = kernel_options(migration, threads=2)
     for il0, nil, xl0, nxl in tiles or [(0, grid.nil, 0, grid.nxl)]:
-        ids = index.query(il0, nil, xl0, nxl, cfg.migration.aperture_m)
+        ids = index.query(il0, nil, xl0, nxl, max_aperture_m(cfg.migration))
         cls = offset_class_of(geo.offset[ids], cfg.migration)
         ids, cls = ids[cls >= 0], cls[cls >= 0]
         x, y = grid.bin_xy(il0, nil, xl0, nxl)
         target = ImageTarget(
-            x, y, grid.t0, grid.dt, np.ascontiguousarray(vel[il0 : il0 + nil, xl0 : xl0 + nxl])
+            x,
+            y,
+            grid.t0,
+            grid.dt,
+            np.ascontiguousarray(vel[il0 : il0 + nil, xl0 : xl0 + nxl]),
+            origin=grid.centre,
         )
         batch = TraceBatch(
             data[ids],
@@ -100,7 +109,7 @@ def migrate_in_process(
         )
         g = np.zeros((ncls, nil, nxl, grid.nt), np.float32)
         f = np.zeros(g.shape, np.int32)
-        kernel(batch, target, KernelOptions(cfg.migration.aperture_m, ncls, threads=2), g, f)
+        kernel(batch, target, options, g, f)
         gathers[:, il0 : il0 + nil, xl0 : xl0 + nxl] = g
         fold[:, il0 : il0 + nil, xl0 : xl0 + nxl] = f
     return gathers, fold, truth

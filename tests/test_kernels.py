@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import numpy as np
 import pytest
 
-from pstm.config import Backend
+from pstm.config import AntiAlias, Backend, Interpolation, Weights
 from pstm.errors import BackendUnavailableError
 from pstm.kernels import (
     ImageTarget,
@@ -56,6 +59,32 @@ def random_problem(seed: int, nx: int, ny: int, nt: int, ntr: int, ncls: int = 1
     return batch, target, KernelOptions(aperture_m=700.0, n_offset_classes=ncls, threads=2)
 
 
+#: Operator settings the conformance suite runs every backend with: each interpolation, and
+#: every imaging feature at once (tapers, angle limit, time-variant aperture, stretch mute,
+#: true-amplitude weights, anti-aliasing).
+FEATURES: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "linear": {"interpolation": Interpolation.LINEAR},
+    "oversampled_linear": {"interpolation": Interpolation.OVERSAMPLED_LINEAR, "oversampling": 4},
+    "everything": {
+        "aperture_time_s": (0.1, 0.6),
+        "aperture_table_m": (300.0, 700.0),
+        "aperture_taper_m": 150.0,
+        "max_angle_deg": 60.0,
+        "angle_taper_deg": 10.0,
+        "max_stretch": 0.6,
+        "weights": Weights.TRUE_AMPLITUDE,
+        "antialias": AntiAlias.TRIANGLE,
+        "antialias_spacing_m": 30.0,
+        "antialias_max_samples": 4,
+    },
+}
+
+
+def with_features(options: KernelOptions, name: str) -> KernelOptions:
+    return dataclasses.replace(options, **FEATURES[name])
+
+
 def run(backend: Backend, batch, target, options):
     nx, ny, nt = target.shape
     g = np.zeros((options.n_offset_classes, nx, ny, nt), np.float32)
@@ -69,14 +98,16 @@ def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("features", list(FEATURES))
 @pytest.mark.parametrize(
     ("seed", "nx", "ny", "nt", "ntr", "ncls"),
     [(1, 6, 5, 120, 150, 1), (2, 9, 1, 150, 200, 1), (3, 1, 1, 90, 80, 1), (4, 7, 4, 100, 150, 3)],
 )
 def test_backend_matches_reference(
-    backend: Backend, seed: int, nx: int, ny: int, nt: int, ntr: int, ncls: int
+    backend: Backend, features: str, seed: int, nx: int, ny: int, nt: int, ntr: int, ncls: int
 ) -> None:
     batch, target, options = random_problem(seed, nx, ny, nt, ntr, ncls)
+    options = with_features(options, features)
     g_ref, f_ref, n_ref = run(Backend.NUMPY, batch, target, options)
     g, f, n = run(backend, batch, target, options)
     assert n_ref > 0 and np.abs(g_ref).sum() > 0, "the problem must exercise the kernel"
@@ -104,7 +135,8 @@ def test_reference_single_contribution_is_linear_interpolation() -> None:
     target = ImageTarget(
         np.array([[10.0]]), np.array([[0.0]]), tau, dt, np.full((1, 1, 1), v, np.float32)
     )
-    g, f, n = run(Backend.NUMPY, batch, target, KernelOptions(aperture_m=1000.0))
+    linear = KernelOptions(aperture_m=1000.0, interpolation=Interpolation.LINEAR)
+    g, f, n = run(Backend.NUMPY, batch, target, linear)
     t = np.sqrt(tau**2 / 4 + 310.0**2 / v**2) + np.sqrt(tau**2 / 4 + 190.0**2 / v**2)
     s = t / dt
     i = int(s)

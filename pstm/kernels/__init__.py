@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from pstm.config import Backend
+from pstm.config import AntiAlias, Backend, Interpolation, Weights
 from pstm.errors import BackendUnavailableError
 
 
@@ -53,6 +53,9 @@ class ImageTarget:
     t0: float
     dt: float
     vrms: NDArray[np.float32]  # (nx, ny, nt)
+    #: origin of the float32 frame the kernels compute in. Tiles of one grid must share it
+    #: (e.g. the grid centre), so that every tiling rounds alike; None = this target's centre.
+    origin: tuple[float, float] | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -62,11 +65,31 @@ class ImageTarget:
 
 @dataclass(frozen=True)
 class KernelOptions:
-    """Operator settings a kernel needs (derived from :class:`pstm.config.MigrationConfig`)."""
+    """Operator settings a kernel needs (built from :class:`pstm.config.MigrationConfig` by
+    :func:`pstm.migrate.kernel_options`). The operator they define is written out in
+    :mod:`pstm.kernels._numpy`; :mod:`pstm.kernels.operator` turns them into arrays."""
 
     aperture_m: float
+    #: time-variant aperture (linear in time, constant outside); empty = ``aperture_m``
+    aperture_time_s: tuple[float, ...] = ()
+    aperture_table_m: tuple[float, ...] = ()
+    aperture_taper_m: float = 0.0
+    max_angle_deg: float = 90.0
+    angle_taper_deg: float = 0.0
+    max_stretch: float | None = None
+    interpolation: Interpolation = Interpolation.OVERSAMPLED_NEAREST
+    oversampling: int = 8
+    weights: Weights = Weights.NONE
+    antialias: AntiAlias = AntiAlias.NONE
+    antialias_spacing_m: float = 25.0
+    antialias_max_samples: int = 8
     n_offset_classes: int = 1
     threads: int = 1
+
+    @property
+    def factor(self) -> int:
+        """Samples per input sample of the trace the kernel reads (1 = as recorded)."""
+        return 1 if self.interpolation is Interpolation.LINEAR else self.oversampling
 
 
 class KernelFn(Protocol):

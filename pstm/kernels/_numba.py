@@ -1,8 +1,23 @@
-"""Numba CPU backend: the reference operator, compiled and parallel over output columns.
+"""Numba CPU backend: the reference operator (:mod:`pstm.kernels._numpy`), compiled.
 
-Parallel contract: ``prange`` runs over output columns (bins); each iteration owns its
-column of ``gathers``/``fold`` and its slot of ``counts``, so no two threads write the
-same memory and no atomics are needed. Nothing is allocated inside the parallel loop.
+Parallel contract: ``prange`` runs over output columns (bins); each iteration owns its column
+``gathers[:, c, :]``, ``fold[:, c, :]`` and ``counts[c]``, so no two threads write the same
+memory and no atomics are needed. Nothing is allocated inside the parallel loop.
+
+Speed (see docs/benchmarks.md): traces are visited in blocks of about
+``TRACE_BLOCK_BYTES`` so that a block stays in cache while every column of the tile reads
+it; per (trace, column) pair the aperture limits become an index range found by bisection
+(samples outside are never visited); the inner loop over output time has no data-dependent
+branch (traces carry a zero sample past their end, positions are clamped, the validity is a
+0/1 factor, unused features take neutral tables), so LLVM vectorises it with gathers.
+Floating-point contraction is off (``fastmath`` without ``contract``), so the sample
+positions equal the reference's bit for bit.
+
+Three kernels, each with one time loop whose switches are compile-time constants (LLVM
+stops vectorising a loop that tests a run-time switch, and a function that inlines two
+different loops): :func:`_migrate_plain` (nearest sample, weight 1: the default),
+:func:`_migrate_features` (weights, stretch mute, linear interpolation, tapers) and
+:func:`_migrate_antialiased` (the same with the anti-aliasing filter).
 """
 
 from __future__ import annotations
@@ -13,57 +28,379 @@ from numba import njit, prange
 from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch
+from pstm.kernels.operator import LEG_TIME_MIN_S, NO_LIMIT, Prepared, prepare
+
+#: Bytes of resampled trace data visited by all columns before moving on (fits L2).
+TRACE_BLOCK_BYTES = 512 * 1024
+#: fastmath flags: no NaN/sign-of-zero care, but no contraction or reassociation, so the
+#: float32 operations round exactly like the numpy reference's.
+FASTMATH = {"nnan", "nsz"}
 
 
-@njit(parallel=True, fastmath=True, cache=True)
-def _migrate_columns(
-    data: NDArray[np.float32],  # (ntr, ns)
-    t0_in: float,
-    dt_in: float,
-    sx: NDArray[np.float64],  # (ntr,) relative to the tile origin
-    sy: NDArray[np.float64],
-    rx: NDArray[np.float64],
-    ry: NDArray[np.float64],
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _first_at_least(values: NDArray[np.float32], row: int, threshold: np.float32) -> int:
+    """First index i with values[row, i] >= threshold in a nondecreasing row (its length if
+    none). Indexes the 2D array (no row view), which keeps LLVM's alias analysis intact."""
+    lo, hi = 0, values.shape[1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if values[row, mid] >= threshold:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _taper01(z: np.float32) -> np.float32:
+    """The cosine taper 0.5 - 0.5 cos(pi z) = sin^2(pi z / 2) on z clamped to [0, 1], by a
+    degree-11 Taylor polynomial (error < 1e-7; vectorisable, unlike a libm call). Identical
+    to :func:`pstm.kernels.operator.taper01`."""
+    zc = min(max(z, np.float32(0.0)), np.float32(1.0))
+    x = zc * np.float32(1.5707963267948966)
+    x2 = x * x
+    p = np.float32(-2.505210838544172e-08)
+    p = np.float32(2.7557319223985893e-06) + x2 * p
+    p = np.float32(-0.0001984126984126984) + x2 * p
+    p = np.float32(0.008333333333333333) + x2 * p
+    p = np.float32(-0.16666666666666666) + x2 * p
+    p = np.float32(1.0) + x2 * p
+    sine = x * p
+    return min(sine * sine, np.float32(1.0))
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _plain_nearest(
+    data: NDArray[np.float32],
+    k: int,
+    gathers: NDArray[np.float32],
+    fold: NDArray[np.int32],
+    g: int,
+    c: int,
+    th2: NDArray[np.float32],
+    sl2: NDArray[np.float32],
+    ds2: np.float32,
+    dr2: np.float32,
+    t0_in: np.float32,
+    inv_h: np.float32,
+    smax: np.float32,
+    it0: int,
+    it1: int,
+) -> int:
+    """Plain DSR, nearest resampled sample, weight 1: the fast path. (Arrays are indexed
+    whole, not through row views, so LLVM knows they do not alias and vectorises.)"""
+    zero, half = np.float32(0.0), np.float32(0.5)
+    n = 0
+    for it in range(
+        np.uint64(it0), np.uint64(it1)
+    ):  # unsigned: no negative-index wrap, so it vectorises
+        q = th2[it]
+        s2 = sl2[c, it]
+        t = np.sqrt(q + ds2 * s2) + np.sqrt(q + dr2 * s2)
+        s = (t - t0_in) * inv_h
+        ok = (s >= zero) & (s <= smax)
+        sc = min(max(s, zero), smax)
+        gathers[g, c, it] += data[k, np.int32(sc + half)] * np.float32(ok)
+        fold[g, c, it] += np.int32(ok)
+        n += int(ok)
+    return n
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _pair(
+    sx: NDArray[np.float32],
+    sy: NDArray[np.float32],
+    rx: NDArray[np.float32],
+    ry: NDArray[np.float32],
+    x: NDArray[np.float32],
+    y: NDArray[np.float32],
+    rout2: NDArray[np.float32],
+    rin2: NDArray[np.float32],
+    k: int,
+    c: int,
+) -> tuple[int, int, np.float32, np.float32, np.float32, np.float32, np.float32]:
+    """Per (trace, column) pair: first sample inside the aperture, first sample inside both
+    tapers, source/receiver offsets from the column and the squared midpoint distance."""
+    sxr, syr = sx[k] - x[c], sy[k] - y[c]
+    rxr, ryr = rx[k] - x[c], ry[k] - y[c]
+    mxr, myr = (sxr + rxr) * np.float32(0.5), (syr + ryr) * np.float32(0.5)
+    d2 = mxr * mxr + myr * myr
+    lo = _first_at_least(rout2, c, d2)
+    full = _first_at_least(rin2, c, d2) if lo < rout2.shape[1] else lo
+    return lo, full, sxr, syr, rxr, ryr, d2
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _migrate_plain(
+    data: NDArray[np.float32],
+    sx: NDArray[np.float32],
+    sy: NDArray[np.float32],
+    rx: NDArray[np.float32],
+    ry: NDArray[np.float32],
     cls: NDArray[np.int32],
-    x: NDArray[np.float64],  # (ncol,) relative to the tile origin
-    y: NDArray[np.float64],
-    vrms: NDArray[np.float32],  # (ncol, nt)
-    t0_out: float,
-    dt_out: float,
-    aperture2: float,
-    gathers: NDArray[np.float32],  # (ncls, ncol, nt)
-    fold: NDArray[np.int32],  # (ncls, ncol, nt)
-    counts: NDArray[np.int64],  # (ncol,)
+    x: NDArray[np.float32],
+    y: NDArray[np.float32],
+    th2: NDArray[np.float32],
+    sl2: NDArray[np.float32],
+    rout2: NDArray[np.float32],
+    rin2: NDArray[np.float32],
+    t0_in: np.float32,
+    inv_h: np.float32,
+    smax: np.float32,
+    block: int,
+    gathers: NDArray[np.float32],
+    fold: NDArray[np.int32],
+    counts: NDArray[np.int64],
 ) -> None:
-    ntr, ns = data.shape
-    ncol, nt = vrms.shape
-    inv_dt = np.float32(1.0 / dt_in)
-    s_max = np.float32(ns - 1)
-    for c in prange(ncol):
-        xc, yc = x[c], y[c]
-        n = 0
-        for k in range(ntr):
-            mx = 0.5 * (sx[k] + rx[k]) - xc
-            my = 0.5 * (sy[k] + ry[k]) - yc
-            if mx * mx + my * my > aperture2:
-                continue
-            ds2 = np.float32((sx[k] - xc) ** 2 + (sy[k] - yc) ** 2)
-            dr2 = np.float32((rx[k] - xc) ** 2 + (ry[k] - yc) ** 2)
-            g = cls[k]
-            for it in range(nt):
-                th = np.float32(0.5 * (t0_out + it * dt_out))
-                th2 = th * th
-                v = vrms[c, it]
-                s2 = np.float32(1.0) / (v * v)
-                t = np.sqrt(th2 + ds2 * s2) + np.sqrt(th2 + dr2 * s2)
-                s = (t - np.float32(t0_in)) * inv_dt
-                if s >= 0 and s < s_max:
-                    i = int(s)
-                    w = s - np.float32(i)
-                    gathers[g, c, it] += (np.float32(1.0) - w) * data[k, i] + w * data[k, i + 1]
-                    fold[g, c, it] += 1
-                    n += 1
-        counts[c] = n
+    """Samples inside both tapers, plain DSR, nearest sample (taper zones: _migrate_general).
+    A kernel of its own: inlining the general loop into the same function stops LLVM from
+    vectorising this one."""
+    ntr = data.shape[0]
+    ncol, nt = sl2.shape
+    for k0 in range(0, ntr, block):
+        k1 = min(ntr, k0 + block)
+        for c in prange(ncol):
+            n = 0
+            for k in range(k0, k1):
+                lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
+                if full >= nt:
+                    continue
+                ds2 = sxr * sxr + syr * syr
+                dr2 = rxr * rxr + ryr * ryr
+                n += _plain_nearest(
+                    data, k, gathers, fold, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h, smax,
+                    full, nt,
+                )  # fmt: skip
+            counts[c] += n
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _features_loop(
+    data: NDArray[np.float32],
+    aa_data: NDArray[np.float32],
+    k: int,
+    gathers: NDArray[np.float32],
+    fold: NDArray[np.int32],
+    g: int,
+    c: int,
+    th2: NDArray[np.float32],
+    sl2: NDArray[np.float32],
+    wta: NDArray[np.float32],
+    stretch: NDArray[np.float32],
+    ap: NDArray[np.float32],
+    ang: NDArray[np.float32],
+    inv_ang_taper: NDArray[np.float32],
+    sxr: np.float32,
+    syr: np.float32,
+    rxr: np.float32,
+    ryr: np.float32,
+    d: np.float32,
+    fp: NDArray[np.float32],
+    aa_thr: tuple[float, ...],
+    antialias: bool,
+    tapered: bool,
+    it0: int,
+    it1: int,
+) -> int:
+    """Every feature on samples it0..it1-1 of one pair, without a branch per feature: an
+    unused feature takes neutral values (``stretch`` = NO_LIMIT; weight ``fp[6] + wta * ...``
+    with ``wta`` = 0 and fp[6] = 1; linear weight fp[8] = 0 for nearest; the tapers are 1
+    inside both). ``antialias`` and ``tapered`` are constants at each call site."""
+    t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
+    w_off, round_off, lin, qmin, top = fp[5], fp[6], fp[7], fp[8], np.int32(fp[9])
+    stride = np.int32(smax) + 2  # M + 1 samples per anti-aliasing level
+    zero, half = np.float32(0.0), np.float32(0.5)
+    ds2 = sxr * sxr + syr * syr
+    dr2 = rxr * rxr + ryr * ryr
+    n = 0
+    for it in range(np.uint64(it0), np.uint64(it1)):  # unsigned: see _plain_nearest
+        q = th2[it]
+        s2 = sl2[c, it]
+        qs = max(q + ds2 * s2, qmin)  # qmin: no zero leg time at tau = 0 (see reference)
+        qr = max(q + dr2 * s2, qmin)
+        ts = np.sqrt(qs)
+        tr = np.sqrt(qr)
+        t = ts + tr
+        inv_p = np.float32(1.0) / (ts * tr)
+        s = (t - t0_in) * inv_h
+        ok = (s >= zero) & (s <= smax) & (stretch[it] * t >= ts * tr)
+        sc = min(max(s, zero), smax)
+        if antialias:
+            vx = sxr * tr + rxr * ts
+            vy = syr * tr + ryr * ts
+            a = aa_scale * s2
+            lhs = a * a * (vx * vx + vy * vy)  # (ideal length)^2 * (ts tr)^2: no sqrt, no division
+            qq = qs * qr
+            level = np.int32(0)
+            for threshold2 in aa_thr:  # squared thresholds; fixed length: unrolled
+                level += np.int32(lhs >= np.float32(threshold2) * qq)
+            level = min(level, top)
+            value = aa_data[k, level * stride + np.int32(sc + half)]
+        else:
+            i = np.int32(sc + round_off)
+            w = (sc - np.float32(i)) * lin
+            a = data[k, i]
+            value = a + w * (data[k, i + 1] - a)
+        weight = w_off + wta[c, it] * t * ((qs + qr) * inv_p * inv_p)
+        if tapered:
+            weight = weight * (
+                _taper01((ap[it] - d) * inv_ap_taper)
+                * _taper01((ang[c, it] - d) * inv_ang_taper[c, it])
+            )
+        gathers[g, c, it] += value * weight * np.float32(ok)
+        fold[g, c, it] += np.int32(ok)
+        n += int(ok)
+    return n
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _migrate_features(
+    data: NDArray[np.float32],
+    aa_data: NDArray[np.float32],
+    sx: NDArray[np.float32],
+    sy: NDArray[np.float32],
+    rx: NDArray[np.float32],
+    ry: NDArray[np.float32],
+    cls: NDArray[np.int32],
+    x: NDArray[np.float32],
+    y: NDArray[np.float32],
+    th2: NDArray[np.float32],
+    sl2: NDArray[np.float32],
+    rout2: NDArray[np.float32],
+    rin2: NDArray[np.float32],
+    ap: NDArray[np.float32],
+    ang: NDArray[np.float32],
+    inv_ang_taper: NDArray[np.float32],
+    wta: NDArray[np.float32],
+    stretch: NDArray[np.float32],
+    fp: NDArray[np.float32],
+    aa_thr: tuple[float, ...],
+    zones_only: bool,
+    block: int,
+    gathers: NDArray[np.float32],
+    fold: NDArray[np.int32],
+    counts: NDArray[np.int64],
+) -> None:
+    """Every feature but anti-aliasing on samples lo..nt-1 of each pair, or only on its taper
+    zone lo..full-1 when ``zones_only`` (the rest then goes to :func:`_migrate_plain`)."""
+    ntr = data.shape[0]
+    ncol, nt = sl2.shape
+    for k0 in range(0, ntr, block):
+        k1 = min(ntr, k0 + block)
+        for c in prange(ncol):
+            n = 0
+            for k in range(k0, k1):
+                lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
+                if lo >= nt:
+                    continue
+                g, d = cls[k], np.sqrt(d2)
+                n += _features_loop(
+                    data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, lo, full,
+                )  # fmt: skip
+                if not zones_only:
+                    n += _features_loop(
+                        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False, full, nt,
+                    )  # fmt: skip
+            counts[c] += n
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _migrate_antialiased(
+    data: NDArray[np.float32],
+    aa_data: NDArray[np.float32],
+    sx: NDArray[np.float32],
+    sy: NDArray[np.float32],
+    rx: NDArray[np.float32],
+    ry: NDArray[np.float32],
+    cls: NDArray[np.int32],
+    x: NDArray[np.float32],
+    y: NDArray[np.float32],
+    th2: NDArray[np.float32],
+    sl2: NDArray[np.float32],
+    rout2: NDArray[np.float32],
+    rin2: NDArray[np.float32],
+    ap: NDArray[np.float32],
+    ang: NDArray[np.float32],
+    inv_ang_taper: NDArray[np.float32],
+    wta: NDArray[np.float32],
+    stretch: NDArray[np.float32],
+    fp: NDArray[np.float32],
+    aa_thr: tuple[float, ...],
+    block: int,
+    gathers: NDArray[np.float32],
+    fold: NDArray[np.int32],
+    counts: NDArray[np.int64],
+) -> None:
+    """Every feature with anti-aliasing, samples lo..nt-1 of each pair."""
+    ntr = data.shape[0]
+    ncol, nt = sl2.shape
+    for k0 in range(0, ntr, block):
+        k1 = min(ntr, k0 + block)
+        for c in prange(ncol):
+            n = 0
+            for k in range(k0, k1):
+                lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
+                if lo >= nt:
+                    continue
+                g, d = cls[k], np.sqrt(d2)
+                n += _features_loop(
+                    data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, True, lo, full,
+                )  # fmt: skip
+                n += _features_loop(
+                    data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, False, full, nt,
+                )  # fmt: skip
+            counts[c] += n
+
+
+def run_prepared(
+    p: Prepared, gathers: NDArray[np.float32], fold: NDArray[np.int32], threads: int
+) -> int:
+    """Run the compiled kernels on a prepared problem; gathers/fold are (ncls, ncol, nt)."""
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+    counts = np.zeros(p.x.shape[0], dtype=np.int64)
+    row_bytes = (p.data.shape[1] + p.aa_data.shape[1]) * 4
+    block = max(1, TRACE_BLOCK_BYTES // max(row_bytes, 1))
+    use_ta, use_st, use_aa = p.wta.size > 0, p.stretch.size > 0, p.aa_data.size > 0
+    ncol, nt = p.sl2.shape
+    fp = np.array(
+        [
+            p.t0_in,
+            p.inv_h,
+            p.n_valid - 1,
+            p.inv_ap_taper,
+            p.aa_scale,
+            0.0 if use_ta else 1.0,  # weight offset (neutral weight 1 without true amplitude)
+            0.5 if p.nearest else 0.0,  # rounding offset of the sample index
+            0.0 if p.nearest else 1.0,  # linear interpolation weight factor
+            LEG_TIME_MIN_S**2,
+            max(p.aa_levels - 1, 0),  # highest anti-aliasing level
+        ],
+        dtype=np.float32,
+    )
+    aa_data = p.aa_data if use_aa else np.zeros((0, 1), dtype=np.float32)
+    aa_thr = p.aa_thresholds2 if use_aa else (float(NO_LIMIT),)
+    wta = p.wta if use_ta else np.zeros((ncol, nt), dtype=np.float32)
+    stretch = p.stretch if use_st else np.full(nt, NO_LIMIT, dtype=np.float32)
+    args = (
+        p.data, aa_data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
+        p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp, aa_thr,
+    )  # fmt: skip
+    if use_aa:
+        _migrate_antialiased(*args, block, gathers, fold, counts)
+    elif use_ta or use_st or not p.nearest:
+        _migrate_features(*args, False, block, gathers, fold, counts)
+    else:
+        if bool((p.rin2 < p.rout2).any()):  # taper zones exist
+            _migrate_features(*args, True, block, gathers, fold, counts)
+        _migrate_plain(
+            p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2,
+            fp[0], fp[1], fp[2], block, gathers, fold, counts,
+        )  # fmt: skip
+    return int(counts.sum())
 
 
 def migrate(
@@ -74,30 +411,8 @@ def migrate(
     fold: NDArray[np.int32],
 ) -> int:
     nx, ny, nt = target.shape
-    numba.set_num_threads(min(options.threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-    ox, oy = float(target.x.mean()), float(target.y.mean())  # local origin keeps float32 exact
     ncls = gathers.shape[0]
     g = gathers.reshape(ncls, nx * ny, nt)
     f = fold.reshape(ncls, nx * ny, nt)
-    counts = np.zeros(nx * ny, dtype=np.int64)
-    _migrate_columns(
-        np.ascontiguousarray(batch.data, dtype=np.float32),
-        float(batch.t0),
-        float(batch.dt),
-        batch.sx - ox,
-        batch.sy - oy,
-        batch.rx - ox,
-        batch.ry - oy,
-        np.ascontiguousarray(batch.offset_class, dtype=np.int32),
-        (target.x - ox).ravel(),
-        (target.y - oy).ravel(),
-        np.ascontiguousarray(target.vrms.reshape(nx * ny, nt), dtype=np.float32),
-        float(target.t0),
-        float(target.dt),
-        float(options.aperture_m) ** 2,
-        g,
-        f,
-        counts,
-    )
     assert np.shares_memory(g, gathers) and np.shares_memory(f, fold), "outputs must be contiguous"
-    return int(counts.sum())
+    return run_prepared(prepare(batch, target, options), g, f, options.threads)

@@ -1,13 +1,33 @@
-"""Reference kernel: slow, vectorised over output samples, obviously correct.
+"""Reference kernel: the operator written out, vectorised over output samples, one trace at a
+time. Slow and obviously correct: the tests use it as the oracle for every backend.
 
-For every trace (source S, receiver R) and output point (x, tau) with v = v_rms(x, tau),
-the straight-ray double-square-root traveltime is
+For trace k (source S, receiver R, midpoint M, offset class g) and output sample (x, tau),
+v = v_rms(x, tau), all in float32 relative to the tile centre (see
+:func:`pstm.kernels.operator.prepare` for the tables):
 
-    t = sqrt((tau/2)^2 + |S - x|^2 / v^2) + sqrt((tau/2)^2 + |R - x|^2 / v^2)
+* aperture: the sample is visited only if d = |M - x| <= R_out(x, tau) = min(A(tau),
+  tan(max_angle) v tau / 2), which is nondecreasing in tau; a cosine taper
+  0.5 - 0.5 cos(pi min(z, 1)) (:func:`pstm.kernels.operator.taper01`) is applied where
+  d > R_in (the radius inside both tapers), with
+  z = (A - d) / aperture_taper and z = (R_angle - d) / angle_taper_width (product of both);
+* traveltime (straight-ray double square root):
+  t = sqrt(tau^2/4 + |S - x|^2 / v^2) + sqrt(tau^2/4 + |R - x|^2 / v^2) = t_s + t_r
+  (each leg at least LEG_TIME_MIN_S, which only matters at tau = 0 below a station);
+* the contribution is valid if the resampled sample position s = (t - t0) / h lies in the
+  trace (0 <= s <= M - 1) and, with a stretch mute, if (1 + max_stretch) (tau / 4)
+  (1/t_s + 1/t_r) >= 1 (operator stretch 1/(dt/dtau) - 1 at most max_stretch);
+* the trace value at s: nearest resampled sample, or linear between resampled samples; with
+  anti-aliasing, the nearest sample of the trace smoothed by a triangle whose half-length
+  follows the ideal L / h = |grad_M t| dx / h (Lumley, Claerbout & Bevc 1994), quantised to
+  the levels of :func:`pstm.kernels.operator.antialias_lengths` (none below one input
+  sample, where the operator does not alias), with
+  |grad_M t| = |(S - x) t_r + (R - x) t_s| / (v^2 t_s t_r);
+* weight: 1, or true amplitude W = R_out^2 tau t (1/t_s^2 + 1/t_r^2) / (4 v) (README,
+  "Amplitudes");
+* gathers[g, x, tau] += weight * taper * value; fold[g, x, tau] += 1 for every valid sample.
 
-and the trace, linearly interpolated at t, is added to the output sample when the
-midpoint lies within ``aperture_m`` of x and t lies inside the recorded trace
-(t0 <= t < t0 + (ns - 1) dt). The fold counts those contributions.
+The float32 operations are written in the same order as in the compiled backends, so the
+same nearest sample is chosen; the compiled kernels do not contract multiply-adds.
 """
 
 from __future__ import annotations
@@ -16,6 +36,75 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch
+from pstm.kernels.operator import (
+    LEG_TIME_MIN_S,
+    Prepared,
+    antialias_lengths,
+    oversample_adjoint,
+    prepare,
+    taper01,
+    triangle_filtered_adjoint,
+)
+
+F32 = np.float32
+
+
+def _trace_terms(p: Prepared, k: int) -> dict[str, NDArray]:
+    """Everything of trace k at every output sample of the tile (ncol, nt)."""
+    sxr, syr = p.sx[k] - p.x, p.sy[k] - p.y
+    rxr, ryr = p.rx[k] - p.x, p.ry[k] - p.y
+    ds2 = sxr * sxr + syr * syr
+    dr2 = rxr * rxr + ryr * ryr
+    mxr, myr = (sxr + rxr) * F32(0.5), (syr + ryr) * F32(0.5)
+    d2 = mxr * mxr + myr * myr
+    visit = p.rout2 >= d2[:, None]
+    qmin = F32(LEG_TIME_MIN_S**2)
+    qs = np.maximum(p.th2[None, :] + ds2[:, None] * p.sl2, qmin)
+    qr = np.maximum(p.th2[None, :] + dr2[:, None] * p.sl2, qmin)
+    ts, tr = np.sqrt(qs), np.sqrt(qr)
+    t = ts + tr
+    inv_p = F32(1.0) / (ts * tr)
+    s = (t - F32(p.t0_in)) * F32(p.inv_h)
+    smax = F32(p.n_valid - 1)
+    valid = (s >= F32(0.0)) & (s <= smax) & visit
+    if p.stretch.size:
+        valid &= p.stretch[None, :] * t >= ts * tr
+    sc = np.minimum(np.maximum(s, F32(0.0)), smax)
+    weight = np.ones(t.shape, dtype=np.float32)
+    if p.wta.size:
+        weight = p.wta * t * ((qs + qr) * inv_p * inv_p)
+    taper_zone = visit & ~(p.rin2 >= d2[:, None])
+    d = np.sqrt(d2)[:, None]
+    taper = taper01((p.ap[None, :] - d) * F32(p.inv_ap_taper)) * taper01(
+        (p.ang - d) * p.inv_ang_taper
+    )
+    taper = np.where(taper_zone, taper, F32(1.0))
+    aa_level = np.zeros(t.shape, dtype=np.int64)
+    if p.aa_data.size:
+        vx = sxr[:, None] * tr + rxr[:, None] * ts
+        vy = syr[:, None] * tr + ryr[:, None] * ts
+        a = F32(p.aa_scale) * p.sl2
+        lhs = a * a * (vx * vx + vy * vy)  # (ideal L/h)^2 (t_s t_r)^2
+        qq = qs * qr
+        for threshold2 in p.aa_thresholds2:
+            aa_level += lhs >= F32(threshold2) * qq
+        aa_level = np.minimum(aa_level, p.aa_levels - 1)
+    return {
+        "visit": visit,
+        "valid": valid,
+        "sc": sc,
+        "weight": weight,
+        "taper": taper,
+        "aa_level": aa_level,
+    }
+
+
+def _positions(p: Prepared, sc: NDArray[np.float32]) -> tuple[NDArray[np.int64], NDArray]:
+    """Index and linear weight of each sample position (weight unused in nearest modes)."""
+    if p.nearest or p.aa_data.size:
+        return (sc + F32(0.5)).astype(np.int64), np.zeros(sc.shape, np.float32)
+    i = sc.astype(np.int64)
+    return i, sc - i.astype(np.float32)
 
 
 def migrate(
@@ -26,28 +115,66 @@ def migrate(
     fold: NDArray[np.int32],
 ) -> int:
     nx, ny, nt = target.shape
-    ns = batch.data.shape[1]
-    tau_half = (target.t0 + target.dt * np.arange(nt)) / 2.0  # (nt,)
-    slowness2 = 1.0 / target.vrms.astype(np.float64) ** 2  # (nx, ny, nt)
+    p = prepare(batch, target, options)
+    g = gathers.reshape(gathers.shape[0], nx * ny, nt)
+    f = fold.reshape(fold.shape[0], nx * ny, nt)
     contributions = 0
-    for k in range(batch.ntr):
-        mx = 0.5 * (batch.sx[k] + batch.rx[k])
-        my = 0.5 * (batch.sy[k] + batch.ry[k])
-        in_aperture = (target.x - mx) ** 2 + (target.y - my) ** 2 <= options.aperture_m**2
-        if not in_aperture.any():
+    for k in range(p.ntr):
+        terms = _trace_terms(p, k)
+        visit, valid = terms["visit"], terms["valid"]
+        if not visit.any():
             continue
-        ds2 = ((target.x - batch.sx[k]) ** 2 + (target.y - batch.sy[k]) ** 2)[in_aperture]
-        dr2 = ((target.x - batch.rx[k]) ** 2 + (target.y - batch.ry[k]) ** 2)[in_aperture]
-        s2 = slowness2[in_aperture]  # (n_in, nt)
-        t = np.sqrt(tau_half**2 + ds2[:, None] * s2) + np.sqrt(tau_half**2 + dr2[:, None] * s2)
-        s = (t - batch.t0) / batch.dt
-        valid = (s >= 0.0) & (s < ns - 1)
-        i = np.where(valid, np.floor(s), 0).astype(np.int64)
-        w = s - i
-        trace = batch.data[k].astype(np.float64)
-        value = np.where(valid, (1.0 - w) * trace[i] + w * trace[np.minimum(i + 1, ns - 1)], 0.0)
-        c = int(batch.offset_class[k])
-        gathers[c][in_aperture] += value.astype(np.float32)
-        fold[c][in_aperture] += valid.astype(np.int32)
+        i, w = _positions(p, terms["sc"])
+        if p.aa_data.size:
+            value = p.aa_data[k][terms["aa_level"] * (p.n_valid + 1) + i]
+        elif p.nearest:
+            value = p.data[k][i]
+        else:
+            a = p.data[k][i]
+            value = a + w * (p.data[k][i + 1] - a)
+        value = value * terms["weight"] * terms["taper"] * valid.astype(np.float32)
+        c = int(p.cls[k])
+        g[c][visit] += value[visit]
+        f[c] += valid.astype(np.int32)
         contributions += int(valid.sum())
+    assert np.shares_memory(g, gathers) and np.shares_memory(f, fold), "outputs must be contiguous"
     return contributions
+
+
+def demigrate(
+    batch: TraceBatch, target: ImageTarget, options: KernelOptions, gathers: NDArray[np.float32]
+) -> NDArray[np.float64]:
+    """Forward Kirchhoff modelling, the exact adjoint of :func:`migrate` with the same
+    weights, tapers, masks and interpolation: returns traces (ntr, ns) in float64 (the
+    values of ``batch.data`` are ignored; its geometry and sampling are used)."""
+    nx, ny, nt = target.shape
+    p = prepare(batch, target, options)
+    g = gathers.reshape(gathers.shape[0], nx * ny, nt).astype(np.float64)
+    ns = batch.data.shape[1]
+    factor = options.factor
+    resampled = np.zeros((p.ntr, p.n_valid + 1), dtype=np.float64)
+    aa_adj = np.zeros(p.aa_data.shape, dtype=np.float64)
+    for k in range(p.ntr):
+        terms = _trace_terms(p, k)
+        valid = terms["valid"]
+        if not valid.any():
+            continue
+        i, w = _positions(p, terms["sc"])
+        amp = g[int(p.cls[k])] * terms["weight"] * terms["taper"] * valid
+        if p.aa_data.size:
+            np.add.at(aa_adj[k], terms["aa_level"][valid] * (p.n_valid + 1) + i[valid], amp[valid])
+        elif p.nearest:
+            np.add.at(resampled[k], i[valid], amp[valid])
+        else:
+            np.add.at(resampled[k], i[valid], (1.0 - w[valid]) * amp[valid])
+            np.add.at(resampled[k], i[valid] + 1, w[valid] * amp[valid])
+    if p.aa_data.size:
+        lengths = antialias_lengths(factor, options.antialias_max_samples)
+        per_level = aa_adj.reshape(p.ntr, len(lengths), p.n_valid + 1)
+        resampled[:, : p.n_valid] += triangle_filtered_adjoint(per_level, lengths)
+    if factor == 1:
+        return resampled[:, :ns]
+    return oversample_adjoint(resampled[:, : p.n_valid], factor, ns)
+
+
+__all__ = ["demigrate", "migrate"]

@@ -1,0 +1,218 @@
+"""Kernel benchmark: one synthetic problem, every backend (and PyLops) on it, same run.
+
+The problem: sources and receivers on a line (ny = 1, a 2D line, PyLops can run it too) or
+scattered over the area (ny > 1); every trace is a pair of them, the velocity is constant,
+the traces are band-limited noise long enough that every traveltime lies inside them, and
+the aperture covers the whole grid: every (trace, output sample) pair is one contribution,
+the same work PyLops' ``Kirchhoff`` adjoint does (its depth axis is z = v tau / 2).
+
+Timing: each run calls the kernel ``repeat`` times after one warm-up call (which also
+compiles); it reports the minimum and median wall time and the process CPU time of the best
+run, so a loaded machine shows up as CPU time < wall time x threads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pstm.config import AntiAlias, Backend, Interpolation, Weights
+from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, get_kernel, resolve_backend
+
+#: Output bin spacing of the benchmark grid, metres.
+BENCH_BIN_M = 10.0
+#: Constant velocity of the benchmark, m/s.
+BENCH_VELOCITY_MPS = 2000.0
+#: Sample interval of traces and output, seconds.
+BENCH_DT_S = 0.004
+
+#: Every imaging feature at once (what ``--features everything`` switches on).
+EVERYTHING: dict[str, Any] = {
+    "aperture_taper_m": 200.0,
+    "max_angle_deg": 80.0,
+    "angle_taper_deg": 10.0,
+    "max_stretch": 2.0,
+    "weights": Weights.TRUE_AMPLITUDE,
+    "antialias": AntiAlias.TRIANGLE,
+    "antialias_spacing_m": BENCH_BIN_M,
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    batch: TraceBatch
+    target: ImageTarget
+    nsrc: int
+    nrec: int
+
+    @property
+    def nominal(self) -> int:
+        """Trace x output-sample pairs (PyLops evaluates every one)."""
+        nx, ny, nt = self.target.shape
+        return self.batch.ntr * nx * ny * nt
+
+
+def make_problem(traces: int, nx: int, ny: int, nt: int, seed: int = 0) -> Problem:
+    """A deterministic problem with about ``traces`` traces (nsrc x nrec of them)."""
+    rng = np.random.default_rng(seed)
+    nsrc = max(1, int(round(math.sqrt(traces * 0.8))))
+    nrec = max(1, int(round(traces / nsrc)))
+    width, depth = (nx - 1) * BENCH_BIN_M, (ny - 1) * BENCH_BIN_M
+    if ny == 1:
+        src = np.stack([np.linspace(0, width, nsrc), np.zeros(nsrc)])
+        rec = np.stack([np.linspace(0, width, nrec), np.zeros(nrec)])
+    else:
+        src = rng.uniform([[0.0], [0.0]], [[width], [depth]], (2, nsrc))
+        rec = rng.uniform([[0.0], [0.0]], [[width], [depth]], (2, nrec))
+    isrc, irec = np.repeat(np.arange(nsrc), nrec), np.tile(np.arange(nrec), nsrc)
+    sx, sy, rx, ry = src[0, isrc], src[1, isrc], rec[0, irec], rec[1, irec]
+    tau_max = (nt - 1) * BENCH_DT_S
+    span = math.hypot(width, depth)
+    t_max = 2.0 * math.sqrt((tau_max / 2) ** 2 + (span / BENCH_VELOCITY_MPS) ** 2)
+    ns = int(math.ceil(t_max / BENCH_DT_S)) + 4
+    white = rng.standard_normal((len(sx), ns + 4)).astype(np.float32)
+    data = (0.25 * white[:, :-4] + 0.5 * white[:, 2:-2] + 0.25 * white[:, 4:]).astype(np.float32)
+    gx, gy = np.meshgrid(np.arange(nx) * BENCH_BIN_M, np.arange(ny) * BENCH_BIN_M, indexing="ij")
+    batch = TraceBatch(data, 0.0, BENCH_DT_S, sx, sy, rx, ry, np.zeros(len(sx), np.int32))
+    vrms = np.full((nx, ny, nt), BENCH_VELOCITY_MPS, np.float32)
+    return Problem(batch, ImageTarget(gx, gy, 0.0, BENCH_DT_S, vrms), nsrc, nrec)
+
+
+@dataclass(frozen=True)
+class Result:
+    backend: str
+    features: str
+    interpolation: str
+    threads: int
+    traces: int
+    outputs: int
+    contributions: int
+    seconds: float  # best wall time
+    seconds_median: float
+    cpu_seconds: float  # process CPU time of the best run (all threads)
+    repeat: int
+
+    @property
+    def contributions_per_s(self) -> float:
+        return self.contributions / self.seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "contributions_per_s": self.contributions_per_s}
+
+
+def _time(fn: Callable[[], int], repeat: int) -> tuple[int, float, float, float]:
+    n = fn()  # warm-up (JIT compile or cache load)
+    walls, cpus = [], []
+    for _ in range(repeat):
+        c0, w0 = time.process_time(), time.perf_counter()
+        n = fn()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    best = int(np.argmin(walls))
+    return n, walls[best], statistics.median(walls), cpus[best]
+
+
+def run_backend(
+    problem: Problem,
+    backend: Backend,
+    options: KernelOptions,
+    features: str,
+    repeat: int,
+) -> Result:
+    backend, _ = resolve_backend(backend)
+    kernel = get_kernel(backend)
+    nx, ny, nt = problem.target.shape
+
+    def once() -> int:
+        gathers = np.zeros((1, nx, ny, nt), np.float32)
+        fold = np.zeros(gathers.shape, np.int32)
+        return kernel(problem.batch, problem.target, options, gathers, fold)
+
+    n, best, median, cpu = _time(once, repeat)
+    return Result(
+        backend.value, features, options.interpolation.value, options.threads,
+        problem.batch.ntr, nx * ny * nt, n, best, median, cpu, repeat,
+    )  # fmt: skip
+
+
+def run_pylops(problem: Problem, threads: int, repeat: int) -> Result:
+    """PyLops' Kirchhoff adjoint (numba engine, analytic traveltimes) on the same problem."""
+    os.environ.setdefault("NUMBA_NUM_THREADS", str(threads))
+    try:
+        from pylops.waveeqprocessing import Kirchhoff
+    except ImportError as exc:
+        from pstm.errors import BackendUnavailableError
+
+        raise BackendUnavailableError(
+            f"--peer pylops needs PyLops: pip install -e '.[bench]' ({exc})"
+        ) from None
+    import numba
+
+    nx, ny, nt = problem.target.shape
+    if ny != 1:
+        from pstm.errors import ConfigError
+
+        raise ConfigError("--peer pylops runs 2D problems only: use --ny 1")
+    x = problem.target.x[:, 0].astype(np.float32)
+    z = (BENCH_VELOCITY_MPS * (problem.target.t0 + BENCH_DT_S * np.arange(nt)) / 2.0).astype(
+        np.float32
+    )
+    b = problem.batch
+    ns = b.data.shape[1]
+    t = (b.t0 + b.dt * np.arange(ns)).astype(np.float32)
+    srcs = np.stack([b.sx[:: problem.nrec], np.zeros(problem.nsrc)]).astype(np.float32)
+    recs = np.stack([b.rx[: problem.nrec], np.zeros(problem.nrec)]).astype(np.float32)
+    wav = np.zeros(3, np.float32)
+    wav[1] = 1.0
+    numba.set_num_threads(threads)
+    op = Kirchhoff(
+        z, x, t, srcs, recs, BENCH_VELOCITY_MPS, wav, 1,
+        mode="analytic", engine="numba", dtype="float32",
+    )  # fmt: skip
+    data = b.data.reshape(problem.nsrc * problem.nrec * ns)
+
+    def once() -> int:
+        op.rmatvec(data)
+        return problem.nominal
+
+    n, best, median, cpu = _time(once, repeat)
+    return Result(
+        "pylops", "plain", "linear", threads, b.ntr, nx * nt, n, best, median, cpu, repeat
+    )
+
+
+def options_for(
+    features: str, interpolation: Interpolation, oversampling: int, threads: int
+) -> KernelOptions:
+    base = KernelOptions(
+        aperture_m=1e9, interpolation=interpolation, oversampling=oversampling, threads=threads
+    )
+    return dataclasses.replace(base, **EVERYTHING) if features == "everything" else base
+
+
+def format_table(results: list[Result]) -> str:
+    head = f"{'backend':8} {'features':10} {'interp':20} {'thr':>3} {'contrib':>11} "
+    head += f"{'best s':>8} {'median s':>8} {'cpu s':>8} {'contrib/s':>10}"
+    lines = [head]
+    for r in results:
+        lines.append(
+            f"{r.backend:8} {r.features:10} {r.interpolation:20} {r.threads:>3} "
+            f"{r.contributions:>11.4g} {r.seconds:>8.3f} {r.seconds_median:>8.3f} "
+            f"{r.cpu_seconds:>8.3f} {r.contributions_per_s:>10.3g}"
+        )
+    return "\n".join(lines)
+
+
+def ratio(a: Result, b: Result) -> float:
+    return a.contributions_per_s / b.contributions_per_s
+
+
+__all__ = ["Problem", "Result", "make_problem", "run_backend", "run_pylops"]

@@ -1,0 +1,69 @@
+"""``pstm bench``: time the migration kernel on a synthetic problem (see :mod:`pstm.bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pstm.bench import format_table, make_problem, options_for, ratio, run_backend, run_pylops
+from pstm.config import Backend, Interpolation
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        type=Backend,
+        action="append",
+        choices=list(Backend),
+        help="backend(s) to time (repeatable; default: auto)",
+    )
+    parser.add_argument("--traces", type=int, default=2000, help="number of traces")
+    parser.add_argument("--nx", type=int, default=200, help="output bins along x")
+    parser.add_argument("--ny", type=int, default=1, help="output bins along y (1 = 2D line)")
+    parser.add_argument("--nt", type=int, default=500, help="output samples per bin")
+    parser.add_argument(
+        "--features",
+        choices=["plain", "everything"],
+        action="append",
+        help="plain DSR, or every imaging feature on (repeatable; default: plain)",
+    )
+    parser.add_argument(
+        "--interpolation",
+        type=Interpolation,
+        choices=list(Interpolation),
+        action="append",
+        help="trace interpolation(s) (repeatable; default: oversampled_nearest)",
+    )
+    parser.add_argument("--oversampling", type=int, default=8, help="oversampling factor")
+    parser.add_argument("--threads", type=int, default=2, help="kernel threads")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs after one warm-up")
+    parser.add_argument("--peer", choices=["pylops"], help="also time a peer on the same problem")
+    parser.add_argument("--json", action="store_true", help="one JSON object per run")
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = make_problem(args.traces, args.nx, args.ny, args.nt)
+    results = []
+    for backend in args.backend or [Backend.AUTO]:
+        for features in args.features or ["plain"]:
+            for interp in args.interpolation or [Interpolation.OVERSAMPLED_NEAREST]:
+                options = options_for(features, interp, args.oversampling, args.threads)
+                results.append(run_backend(problem, backend, options, features, args.repeat))
+    if args.peer == "pylops":
+        results.append(run_pylops(problem, args.threads, args.repeat))
+    if args.json:
+        for r in results:
+            print(json.dumps(r.as_dict()))
+        return 0
+    print(
+        f"problem: {problem.batch.ntr} traces x {args.nx} x {args.ny} x {args.nt} outputs, "
+        f"{problem.batch.data.shape[1]} samples per trace"
+    )
+    print(format_table(results))
+    if args.peer:
+        peer = results[-1]
+        for r in results[:-1]:
+            print(
+                f"{r.backend}/{r.features}/{r.interpolation} vs {peer.backend}: {ratio(r, peer):.1f}x"
+            )
+    return 0

@@ -1,0 +1,330 @@
+"""The operator's tables, computed once per kernel call and shared by every backend.
+
+A backend receives a :class:`Prepared` problem: traces resampled for the chosen
+interpolation (and double-integrated for anti-aliasing), geometry relative to the tile
+centre in float32, and per-output-sample tables (squared slowness, aperture radii, weight
+factors). Everything here is numpy and cheap next to the kernel (O(traces x samples) and
+O(columns x samples), not their product). The operator itself is written out in
+:mod:`pstm.kernels._numpy`.
+
+Trace oversampling (``oversampled_*`` interpolations) uses a Kaiser-windowed sinc of
+``2 * SINC_HALF_TAPS`` taps per output phase (Oppenheim & Schafer, Discrete-Time Signal
+Processing, 3rd ed., sec. 7.5): band-limited up to about ``SINC_PASSBAND`` of Nyquist.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pstm.config import AntiAlias, Interpolation, Weights
+from pstm.kernels import ImageTarget, KernelOptions, TraceBatch
+
+#: Half length of the oversampling filter in input samples (8 taps per phase).
+SINC_HALF_TAPS = 4
+#: Kaiser window shape of the oversampling filter (trade-off ripple vs transition width).
+SINC_KAISER_BETA = 5.0
+#: Documented pass band of the oversampling filter, as a fraction of Nyquist.
+SINC_PASSBAND = 0.8
+#: Anti-aliasing: triangle half-lengths are quantised to this many levels per octave;
+#: each trace is filtered once per level (Gray 1992's precomputed low-passed traces).
+AA_LEVELS_PER_OCTAVE = 2
+#: Most anti-aliasing thresholds (levels - 1); the kernels get them as a tuple, whose
+#: length is part of its type, so the level search is unrolled. Allows triangles up to
+#: 2 ** ((AA_THRESHOLDS - 1) / AA_LEVELS_PER_OCTAVE) = 16 input samples.
+AA_THRESHOLDS = 9
+#: Shortest one-way leg time: only at tau = 0 right below a station would a leg be 0 (and
+#: the weights and anti-aliasing length divide by it).
+LEG_TIME_MIN_S = 1e-6
+#: Stand-in for "no limit" in float32 tables: finite, and a product of two stays finite.
+NO_LIMIT = np.float32(1e18)  # squared or times an inverse width, still finite
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One kernel call's inputs, ready for any backend (see the module notes)."""
+
+    # traces
+    data: NDArray[np.float32]  # (ntr, M + 1): resampled traces, one zero sample appended
+    #: anti-aliasing: (ntr, L * (M + 1)) the traces filtered with each triangle length
+    #: (level l at columns l (M + 1) ...; level 0 is the trace itself), or (0, 0)
+    aa_data: NDArray[np.float32]
+    aa_thresholds2: tuple[float, ...]  # level = number of these <= (ideal length)^2
+    aa_levels: int  # number of anti-aliasing levels (0 without anti-aliasing)
+    n_valid: int  # M: real samples per resampled trace
+    inv_h: float  # 1 / (resampled sample interval)
+    t0_in: float
+    # geometry, metres, relative to the tile centre
+    sx: NDArray[np.float32]
+    sy: NDArray[np.float32]
+    rx: NDArray[np.float32]
+    ry: NDArray[np.float32]
+    cls: NDArray[np.int32]
+    x: NDArray[np.float32]  # (ncol,) output columns
+    y: NDArray[np.float32]
+    # per output sample
+    th2: NDArray[np.float32]  # (nt,) (tau / 2)^2
+    sl2: NDArray[np.float32]  # (ncol, nt) 1 / v_rms^2
+    rout2: NDArray[np.float32]  # (ncol, nt) squared aperture radius (nondecreasing in t)
+    rin2: NDArray[np.float32]  # (ncol, nt) squared radius inside which no taper applies
+    ap: NDArray[np.float32]  # (nt,) distance aperture A(tau)
+    inv_ap_taper: float  # 1 / aperture taper width (NO_LIMIT when none)
+    ang: NDArray[np.float32]  # (ncol, nt) angle-limit radius tan(max_angle) v tau / 2
+    inv_ang_taper: NDArray[np.float32]  # (ncol, nt) 1 / width of the angle taper
+    wta: NDArray[np.float32]  # (ncol, nt) true-amplitude factor R^2 tau / (4 v) (or empty)
+    stretch: NDArray[np.float32]  # (nt,) (1 + max_stretch) tau / 4 (or empty: no mute)
+    aa_scale: float  # antialias spacing / resampled sample interval
+    nearest: bool  # read the nearest resampled sample (else interpolate linearly)
+
+    @property
+    def ntr(self) -> int:
+        return int(self.data.shape[0])
+
+
+def taper01(z: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The cosine taper 0.5 - 0.5 cos(pi z) = sin^2(pi z / 2) on z clamped to [0, 1], by a
+    degree-11 Taylor polynomial in float32 (error < 1e-7), the same operations as the
+    compiled kernels' (which cannot vectorise a libm call)."""
+    f = np.float32
+    x = np.minimum(np.maximum(z, f(0.0)), f(1.0)) * f(1.5707963267948966)
+    x2 = x * x
+    p = np.full(x.shape, f(-2.505210838544172e-08), dtype=np.float32)
+    for coef in (2.7557319223985893e-06, -0.0001984126984126984, 0.008333333333333333,
+                 -0.16666666666666666, 1.0):  # fmt: skip
+        p = f(coef) + x2 * p
+    sine = x * p
+    result: NDArray[np.float32] = np.minimum(sine * sine, f(1.0))
+    return result
+
+
+def sinc_phases(factor: int) -> NDArray[np.float64]:
+    """Filter taps (factor, 2 * SINC_HALF_TAPS): phase p interpolates at fraction p / factor
+    from the input samples at offsets -SINC_HALF_TAPS + 1 .. SINC_HALF_TAPS; each phase is
+    normalised to unit DC gain, and phase 0 is the recorded sample itself."""
+    half = SINC_HALF_TAPS
+    offsets = np.arange(-half + 1, half + 1, dtype=np.float64)
+    u = offsets[None, :] - np.arange(factor, dtype=np.float64)[:, None] / factor
+    window = np.i0(SINC_KAISER_BETA * np.sqrt(np.clip(1.0 - (u / half) ** 2, 0.0, 1.0)))
+    taps = np.sinc(u) * window / np.i0(SINC_KAISER_BETA)
+    result: NDArray[np.float64] = taps / taps.sum(axis=1, keepdims=True)
+    return result
+
+
+def oversample(data: NDArray[np.float32], factor: int) -> NDArray[np.float32]:
+    """Windowed-sinc oversampling along the last axis: (ntr, ns) -> (ntr, ns * factor);
+    sample m * factor + p lies at input time (m + p / factor) * dt. Zero outside the trace."""
+    ntr, ns = data.shape
+    taps = sinc_phases(factor)
+    padded = np.zeros((ntr, ns + 2 * SINC_HALF_TAPS), dtype=np.float64)
+    padded[:, SINC_HALF_TAPS : SINC_HALF_TAPS + ns] = data
+    out = np.empty((ntr, ns, factor), dtype=np.float64)
+    for p in range(factor):
+        acc = np.zeros((ntr, ns), dtype=np.float64)
+        for j in range(2 * SINC_HALF_TAPS):
+            # tap j multiplies input sample m + (j - SINC_HALF_TAPS + 1)
+            start = j + 1
+            acc += taps[p, j] * padded[:, start : start + ns]
+        out[:, :, p] = acc
+    return out.reshape(ntr, ns * factor).astype(np.float32)
+
+
+def oversample_adjoint(data_os: NDArray[np.float64], factor: int, ns: int) -> NDArray[np.float64]:
+    """The exact adjoint of :func:`oversample` (in float64)."""
+    ntr = data_os.shape[0]
+    taps = sinc_phases(factor)
+    phased = data_os[:, : ns * factor].reshape(ntr, ns, factor)
+    padded = np.zeros((ntr, ns + 2 * SINC_HALF_TAPS), dtype=np.float64)
+    for p in range(factor):
+        for j in range(2 * SINC_HALF_TAPS):
+            start = j + 1
+            padded[:, start : start + ns] += taps[p, j] * phased[:, :, p]
+    return padded[:, SINC_HALF_TAPS : SINC_HALF_TAPS + ns]
+
+
+def antialias_lengths(factor: int, max_samples: int) -> tuple[int, ...]:
+    """Triangle half-lengths of the anti-aliasing levels, in resampled samples: 1 (the trace
+    itself: the operator does not alias below one input sample), then factor * 2^(m / L)
+    (L = AA_LEVELS_PER_OCTAVE) up to ``max_samples`` input samples."""
+    lengths = [1]
+    for m in range(AA_THRESHOLDS):
+        j = int(round(factor * 2.0 ** (m / AA_LEVELS_PER_OCTAVE)))
+        if j > max_samples * factor:
+            break
+        if j > lengths[-1]:
+            lengths.append(j)
+    return tuple(lengths)
+
+
+def antialias_thresholds(lengths: tuple[int, ...]) -> tuple[float, ...]:
+    """Level l is used where the ideal half-length L/h is at least threshold l - 1:
+    lengths[1] for the first filter, then the geometric means of neighbouring lengths."""
+    thr = [float(lengths[1])] if len(lengths) > 1 else []
+    thr += [float(np.sqrt(a * b)) for a, b in zip(lengths[1:], lengths[2:], strict=False)]
+    if len(thr) > AA_THRESHOLDS:
+        raise ValueError(f"at most {AA_THRESHOLDS + 1} anti-aliasing levels, got {len(lengths)}")
+    return tuple(float(np.float32(v)) for v in thr)
+
+
+def triangle_filtered(data: NDArray[np.float32], lengths: tuple[int, ...]) -> NDArray[np.float32]:
+    """(ntr, L, M + 1): each trace smoothed by a triangle of each half-length J (J = 1: the
+    trace itself), one zero sample appended. Computed as the second difference of the
+    double running sum, (I2[n-1+J] - 2 I2[n-1] + I2[n-1-J]) / J^2 (Lumley et al. 1994), in
+    float64."""
+    ntr, m = data.shape
+    pad = max(lengths) + 1
+    i2 = _double_integral(data, pad)
+    out = np.zeros((ntr, len(lengths), m + 1), dtype=np.float32)
+    n = np.arange(m) + pad - 1
+    for level, j in enumerate(lengths):
+        if j == 1:
+            out[:, level, :m] = data
+        else:
+            out[:, level, :m] = (i2[:, n + j] - 2.0 * i2[:, n] + i2[:, n - j]) / (j * j)
+    return out
+
+
+def triangle_filtered_adjoint(adj: NDArray[np.float64], lengths: tuple[int, ...]) -> NDArray:
+    """The exact adjoint of :func:`triangle_filtered`: (ntr, L, M + 1) -> (ntr, M)."""
+    ntr, _, m1 = adj.shape
+    m = m1 - 1
+    pad = max(lengths) + 1
+    i2_adj = np.zeros((ntr, m + 2 * pad), dtype=np.float64)
+    out = np.zeros((ntr, m), dtype=np.float64)
+    n = np.arange(m) + pad - 1
+    for level, j in enumerate(lengths):
+        a = adj[:, level, :m]
+        if j == 1:
+            out += a
+        else:
+            i2_adj[:, n + j] += a / (j * j)
+            i2_adj[:, n] -= 2.0 * a / (j * j)
+            i2_adj[:, n - j] += a / (j * j)
+    return out + _double_integral_adjoint(i2_adj, pad, m)
+
+
+def _double_integral(data: NDArray[np.floating], pad: int) -> NDArray[np.float64]:
+    """Double running sum (float64) of each zero-extended trace, ``pad`` samples before and
+    after; the mean of the first sum and the straight-line trend of the second are removed
+    (the second difference ignores both; it keeps the numbers small)."""
+    ntr, m = data.shape
+    ext = np.zeros((ntr, m + 2 * pad), dtype=np.float64)
+    ext[:, pad : pad + m] = data
+    i1 = np.cumsum(ext, axis=1)
+    i1 -= i1.mean(axis=1, keepdims=True)
+    return _detrend(np.cumsum(i1, axis=1))
+
+
+def _detrend(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Remove the least-squares straight line of each row (an orthogonal projection, so it
+    is its own adjoint)."""
+    n = values.shape[1]
+    u = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    slope = (values @ u) / (u @ u)
+    result: NDArray[np.float64] = values - values.mean(axis=1, keepdims=True) - slope[:, None] * u
+    return result
+
+
+def _double_integral_adjoint(adj: NDArray[np.float64], pad: int, m: int) -> NDArray[np.float64]:
+    back = _detrend(adj)
+    back = np.cumsum(back[:, ::-1], axis=1)[:, ::-1]
+    back -= back.mean(axis=1, keepdims=True)
+    back = np.cumsum(back[:, ::-1], axis=1)[:, ::-1]
+    result: NDArray[np.float64] = back[:, pad : pad + m]
+    return result
+
+
+def _aperture_of_time(options: KernelOptions, tau: NDArray[np.float64]) -> NDArray[np.float64]:
+    if options.aperture_time_s:
+        return np.interp(tau, options.aperture_time_s, options.aperture_table_m)
+    return np.full(tau.shape, options.aperture_m)
+
+
+def prepare(batch: TraceBatch, target: ImageTarget, options: KernelOptions) -> Prepared:
+    """Everything a backend needs for one call (see :class:`Prepared`)."""
+    nx, ny, nt = target.shape
+    factor = options.factor
+    data = np.ascontiguousarray(batch.data, dtype=np.float32)
+    ntr, ns = data.shape
+    resampled = data if factor == 1 else oversample(data, factor)
+    m = ns * factor
+    traces = np.zeros((ntr, m + 1), dtype=np.float32)
+    traces[:, :m] = resampled
+    h = batch.dt / factor
+    aa = options.antialias is AntiAlias.TRIANGLE
+    if aa:
+        lengths = antialias_lengths(factor, options.antialias_max_samples)
+        aa_data = triangle_filtered(resampled, lengths).reshape(ntr, -1)
+        aa_thresholds2 = tuple(float(np.float32(t) ** 2) for t in antialias_thresholds(lengths))
+    else:
+        aa_data, aa_thresholds2, lengths = np.zeros((0, 0), dtype=np.float32), (), (1,)
+
+    if target.origin is None:
+        ox, oy = float(np.mean(target.x)), float(np.mean(target.y))
+    else:
+        ox, oy = target.origin  # float32 relative to it: mm precision over 50 km
+    x = (target.x - ox).ravel().astype(np.float32)
+    y = (target.y - oy).ravel().astype(np.float32)
+    tau = target.t0 + target.dt * np.arange(nt, dtype=np.float64)
+    v = target.vrms.reshape(nx * ny, nt).astype(np.float64)
+
+    ap = _aperture_of_time(options, tau)
+    vtau = np.maximum.accumulate(v * tau[None, :], axis=1)  # = v tau for any physical v_rms
+    if options.max_angle_deg < 90.0:
+        tmax = math.tan(math.radians(options.max_angle_deg))
+        ang = tmax * vtau / 2.0
+        if options.angle_taper_deg > 0.0:
+            tin = math.tan(math.radians(options.max_angle_deg - options.angle_taper_deg))
+            ang_in = tin * vtau / 2.0
+            with np.errstate(divide="ignore"):
+                inv_ang_taper = np.where(ang > ang_in, 1.0 / (ang - ang_in), float(NO_LIMIT))
+        else:
+            ang_in = ang
+            inv_ang_taper = np.full(ang.shape, float(NO_LIMIT))
+    else:
+        ang = np.full(v.shape, float(NO_LIMIT))
+        ang_in = ang
+        inv_ang_taper = np.full(v.shape, float(NO_LIMIT))
+    taper = options.aperture_taper_m
+    rout = np.minimum(ap[None, :], ang)
+    rin = np.minimum(np.maximum(ap - taper, 0.0)[None, :], ang_in)
+    wta = (
+        (rout**2 * tau[None, :] / (4.0 * v)).astype(np.float32)
+        if options.weights is Weights.TRUE_AMPLITUDE
+        else np.zeros((0, 0), dtype=np.float32)
+    )
+    stretch = (
+        ((1.0 + options.max_stretch) * tau / 4.0).astype(np.float32)
+        if options.max_stretch is not None
+        else np.zeros(0, dtype=np.float32)
+    )
+    return Prepared(
+        data=traces,
+        aa_data=aa_data,
+        aa_thresholds2=aa_thresholds2,
+        aa_levels=len(lengths) if aa else 0,
+        n_valid=m,
+        inv_h=1.0 / h,
+        t0_in=float(batch.t0),
+        sx=(batch.sx - ox).astype(np.float32),
+        sy=(batch.sy - oy).astype(np.float32),
+        rx=(batch.rx - ox).astype(np.float32),
+        ry=(batch.ry - oy).astype(np.float32),
+        cls=np.ascontiguousarray(batch.offset_class, dtype=np.int32),
+        x=x,
+        y=y,
+        th2=((tau / 2.0) ** 2).astype(np.float32),
+        sl2=(1.0 / v**2).astype(np.float32),
+        rout2=(rout**2).astype(np.float32),
+        rin2=(rin**2).astype(np.float32),
+        ap=ap.astype(np.float32),
+        inv_ap_taper=1.0 / taper if taper > 0 else float(NO_LIMIT),
+        ang=np.minimum(ang, float(NO_LIMIT)).astype(np.float32),
+        inv_ang_taper=inv_ang_taper.astype(np.float32),
+        wta=wta,
+        stretch=stretch,
+        aa_scale=float(options.antialias_spacing_m / h) if aa else 0.0,
+        nearest=options.interpolation is Interpolation.OVERSAMPLED_NEAREST,
+    )
