@@ -9,8 +9,9 @@ from typing import Any
 
 import numpy as np
 import zarr
+from numpy.typing import NDArray
 
-from pstm.config import MigrationConfig
+from pstm.config import MigrationConfig, Normalization
 from pstm.grid import OutputGrid
 from pstm.io.atomic import atomic_output
 from pstm.migrate import read_tile
@@ -22,6 +23,13 @@ def _offset_class_centres(migration: MigrationConfig) -> np.ndarray:
     if len(edges) < 2:
         return np.array([np.nan])
     return 0.5 * (edges[:-1] + edges[1:])
+
+
+def normalized(values: NDArray[np.float32], fold: NDArray[np.int32]) -> NDArray[np.float32]:
+    """``values / fold`` where the fold is positive, else 0 (``normalization: fold``)."""
+    out = np.zeros(values.shape, dtype=np.float32)
+    np.divide(values, fold, out=out, where=fold > 0)
+    return out
 
 
 def assemble(
@@ -89,9 +97,13 @@ def assemble(
             extent, g, f = read_tile(path)
             il0, nil, xl0, nxl = (int(v) for v in extent)
             region = (slice(il0, il0 + nil), slice(xl0, xl0 + nxl), slice(None))
+            stack = g.sum(axis=0, dtype=np.float32) if ncls > 1 else g[0]
+            total = f.sum(axis=0, dtype=np.int32)
+            if migration.normalization is Normalization.FOLD:
+                g, stack = normalized(g, f), normalized(stack, total)
             gathers[(slice(None), *region)] = g
-            image[region] = g.sum(axis=0, dtype=np.float32) if ncls > 1 else g[0]
-            fold[region] = f.sum(axis=0, dtype=np.int32)
+            image[region] = stack
+            fold[region] = total
         x, y = grid.bin_xy()
         array("inline", (grid.nil,), (grid.nil,), "int64", ("inline",), long_name="inline number")[
             ...

@@ -175,3 +175,27 @@ def test_unavailable_backend_names_reason(monkeypatch: pytest.MonkeyPatch) -> No
     ):
         resolve_backend(Backend.NUMBA)
     assert resolve_backend(Backend.AUTO)[0] is Backend.NUMPY
+
+
+def test_interpolation_accuracy_against_band_limited() -> None:
+    """Each trace interpolation's error against exact band-limited interpolation, on traces
+    with energy up to half Nyquist (documented in README, "Trace interpolation")."""
+    from pstm.bench import interpolation_error
+
+    linear = interpolation_error(Interpolation.LINEAR, 8, 0.5)
+    nearest = interpolation_error(Interpolation.OVERSAMPLED_NEAREST, 8, 0.5)
+    over_linear = interpolation_error(Interpolation.OVERSAMPLED_LINEAR, 8, 0.5)
+    assert 0.05 < linear < 0.2  # linear between recorded samples: ~10 % at half Nyquist
+    assert nearest < linear / 2.5  # nearest of 8x oversampled: error <= dt/16 in time
+    assert over_linear < 0.005
+    # doubling the oversampling halves the nearest-sample error
+    assert interpolation_error(Interpolation.OVERSAMPLED_NEAREST, 16, 0.5) < 0.6 * nearest
+
+
+def test_taper_polynomial_is_the_cosine_taper() -> None:
+    from pstm.kernels.operator import taper01
+
+    z = np.linspace(-0.5, 1.5, 2001).astype(np.float32)
+    exact = 0.5 - 0.5 * np.cos(np.pi * np.clip(z.astype(np.float64), 0.0, 1.0))
+    np.testing.assert_allclose(taper01(z), exact, atol=5e-7)  # float32 rounding
+    assert taper01(np.array([1.0, 5.0], np.float32)).tolist() == [1.0, 1.0]

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from pstm.bench import format_table, make_problem, options_for, ratio, run_backend, run_pylops
+from pstm.bench import (
+    accuracy_table,
+    format_table,
+    make_problem,
+    options_for,
+    ratio,
+    run_backend,
+    run_pylops,
+)
 from pstm.config import Backend, Interpolation
 
 
@@ -39,9 +47,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed runs after one warm-up")
     parser.add_argument("--peer", choices=["pylops"], help="also time a peer on the same problem")
     parser.add_argument("--json", action="store_true", help="one JSON object per run")
+    parser.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="instead of timing: each interpolation's error against exact band-limited "
+        "interpolation",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.accuracy:
+        print(accuracy_table(args.oversampling))
+        return 0
     problem = make_problem(args.traces, args.nx, args.ny, args.nt)
     results = []
     for backend in args.backend or [Backend.AUTO]:
