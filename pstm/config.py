@@ -39,6 +39,8 @@ class Backend(StrEnum):
     AUTO = "auto"
     NUMPY = "numpy"
     NUMBA = "numba"
+    CUDA = "cuda"  # NVIDIA GPU through numba-cuda: pip install -e '.[cuda]'
+    MLX = "mlx"  # Apple GPU (Metal) or CPU through MLX: pip install -e '.[mlx]'
 
 
 class InputKind(StrEnum):

@@ -17,9 +17,13 @@ from pstm.kernels import (
     get_kernel,
     registered_backends,
     resolve_backend,
+    unavailable_reason,
 )
 
-FAST = [b for b in registered_backends() if b is not Backend.NUMPY]
+#: every backend that can run here (cuda without a GPU: tests/test_backends_gpu.py simulates it)
+FAST = [
+    b for b in registered_backends() if b is not Backend.NUMPY and unavailable_reason(b) is None
+]
 
 
 def random_problem(seed: int, nx: int, ny: int, nt: int, ntr: int, ncls: int = 1):

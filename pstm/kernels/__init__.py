@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import platform
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -103,20 +107,92 @@ class KernelFn(Protocol):
     ) -> int: ...
 
 
+def _runs_anywhere() -> str | None:
+    return None
+
+
+def _cuda_simulated() -> bool:
+    """numba-cuda's simulator is on (it reads this variable when numba.cuda is imported)."""
+    value = os.environ.get(CUDA_SIMULATOR_ENV)  # None: not set
+    return value is not None and value.strip() not in ("", "0")
+
+
+def _cuda_device_reason() -> str | None:
+    """Why no NVIDIA GPU can be used here, from files only: cheap, and CUDA is not
+    initialised (the kernel checks the driver itself when it runs)."""
+    if _cuda_simulated():
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1", "none", "NoDevFiles"):
+        return (
+            f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU (request a GPU for the job, "
+            "e.g. workflow/profiles/slurm-gpu, or choose backend numba)"
+        )
+    if not any(Path(p).exists() for p in CUDA_DEVICE_FILES) and not any(
+        Path("/dev").glob("nvidia[0-9]*")
+    ):
+        return (
+            "no NVIDIA GPU on this machine (no /dev/nvidia* device): run on a GPU node "
+            "(workflow/profiles/slurm-gpu) or choose backend numba; tests can set "
+            f"{CUDA_SIMULATOR_ENV}=1 to run the kernel in numba-cuda's CPU simulator"
+        )
+    return None
+
+
+def _cuda_auto_skip() -> str | None:
+    if _cuda_simulated():
+        return f"{CUDA_SIMULATOR_ENV} is set: the CUDA simulator is for tests, never for auto"
+    return None
+
+
+def _mlx_auto_skip() -> str | None:
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return None
+    return "MLX runs on the CPU here (no Metal GPU): auto prefers the compiled numba backend"
+
+
 @dataclass(frozen=True)
 class _Entry:
     module: str  # module with a ``migrate`` function of type KernelFn
     requires: tuple[str, ...]  # importable packages it needs
     install_hint: str
+    #: None if the backend can run here once its packages are installed, else why not
+    device_reason: Callable[[], str | None] = _runs_anywhere
+    #: None if ``auto`` may pick it, else why ``auto`` passes over it although it can run
+    auto_skip: Callable[[], str | None] = _runs_anywhere
 
+
+#: Environment variable that switches numba-cuda to its CPU simulator.
+CUDA_SIMULATOR_ENV = "NUMBA_ENABLE_CUDASIM"
+#: Device files whose presence means an NVIDIA GPU is visible (Linux; WSL2's GPU device).
+CUDA_DEVICE_FILES = ("/dev/nvidiactl", "/dev/dxg")
 
 _REGISTRY: dict[Backend, _Entry] = {
     Backend.NUMPY: _Entry("pstm.kernels._numpy", ("numpy",), "pip install numpy"),
     Backend.NUMBA: _Entry("pstm.kernels._numba", ("numba",), "pip install numba"),
+    Backend.CUDA: _Entry(
+        "pstm.kernels._cuda",
+        ("numba_cuda",),
+        "pip install -e '.[cuda]' (numba-cuda with the CUDA 12 toolkit wheels)",
+        _cuda_device_reason,
+        _cuda_auto_skip,
+    ),
+    Backend.MLX: _Entry(
+        "pstm.kernels._mlx",
+        ("mlx",),
+        "pip install -e '.[mlx]' (mlx; mlx[cpu] on Linux)",
+        _runs_anywhere,
+        _mlx_auto_skip,
+    ),
 }
 
-#: Order in which ``auto`` tries backends: fastest first.
-AUTO_ORDER: tuple[Backend, ...] = (Backend.NUMBA, Backend.NUMPY)
+#: Order in which ``auto`` tries backends, fastest first: cuda where an NVIDIA GPU is
+#: visible (a GPU runs this one-thread-per-sample kernel many times faster than a CPU;
+#: never its simulator), then numba (every CPU core), then mlx only on Apple Silicon
+#: (where it runs on the GPU; elsewhere it runs on the CPU, where numba is the compiled
+#: backend; its speed against numba on a Mac is not measured yet, so numba comes first and
+#: auto picks mlx only where numba cannot run), then the numpy reference.
+AUTO_ORDER: tuple[Backend, ...] = (Backend.CUDA, Backend.NUMBA, Backend.MLX, Backend.NUMPY)
 
 
 def registered_backends() -> list[Backend]:
@@ -132,7 +208,7 @@ def unavailable_reason(backend: Backend) -> str | None:
     for package in entry.requires:
         if importlib.util.find_spec(package) is None:
             return f"package '{package}' is not installed ({entry.install_hint})"
-    return None
+    return entry.device_reason()
 
 
 def resolve_backend(requested: Backend) -> tuple[Backend, str]:
@@ -141,7 +217,7 @@ def resolve_backend(requested: Backend) -> tuple[Backend, str]:
     if requested is Backend.AUTO:
         skipped: list[str] = []
         for candidate in AUTO_ORDER:
-            reason = unavailable_reason(candidate)
+            reason = unavailable_reason(candidate) or _REGISTRY[candidate].auto_skip()
             if reason is None:
                 why = f"auto: first available in order {[b.value for b in AUTO_ORDER]}"
                 if skipped:
