@@ -93,7 +93,7 @@ def _taper01(z: np.float32) -> np.float32:
     return F32(1.0) if x >= _HALF_PI else _mul(sine, sine)
 
 
-@cuda.jit
+@cuda.jit(cache=True)  # compiled once per machine, not once per tile job
 def _migrate_kernel(
     data: NDArray[np.float32],
     aa_data: NDArray[np.float32],
