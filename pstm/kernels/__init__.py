@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -235,6 +235,13 @@ def resolve_backend(requested: Backend) -> tuple[Backend, str]:
             f"Available on this machine: {', '.join(available)} (or 'auto')."
         )
     return requested, "requested explicitly"
+
+
+def get_trace_ops(backend: Backend) -> Any:
+    """The trace preparation a backend uses (``TRACE_OPS`` of its module: a
+    :class:`pstm.kernels.operator.TraceOps`), e.g. to time the preparation alone."""
+    get_kernel(backend)  # same checks
+    return importlib.import_module(_REGISTRY[backend].module).TRACE_OPS
 
 
 def get_kernel(backend: Backend) -> KernelFn:

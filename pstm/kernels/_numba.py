@@ -28,8 +28,11 @@ from numba import njit, prange
 from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch
+from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
 from pstm.kernels.operator import LEG_TIME_MIN_S, NO_LIMIT, Prepared, prepare
 
+#: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`).
+TRACE_OPS = NUMBA_TRACE_OPS
 #: Bytes of resampled trace data visited by all columns before moving on (fits L2).
 TRACE_BLOCK_BYTES = 512 * 1024
 #: fastmath flags: no NaN/sign-of-zero care, but no contraction or reassociation, so the
@@ -437,4 +440,4 @@ def migrate(
     g = gathers.reshape(ncls, nx * ny, nt)
     f = fold.reshape(ncls, nx * ny, nt)
     assert np.shares_memory(g, gathers) and np.shares_memory(f, fold), "outputs must be contiguous"
-    return run_prepared(prepare(batch, target, options), g, f, options.threads)
+    return run_prepared(prepare(batch, target, options, NUMBA_TRACE_OPS), g, f, options.threads)

@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch
 from pstm.kernels.operator import (
     LEG_TIME_MIN_S,
+    NUMPY_TRACE_OPS,
     Prepared,
     antialias_lengths,
     oversample_adjoint,
@@ -177,4 +178,7 @@ def demigrate(
     return oversample_adjoint(resampled[:, : p.n_valid], factor, ns)
 
 
-__all__ = ["demigrate", "migrate"]
+#: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`).
+TRACE_OPS = NUMPY_TRACE_OPS
+
+__all__ = ["TRACE_OPS", "demigrate", "migrate"]

@@ -15,6 +15,7 @@ Processing, 3rd ed., sec. 7.5): band-limited up to about ``SINC_PASSBAND`` of Ny
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -242,13 +243,29 @@ def _aperture_of_time(options: KernelOptions, tau: NDArray[np.float64]) -> NDArr
     return np.full(tau.shape, options.aperture_m)
 
 
-def prepare(batch: TraceBatch, target: ImageTarget, options: KernelOptions) -> Prepared:
-    """Everything a backend needs for one call (see :class:`Prepared`)."""
+@dataclass(frozen=True)
+class TraceOps:
+    """The per-trace preparation steps (numpy here; a backend may pass compiled ones that
+    compute the same, e.g. :data:`pstm.kernels._numba_traces.NUMBA_TRACE_OPS`)."""
+
+    oversample: Callable[[NDArray[np.float32], int], NDArray[np.float32]]
+    triangle_filtered: Callable[[NDArray[np.float32], tuple[int, ...]], NDArray[np.float32]]
+
+
+NUMPY_TRACE_OPS = TraceOps(oversample=oversample, triangle_filtered=triangle_filtered)
+
+
+def prepare(
+    batch: TraceBatch, target: ImageTarget, options: KernelOptions, ops: TraceOps | None = None
+) -> Prepared:
+    """Everything a backend needs for one call (see :class:`Prepared`); ``ops`` = None uses
+    the numpy trace operations of this module."""
+    ops = NUMPY_TRACE_OPS if ops is None else ops
     nx, ny, nt = target.shape
     factor = options.factor
     data = np.ascontiguousarray(batch.data, dtype=np.float32)
     ntr, ns = data.shape
-    resampled = data if factor == 1 else oversample(data, factor)
+    resampled = data if factor == 1 else ops.oversample(data, factor)
     m = ns * factor
     traces = np.zeros((ntr, m + 1), dtype=np.float32)
     traces[:, :m] = resampled
@@ -256,7 +273,7 @@ def prepare(batch: TraceBatch, target: ImageTarget, options: KernelOptions) -> P
     aa = options.antialias is AntiAlias.TRIANGLE
     if aa:
         lengths = antialias_lengths(factor, options.antialias_max_samples)
-        aa_data = triangle_filtered(resampled, lengths).reshape(ntr, -1)
+        aa_data = ops.triangle_filtered(resampled, lengths).reshape(ntr, -1)
         aa_thresholds2 = tuple(float(np.float32(t) ** 2) for t in antialias_thresholds(lengths))
     else:
         aa_data, aa_thresholds2, lengths = np.zeros((0, 0), dtype=np.float32), (), (1,)

@@ -1,0 +1,104 @@
+"""Compiled versions of the per-trace preparation of :mod:`pstm.kernels.operator`
+(oversampling and the anti-aliasing levels): the same arithmetic, in the same order where
+it decides rounding, parallel over traces.
+
+Parallel contract: ``prange`` runs over traces; each iteration writes only its trace's rows
+of the outputs and of the float64 work array (allocated once per call, outside the loop).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+from numpy.typing import NDArray
+
+from pstm.kernels.operator import SINC_HALF_TAPS, TraceOps, sinc_phases
+
+
+@njit(parallel=True, cache=True)
+def _oversample(
+    data: NDArray[np.float32], taps: NDArray[np.float64], half: int, out: NDArray[np.float32]
+) -> None:
+    """out[k, m * K + p] = sum_j taps[p, j] data[k, m + j - half + 1] (zero outside), summed
+    in float64 in tap order like the numpy version."""
+    ntr, ns = data.shape
+    factor, ntaps = taps.shape
+    for k in prange(ntr):
+        for m in range(ns):
+            for p in range(factor):
+                acc = 0.0
+                for j in range(ntaps):
+                    i = m + j - half + 1
+                    if 0 <= i < ns:
+                        acc += taps[p, j] * np.float64(data[k, i])
+                out[k, m * factor + p] = np.float32(acc)
+
+
+@njit(parallel=True, cache=True)
+def _triangle_levels(
+    data: NDArray[np.float32],
+    lengths: NDArray[np.int64],
+    pad: int,
+    work: NDArray[np.float64],
+    out: NDArray[np.float32],
+) -> None:
+    """out[k, l, n] = triangle of half-length lengths[l] centred on sample n (see
+    :func:`pstm.kernels.operator.triangle_filtered`); ``work`` is one float64 row per trace
+    (ntr, M + 2 pad) for the double running sum."""
+    ntr, m = data.shape
+    width = m + 2 * pad
+    u_mean = (width - 1) / 2.0
+    u_norm = 0.0
+    for i in range(width):
+        u_norm += (i - u_mean) ** 2
+    for k in prange(ntr):
+        row = work[k]
+        acc = 0.0
+        for i in range(width):  # first running sum
+            if pad <= i < pad + m:
+                acc += np.float64(data[k, i - pad])
+            row[i] = acc
+        mean = 0.0
+        for i in range(width):
+            mean += row[i]
+        mean /= width
+        acc = 0.0
+        for i in range(width):  # second running sum of the mean-free first
+            acc += row[i] - mean
+            row[i] = acc
+        mean, slope = 0.0, 0.0
+        for i in range(width):  # straight-line trend
+            mean += row[i]
+            slope += row[i] * (i - u_mean)
+        mean /= width
+        slope /= u_norm
+        for i in range(width):
+            row[i] -= mean + slope * (i - u_mean)
+        for level in range(lengths.shape[0]):
+            j = lengths[level]
+            if j == 1:
+                out[k, level, :m] = data[k]
+                continue
+            jj = np.float64(j * j)
+            for n in range(m):
+                b = n + pad - 1
+                out[k, level, n] = np.float32((row[b + j] - 2.0 * row[b] + row[b - j]) / jj)
+
+
+def oversample(data: NDArray[np.float32], factor: int) -> NDArray[np.float32]:
+    out = np.empty((data.shape[0], data.shape[1] * factor), dtype=np.float32)
+    _oversample(np.ascontiguousarray(data), sinc_phases(factor), SINC_HALF_TAPS, out)
+    return out
+
+
+def triangle_filtered(data: NDArray[np.float32], lengths: tuple[int, ...]) -> NDArray[np.float32]:
+    ntr, m = data.shape
+    pad = max(lengths) + 1
+    out = np.zeros((ntr, len(lengths), m + 1), dtype=np.float32)
+    work = np.empty((ntr, m + 2 * pad), dtype=np.float64)
+    _triangle_levels(np.ascontiguousarray(data), np.asarray(lengths, np.int64), pad, work, out)
+    return out
+
+
+#: The trace operations of the numba backend, for :func:`pstm.kernels.operator.prepare`.
+NUMBA_TRACE_OPS = TraceOps(oversample=oversample, triangle_filtered=triangle_filtered)
