@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -453,3 +454,161 @@ def test_antialiasing_leaves_an_unaliased_flat_reflector_unchanged() -> None:
     change = float(np.linalg.norm((on - off)[window]) / np.linalg.norm(off[window]))
     print("flat change", change)
     assert change < 0.01
+
+
+# --------------------------------------------------------------------------- amplitudes
+
+#: Flat reflector at AMP_TAU0_S under a 2 km x 2 km 3D survey: midpoints every 20 m, three
+#: offsets (one per class, each class with its own azimuth), and in the half x > 1 km every
+#: second midpoint column dropped (half the fold). Data: Ricker with 1/t spreading (tau0/t).
+AMP_TAU0_S = 0.5
+AMP_OFFSETS_M = (200.0, 600.0, 1000.0)
+AMP_AZIMUTHS_DEG = (0.0, 90.0, 45.0)
+AMP_MIDPOINT_M = 20.0
+#: output bins: 3 x 3 in the full-fold region, 3 x 3 in the half-fold region, each more than
+#: an aperture (400 m) away from the fold boundary (x = 1 km) and the survey edges
+AMP_BINS_X_M = (460.0, 500.0, 540.0, 1460.0, 1500.0, 1540.0)
+AMP_BINS_Y_M = (960.0, 1000.0, 1040.0)
+
+
+def flat_reflector_amplitudes(weights: Weights) -> tuple[F64, NDArray[np.int32]]:
+    """Fold-normalised peak amplitude (class, bin x, bin y) and the fold at tau0."""
+    v = REFLECTOR_V_MPS
+    g = np.arange(AMP_MIDPOINT_M / 2, 2000.0, AMP_MIDPOINT_M)
+    mx, my = (a.ravel() for a in np.meshgrid(g, g, indexing="ij"))
+    column = np.round((mx - g[0]) / AMP_MIDPOINT_M).astype(np.int64)
+    keep = (mx < 1000.0) | (column % 2 == 0)
+    mx, my = np.tile(mx[keep], 3), np.tile(my[keep], 3)
+    n_mid = int(keep.sum())
+    cls = np.repeat(np.arange(3, dtype=np.int32), n_mid)
+    h = np.repeat(np.asarray(AMP_OFFSETS_M) / 2.0, n_mid)
+    az = np.repeat(np.radians(AMP_AZIMUTHS_DEG), n_mid)
+    hx, hy = h * np.cos(az), h * np.sin(az)
+    survey = Survey(mx - hx, my - hy, mx + hx, my + hy)
+    t = np.sqrt(AMP_TAU0_S**2 + 4.0 * h**2 / v**2)
+    data = apply_rho(traces(t, AMP_TAU0_S / t, 300), DT_S, RhoFilter.THREE_D)
+    x, y = np.meshgrid(np.asarray(AMP_BINS_X_M), np.asarray(AMP_BINS_Y_M), indexing="ij")
+    t0, nt = 0.4, 50
+    target = ImageTarget(x, y, t0, DT_S, np.full((*x.shape, nt), v, np.float32))
+    options = KernelOptions(
+        aperture_m=400.0, aperture_taper_m=100.0, weights=weights, n_offset_classes=3, threads=2
+    )
+    gathers, fold = run(Backend.NUMBA, survey.batch(data, cls), target, options)
+    # normalization: fold, as pstm.assemble does it (per class and sample)
+    normalised = np.where(fold > 0, gathers / np.maximum(fold, 1), 0.0)
+    k = int(round((AMP_TAU0_S - t0) / DT_S))
+    amp = np.array(
+        [[[peak_value(tr, k) for tr in row] for row in cls_image] for cls_image in normalised]
+    )
+    return amp, fold[..., k]
+
+
+def test_true_amplitude_is_constant_across_offsets_and_fold() -> None:
+    amp, fold = flat_reflector_amplitudes(Weights.TRUE_AMPLITUDE)
+    full, half = fold[:, :3], fold[:, 3:]
+    assert np.all(half < 0.6 * full.min()), "the two regions must differ in fold"
+    spread = amp.max() / amp.min() - 1.0
+    print("amplitude spread", spread, amp.mean(axis=(1, 2)))
+    assert spread < 0.05
+
+
+def test_without_weights_the_amplitude_varies_with_offset() -> None:
+    """The check above can fail: unweighted, the far offsets image stronger."""
+    amp, _ = flat_reflector_amplitudes(Weights.NONE)
+    print("unweighted spread", amp.max() / amp.min() - 1.0)
+    assert amp.max() / amp.min() - 1.0 > 0.2
+
+
+# --------------------------------------------------------------------------- adjointness
+
+#: Each imaging feature alone, no feature, and every one at once (tests/test_kernels.py's
+#: "everything"), each run with every interpolation below.
+DOT_FEATURES: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "aperture_taper": {"aperture_taper_m": 150.0},
+    "angle_limit": {"max_angle_deg": 60.0, "angle_taper_deg": 10.0},
+    "time_variant_aperture": {"aperture_time_s": (0.1, 0.6), "aperture_table_m": (300.0, 700.0)},
+    "stretch_mute": {"max_stretch": 0.6},
+    "true_amplitude": {"weights": Weights.TRUE_AMPLITUDE},
+    "antialias": {
+        "antialias": AntiAlias.TRIANGLE,
+        "antialias_spacing_m": 30.0,
+        "antialias_max_samples": 4,
+    },
+    "offset_classes": {"n_offset_classes": 3},
+    "everything": {**FEATURES["everything"], "n_offset_classes": 3},
+}
+DOT_INTERPOLATIONS: dict[str, dict[str, Any]] = {
+    "linear": {"interpolation": Interpolation.LINEAR},
+    "oversampled_nearest": {"interpolation": Interpolation.OVERSAMPLED_NEAREST, "oversampling": 8},
+    "oversampled_linear": {"interpolation": Interpolation.OVERSAMPLED_LINEAR, "oversampling": 4},
+}
+
+
+@pytest.mark.parametrize("interpolation", list(DOT_INTERPOLATIONS))
+@pytest.mark.parametrize("features", list(DOT_FEATURES))
+def test_dot_product_migration_is_adjoint_of_demigration(interpolation: str, features: str) -> None:
+    """<L m, d> = <m, L^T d> with L = demigrate (float64) and L^T = migrate (float32,
+    numpy and numba): relative mismatch below 1e-5."""
+    settings = {**DOT_INTERPOLATIONS[interpolation], **DOT_FEATURES[features]}
+    ncls = int(settings.get("n_offset_classes", 1))
+    batch, target, options = random_problem(11, 5, 4, 60, 60, ncls)
+    options = dataclasses.replace(options, **settings)
+    m = np.random.default_rng(5).standard_normal((ncls, *target.shape)).astype(np.float32)
+    lm = demigrate(batch, target, options, m)
+    assert np.abs(lm).max() > 0, "the problem must exercise the operator"
+    # d: band-limited noise plus L m, so that <L m, d> is not a near-cancelling sum
+    noise = batch.data.astype(np.float64)
+    d = (noise + lm * (np.linalg.norm(noise) / np.linalg.norm(lm))).astype(np.float32)
+    lhs = float(np.dot(lm.ravel(), d.astype(np.float64).ravel()))
+    for backend in (Backend.NUMPY, Backend.NUMBA):
+        image, _ = run(backend, dataclasses.replace(batch, data=d), target, options)
+        rhs = float(np.dot(m.astype(np.float64).ravel(), image.astype(np.float64).ravel()))
+        assert abs(lhs - rhs) <= 1e-5 * abs(lhs), (backend, lhs, rhs)
+
+
+# --------------------------------------------------------------------------- symmetries
+
+EVERYTHING = {**FEATURES["everything"], "n_offset_classes": 3}
+
+
+@pytest.mark.parametrize("backend", [Backend.NUMPY, Backend.NUMBA])
+def test_reciprocity_swapping_sources_and_receivers(backend: Backend) -> None:
+    batch, target, options = random_problem(12, 6, 5, 80, 120, 3)
+    options = dataclasses.replace(options, **EVERYTHING)
+    swapped = dataclasses.replace(batch, sx=batch.rx, sy=batch.ry, rx=batch.sx, ry=batch.sy)
+    g, f = run(backend, batch, target, options)
+    gs, fs = run(backend, swapped, target, options)
+    assert np.abs(g).max() > 0
+    print("reciprocity", np.abs(gs - g).max() / np.abs(g).max())
+    np.testing.assert_array_equal(fs, f)
+    np.testing.assert_array_equal(gs, g)
+
+
+@pytest.mark.parametrize("backend", [Backend.NUMPY, Backend.NUMBA])
+def test_translation_invariance(backend: Backend) -> None:
+    """Survey, grid (and the float32 frame's origin, as a grid's centre moves with it)
+    shifted by the same vector: the same image to float32 rounding."""
+    batch, target, options = random_problem(13, 6, 5, 80, 120, 3)
+    options = dataclasses.replace(options, **EVERYTHING)
+    origin = (float(np.mean(target.x)), float(np.mean(target.y)))
+    shift_x, shift_y = 12_345.678, -54_321.012
+    moved_batch = dataclasses.replace(
+        batch,
+        sx=batch.sx + shift_x,
+        sy=batch.sy + shift_y,
+        rx=batch.rx + shift_x,
+        ry=batch.ry + shift_y,
+    )
+    moved_target = dataclasses.replace(
+        target,
+        x=target.x + shift_x,
+        y=target.y + shift_y,
+        origin=(origin[0] + shift_x, origin[1] + shift_y),
+    )
+    g, _ = run(backend, batch, dataclasses.replace(target, origin=origin), options)
+    gm, _ = run(backend, moved_batch, moved_target, options)
+    assert np.abs(g).max() > 0
+    change = float(np.linalg.norm(gm - g) / np.linalg.norm(g))
+    print("translation", change)
+    assert change < 1e-6
