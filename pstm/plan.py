@@ -18,9 +18,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pstm.config import AUTO, ExecutionConfig, MigrationConfig
+from pstm.config import AUTO, AntiAlias, ExecutionConfig, Interpolation, MigrationConfig
 from pstm.errors import PlanError
 from pstm.grid import OutputGrid
+from pstm.kernels.operator import prepared_trace_bytes
 
 #: Resident memory of a tile job before it allocates anything for its tile: the Python
 #: interpreter with numpy, numba, zarr and pyarrow imported (measured ~250 MB; rounded up).
@@ -110,14 +111,34 @@ def n_offset_classes(migration: MigrationConfig) -> int:
 
 
 def tile_memory_bytes(
-    nil: int, nxl: int, nt: int, n_classes: int, trace_batch: int, ns_in: int
+    nil: int,
+    nxl: int,
+    nt: int,
+    n_classes: int,
+    trace_batch: int,
+    ns_in: int,
+    prepared_trace_bytes: int = 0,
 ) -> int:
-    """Modelled peak memory of one tile job (without the safety factor)."""
+    """Modelled peak memory of one tile job (without the safety factor);
+    ``prepared_trace_bytes``: what the kernel's preparation holds per trace
+    (:func:`kernel_trace_bytes`)."""
     samples = nil * nxl * nt
     return (
         PROCESS_BASELINE_MB * 2**20
         + samples * (WORK_BYTES_PER_OUTPUT_SAMPLE + BYTES_PER_CLASS_SAMPLE * n_classes)
-        + trace_batch * ns_in * 4 * TRACE_BATCH_COPIES
+        + trace_batch * (ns_in * 4 * TRACE_BATCH_COPIES + prepared_trace_bytes)
+    )
+
+
+def kernel_trace_bytes(migration: MigrationConfig, ns_in: int) -> int:
+    """Bytes the kernel's trace preparation holds per trace (oversampled trace and, with
+    anti-aliasing, its filtered levels): see :func:`pstm.kernels.operator.prepare`."""
+    factor = 1 if migration.interpolation is Interpolation.LINEAR else migration.oversampling
+    return prepared_trace_bytes(
+        ns_in,
+        factor,
+        migration.antialias is AntiAlias.TRIANGLE,
+        migration.antialias_max_samples,
     )
 
 
@@ -132,9 +153,10 @@ def plan_tiles(
     batches. Raises :class:`PlanError` when the settings cannot work."""
     ncls = n_offset_classes(migration)
     budget = execution.memory_budget_mb * 2**20
+    per_trace = kernel_trace_bytes(migration, ns_in)
 
     def fits(nil: int, nxl: int) -> bool:
-        mem = tile_memory_bytes(nil, nxl, grid.nt, ncls, migration.trace_batch, ns_in)
+        mem = tile_memory_bytes(nil, nxl, grid.nt, ncls, migration.trace_batch, ns_in, per_trace)
         return mem * MEMORY_SAFETY_FACTOR <= budget
 
     explicit = (execution.tile_n_inline, execution.tile_n_crossline)
@@ -154,7 +176,7 @@ def plan_tiles(
         tnil, tnxl, reason = _auto_size(grid, execution, explicit, fits)
     if not fits(tnil, tnxl):
         need = (
-            tile_memory_bytes(tnil, tnxl, grid.nt, ncls, migration.trace_batch, ns_in)
+            tile_memory_bytes(tnil, tnxl, grid.nt, ncls, migration.trace_batch, ns_in, per_trace)
             * MEMORY_SAFETY_FACTOR
         )
         raise PlanError(
@@ -169,7 +191,7 @@ def plan_tiles(
         for b, xl0 in enumerate(range(0, grid.nxl, tnxl))
     )
     mem = (
-        tile_memory_bytes(tnil, tnxl, grid.nt, ncls, migration.trace_batch, ns_in)
+        tile_memory_bytes(tnil, tnxl, grid.nt, ncls, migration.trace_batch, ns_in, per_trace)
         * MEMORY_SAFETY_FACTOR
     )
     batches = batch_tiles(tuple(t.id for t in tiles), execution.max_tile_jobs)

@@ -237,6 +237,15 @@ def _double_integral_adjoint(adj: NDArray[np.float64], pad: int, m: int) -> NDAr
     return result
 
 
+def prepared_trace_bytes(ns: int, factor: int, antialias: bool, max_samples: int) -> int:
+    """Bytes :func:`prepare` holds per trace (resampled trace, anti-aliasing levels and
+    their float64 work row): the tile planner's memory model."""
+    m = ns * factor
+    levels = len(antialias_lengths(factor, max_samples)) if antialias else 0
+    work = (m + 2 * (max_samples * factor + 1)) * 8 if antialias else 0
+    return (m + 1) * 4 * (1 + levels) + work
+
+
 def _aperture_of_time(options: KernelOptions, tau: NDArray[np.float64]) -> NDArray[np.float64]:
     if options.aperture_time_s:
         return np.interp(tau, options.aperture_time_s, options.aperture_table_m)
