@@ -33,6 +33,8 @@ SIM_CASES = [(1, 3, 2, 50, 40, 1), (3, 1, 1, 60, 40, 1), (4, 3, 2, 50, 40, 3)]
 MLX_CASES = [(1, 6, 5, 120, 150, 1), (2, 9, 1, 150, 200, 1), (3, 1, 1, 90, 80, 1), (4, 7, 4, 100, 150, 3)]  # fmt: skip
 #: Traces per batch in the batched simulator run (forces several host-to-device batches).
 SIM_SMALL_BATCH = 7
+#: Compute capability the PTX test compiles for (H100).
+PTX_COMPUTE_CAPABILITY = (9, 0)
 HAS_NUMBA_CUDA = importlib.util.find_spec("numba_cuda") is not None
 HAS_MLX = importlib.util.find_spec("mlx") is not None
 
@@ -76,6 +78,47 @@ def _simulate() -> dict[str, Any]:
     out["explicit"] = resolve_backend(Backend.CUDA)[0].value
     out["auto"] = resolve_backend(Backend.AUTO)
     return out
+
+
+def _ptx_counts() -> dict[str, Any]:
+    """Child process body (no simulator): compile the cuda kernel to PTX for an H100
+    (sm_90) with the real NVVM, without a GPU, and count its float32 instructions."""
+    import re
+    import types as pytypes
+
+    from numba import types
+    from numba.cuda import dispatcher
+
+    try:
+        from cuda.pathfinder import load_nvidia_dynamic_lib
+
+        load_nvidia_dynamic_lib("nvvm")
+    except Exception as exc:  # any failure to find NVVM: the test skips, saying why
+        return {"skip": f"NVVM (CUDA compiler library) not found: {exc}"}
+    # device functions ask the current device for its compute capability: stand in for one
+    dispatcher.get_current_device = lambda: pytypes.SimpleNamespace(
+        compute_capability=PTX_COMPUTE_CAPABILITY
+    )
+    from numba import cuda
+
+    from pstm.kernels import _cuda
+
+    f1, f2, f3 = (types.Array(types.float32, n, "C") for n in (1, 2, 3))
+    i1, i3 = types.Array(types.int32, 1, "C"), types.Array(types.int32, 3, "C")
+    sig = (f2, f2, f1, f1, f1, f1, i1, f1, f1, f1, f2, f2, f2, f1, f2, f2, f2, f1, f1, f1, i1, f3, i3)  # fmt: skip
+    ptx, _ = cuda.compile_ptx(_cuda._migrate_kernel.py_func, sig, cc=PTX_COMPUTE_CAPABILITY)
+    return {
+        name: len(re.findall(pattern, ptx))
+        for name, pattern in {
+            "fma": r"\bfma\.[a-z.]*f32",
+            "mul_rn": r"\bmul\.rn\.f32",
+            "mul_plain": r"\bmul\.f32",
+            "sqrt_rn": r"\bsqrt\.rn\.f32",
+            "sqrt_approx": r"\bsqrt\.approx",
+            "rcp_approx": r"\brcp\.approx",
+            "div_approx": r"\bdiv\.(approx|full)",
+        }.items()
+    }
 
 
 def with_problem(case: tuple[int, ...], feature: str) -> tuple[Any, Any, Any]:
@@ -178,5 +221,32 @@ def test_auto_order_is_documented_and_mlx_is_gpu_only() -> None:
         assert backend is not Backend.MLX
 
 
+def test_cuda_kernel_compiles_for_h100_without_fused_multiply_adds() -> None:
+    """The simulator runs the kernel as Python: this compiles it for real (types, libdevice)
+    and checks that no product is fused into an FMA and no approximate sqrt or division is
+    used, so the GPU computes the reference's float32 operations."""
+    if not HAS_NUMBA_CUDA:
+        pytest.skip("numba-cuda is not installed (pip install -e '.[test]')")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env["PYTHONPATH"] = str(REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.test_backends_gpu", "ptx"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = json.loads(proc.stdout.splitlines()[-1])
+    if "skip" in counts:
+        pytest.skip(counts["skip"])
+    assert counts["fma"] == 0, counts
+    assert counts["mul_rn"] > 40 and counts["mul_plain"] == 0, counts
+    assert counts["sqrt_rn"] > 0, counts
+    assert counts["sqrt_approx"] == counts["rcp_approx"] == counts["div_approx"] == 0, counts
+
+
 if __name__ == "__main__":
-    print(json.dumps(_simulate()))
+    print(json.dumps(_ptx_counts() if sys.argv[1:] == ["ptx"] else _simulate()))

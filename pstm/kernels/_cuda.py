@@ -194,7 +194,7 @@ def _migrate_kernel(
             acc += value
             n += 1
         gathers[g, c, it] += acc
-        fold[g, c, it] += n
+        fold[g, c, it] += np.int32(n)
 
 
 def traces_per_batch(free_bytes: float, fixed_bytes: int, bytes_per_trace: int, ntr: int) -> int:
