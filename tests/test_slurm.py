@@ -159,6 +159,9 @@ def test_cancelled_batch_redoes_only_its_unfinished_tiles(
     while not _tile_files(work) and head.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     jobs = _running_slurm_jobs()
+    if not jobs:
+        head.kill()
+        raise AssertionError(f"no SLURM job to cancel; the head said:\n{head.communicate()[0]}")
     subprocess.run(["scancel", *jobs], check=True)
     out, _ = head.communicate(timeout=300)
     assert head.returncode != 0, f"the head should fail after the cancel:\n{out}"

@@ -23,7 +23,9 @@ log() { echo "start_slurm: $*" >&2; }
 [ "$(id -u)" = 0 ] || cannot "not root (needs to install packages and start daemons)"
 command -v apt-get >/dev/null || cannot "no apt-get (the helper supports Debian/Ubuntu only)"
 mkdir -p "$STATE"
-: > "$STATE/started"
+# Daemons started by this helper and not yet stopped by stop_slurm.sh (kept across calls,
+# so a second start while they run does not forget them).
+touch "$STATE/started"
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
     log "installing slurm-wlm and munge with apt-get"
@@ -121,7 +123,7 @@ done
 st=$(sinfo -h -N -o %t | head -1)
 [ "$st" = idle ] || { echo "node state '$st' after ${WAIT_S}s" >&2; tail -5 /var/log/slurm/slurmd.log >&2; exit 1; }
 # record the PIDs now (the daemons fork; the PID files hold the daemon's PID)
-while read -r name pidfile; do
+sort -u "$STATE/started" | while read -r name pidfile; do
     echo "$name $(cat "$pidfile")"
-done < "$STATE/started" > "$STATE/pids"
+done > "$STATE/pids"
 log "SLURM up: node localhost idle ($cpus CPUs, ${mem} MB); PIDs in $STATE/pids"
