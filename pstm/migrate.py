@@ -9,8 +9,17 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict
 
-from pstm.config import AUTO, Backend, MigrationConfig, NonFinitePolicy
+from pstm.config import (
+    AUTO,
+    AntiAlias,
+    Backend,
+    Interpolation,
+    MigrationConfig,
+    NonFinitePolicy,
+    Weights,
+)
 from pstm.errors import InputDataError
 from pstm.grid import OutputGrid
 from pstm.index import MidpointIndex, max_aperture_m
@@ -97,6 +106,66 @@ def clean_traces(
         f"{source}: trace {int(ids[row])} has a non-finite sample (NaN or Inf) at sample {sample}; "
         "fix the input or set input.non_finite: zero to replace such samples by 0"
     )
+
+
+class KernelVariant(BaseModel):
+    """The settings that decide which compiled kernels a migration runs: the params of the
+    workflow's compile step (editing any other setting does not recompile)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Backend
+    interpolation: Interpolation
+    weights: Weights
+    antialias: AntiAlias
+    stretch_mute: bool
+    tapered: bool
+
+    @classmethod
+    def of(cls, migration: MigrationConfig) -> KernelVariant:
+        return cls(
+            backend=migration.backend,
+            interpolation=migration.interpolation,
+            weights=migration.weights,
+            antialias=migration.antialias,
+            stretch_mute=migration.max_stretch is not None,
+            tapered=migration.aperture_taper_m > 0 or migration.angle_taper_deg > 0,
+        )
+
+
+def warm_up(variant: KernelVariant, threads: int) -> float:
+    """Compile (or load from numba's on-disk cache) every kernel of ``variant`` on a tiny
+    problem: run once before the tile jobs, so that no tile job pays the JIT and the first
+    tiles do not compile the same code side by side. Returns seconds."""
+    t0 = time.perf_counter()
+    kernel = get_kernel(variant.backend)
+    options = KernelOptions(
+        aperture_m=500.0,
+        aperture_taper_m=100.0 if variant.tapered else 0.0,
+        max_stretch=1.0 if variant.stretch_mute else None,
+        interpolation=variant.interpolation,
+        weights=variant.weights,
+        antialias=variant.antialias,
+        threads=threads,
+    )
+    ns, nt = 64, 16
+    rng = np.random.default_rng(0)
+    offsets = np.array([-200.0, 0.0, 150.0])
+    batch = TraceBatch(
+        rng.standard_normal((3, ns)).astype(np.float32),
+        0.0,
+        0.004,
+        offsets,
+        np.zeros(3),
+        offsets + 100.0,
+        np.zeros(3),
+        np.zeros(3, dtype=np.int32),
+    )
+    x, y = np.meshgrid(np.array([0.0, 25.0]), np.array([0.0]), indexing="ij")
+    target = ImageTarget(x, y, 0.0, 0.004, np.full((2, 1, nt), 2000.0, np.float32))
+    gathers = np.zeros((1, 2, 1, nt), np.float32)
+    kernel(batch, target, options, gathers, np.zeros(gathers.shape, np.int32))
+    return time.perf_counter() - t0
 
 
 def migrate_tile(

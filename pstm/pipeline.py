@@ -48,6 +48,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "coverage": ("pstm.index", "pstm.grid"),
     "velocity": ("pstm.velocity", "pstm.grid"),
     "migrate": ("pstm.migrate", "pstm.kernels", "pstm.index", "pstm.io", "pstm.grid", "pstm.plan"),
+    "compile_kernels": ("pstm.migrate", "pstm.kernels"),
     "assemble": ("pstm.assemble", "pstm.migrate", "pstm.io", "pstm.grid"),
     "qc": ("pstm.qc",),
     "summary": ("pstm.summary", "pstm.index"),

@@ -144,6 +144,24 @@ def migrate(
     log.info("tile %s: %s", tile.id, json.dumps(record))
 
 
+def compile_kernels(params: dict[str, Any], out: str) -> None:
+    """Compile the kernels the migration settings use once, before any tile job."""
+    import numba
+
+    from pstm.migrate import KernelVariant, warm_up
+
+    variant = KernelVariant.model_validate(params["variant"])
+    seconds = warm_up(variant, threads=1)
+    record = {
+        "backend": variant.backend.value,
+        "seconds": round(seconds, 3),
+        "numba_cache_dir": numba.config.CACHE_DIR or "(next to the pstm sources)",  # type: ignore[attr-defined]
+    }
+    with atomic_output(out) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    log.info("kernels compiled or loaded from cache in %.2f s", seconds)
+
+
 def batch_manifest(batch_id: str, tiles: Sequence[str], out: str) -> None:
     """Record the finished tiles of one batch (the last job of its group; docs/scaling.md)."""
     record = {

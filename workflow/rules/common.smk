@@ -76,3 +76,10 @@ def batch_outputs(wildcards=None):
 
 def tile_outputs(wildcards=None):
     return [f"results/tiles/{tile_id}.npz" for tile_id in TILES]
+
+
+def kernel_variant():
+    """What decides the compiled kernels (pstm.migrate.KernelVariant), as plain JSON."""
+    from pstm.migrate import KernelVariant
+
+    return KernelVariant.of(RUN.config.migration).model_dump(mode="json")

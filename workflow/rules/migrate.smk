@@ -3,9 +3,23 @@
 # batch is one submitted job (docs/scaling.md).
 
 
+rule compile_kernels:
+    output:
+        "results/jit/kernels.json",
+    params:
+        **RUN.params("compile_kernels", variant=kernel_variant()),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/compile_kernels/compile_kernels.log",
+    script:
+        "../scripts/compile_kernels.py"
+
+
 rule migrate_tile:
     input:
         index="results/index",
+        jit="results/jit/kernels.json",  # kernels compiled once, before any tile job
         coverage="results/coverage.json",  # gate: fails early when no trace is in aperture
         traces="results/precondition/traces.zarr",
         vrms="results/velocity/vrms.npy",
