@@ -40,7 +40,12 @@ from numpy.typing import NDArray
 
 from pstm.errors import BackendUnavailableError, PlanError
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch
+from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
 from pstm.kernels.operator import LEG_TIME_MIN_S, NO_LIMIT, Prepared, prepare
+
+#: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`): on the
+#: host, compiled and parallel over traces (numba is installed with every backend).
+TRACE_OPS = NUMBA_TRACE_OPS
 
 #: True when numba-cuda runs kernels in its CPU simulator (tests; never chosen by auto).
 SIMULATOR = bool(cuda_config.ENABLE_CUDASIM)
@@ -292,7 +297,7 @@ def migrate(
     g = gathers.reshape(ncls, nx * ny, nt)
     f = fold.reshape(ncls, nx * ny, nt)
     assert np.shares_memory(g, gathers) and np.shares_memory(f, fold), "outputs must be contiguous"
-    return run_prepared(prepare(batch, target, options), g, f)
+    return run_prepared(prepare(batch, target, options, TRACE_OPS), g, f)
 
 
-__all__ = ["migrate", "run_prepared", "traces_per_batch"]
+__all__ = ["TRACE_OPS", "migrate", "run_prepared", "traces_per_batch"]

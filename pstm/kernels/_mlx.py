@@ -18,7 +18,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch
-from pstm.kernels.operator import LEG_TIME_MIN_S, Prepared, prepare
+from pstm.kernels.operator import LEG_TIME_MIN_S, NUMPY_TRACE_OPS, Prepared, prepare
+
+#: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`): the
+#: reference's numpy operations.
+TRACE_OPS = NUMPY_TRACE_OPS
 
 #: Elements (traces x columns x samples) of one block's arrays: 2**21 float32 = 8 MiB each.
 BLOCK_ELEMENTS = 2**21
@@ -155,7 +159,7 @@ def migrate(
     g = gathers.reshape(ncls, nx * ny, nt)
     f = fold.reshape(ncls, nx * ny, nt)
     assert np.shares_memory(g, gathers) and np.shares_memory(f, fold), "outputs must be contiguous"
-    return run_prepared(prepare(batch, target, options), g, f)
+    return run_prepared(prepare(batch, target, options, TRACE_OPS), g, f)
 
 
-__all__ = ["migrate", "run_prepared"]
+__all__ = ["TRACE_OPS", "migrate", "run_prepared"]
