@@ -6,6 +6,9 @@ check is about the operator's algebra) and compares the image with the answer th
 migrator's equation predicts. Conventions of :mod:`pstm.synthetic`: reflections carry a
 zero-phase Ricker wavelet with 1/t spreading, point diffractors its scaled time derivative;
 the rho filter (:mod:`pstm.precondition`) then makes both image as zero-phase wavelets.
+
+Not repeated here: numpy and numba agree to 1e-5 relative L2 with every feature on
+(tests/test_kernels.py, feature set "everything", with offset classes).
 """
 
 from __future__ import annotations
