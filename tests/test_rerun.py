@@ -60,6 +60,7 @@ CASES: list[tuple[str, dict[str, Any], dict[str, int]]] = [
         {"execution": {"tile_n_inline": 8, "tile_n_crossline": 6}},
         {"migrate_tile": 1, **IMAGE},
     ),
+    ("NaN/Inf policy", {"input": {"non_finite": "zero"}}, {"precondition": 1, **TILES}),
     (
         "synthetic survey",
         {"synthetic": {"noise_rms": 0.01}},

@@ -9,7 +9,8 @@ rule index:
     output:
         directory("results/index"),
     params:
-        **RUN.params("index", "grid", "input"),
+        # the input files are the rule's inputs; no setting of the input section matters
+        **RUN.params("index", "grid"),
     conda:
         "../../environment.yml"
     log:
