@@ -1,12 +1,13 @@
 """Numba CPU backend: the reference operator (:mod:`pstm.kernels._numpy`), compiled.
 
-Parallel contract: ``prange`` runs over output columns (bins); each iteration owns its column
-``gathers[:, c, :]``, ``fold[:, c, :]`` and ``counts[c]``, so no two threads write the same
-memory and no atomics are needed. Nothing is allocated inside the parallel loop.
+Parallel contract: ``prange`` runs over chunks of output columns (bins); each iteration owns
+its columns ``gathers[:, c, :]``, ``fold[:, c, :]`` and ``counts[c]``, so no two threads
+write the same memory and no atomics are needed. Nothing is allocated inside the parallel
+loop.
 
 Speed (see docs/benchmarks.md): traces are visited in blocks of about
-``TRACE_BLOCK_BYTES`` so that a block stays in cache while every column of the tile reads
-it; per (trace, column) pair the aperture limits become an index range found by bisection
+``TRACE_BLOCK_BYTES`` so that a block stays in cache while a chunk of ``COLUMN_CHUNK``
+columns reads it; per (trace, column) pair the aperture limits become an index range found by bisection
 (samples outside are never visited); the inner loop over output time has no data-dependent
 branch (traces carry a zero sample past their end, positions are clamped, the validity is a
 0/1 factor, unused features take neutral tables), so LLVM vectorises it with gathers.
@@ -35,6 +36,11 @@ from pstm.kernels.operator import LEG_TIME_MIN_S, NO_LIMIT, Prepared, prepare
 TRACE_OPS = NUMBA_TRACE_OPS
 #: Bytes of resampled trace data visited by all columns before moving on (fits L2).
 TRACE_BLOCK_BYTES = 512 * 1024
+#: Columns one parallel task migrates together: each trace block is read once per chunk of
+#: columns while it is in cache, and the parallel region is entered once per call.
+COLUMN_CHUNK = 16
+#: Smallest number of chunks per thread (load balance on small tiles).
+CHUNKS_PER_THREAD = 4
 #: fastmath flags: no NaN/sign-of-zero care, but no contraction or reassociation, so the
 #: float32 operations round exactly like the numpy reference's.
 FASTMATH = {"nnan", "nsz"}
@@ -161,6 +167,7 @@ def _migrate_plain(
     inv_h: np.float32,
     smax: np.float32,
     block: int,
+    chunk: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
     counts: NDArray[np.int64],
@@ -170,32 +177,40 @@ def _migrate_plain(
     vectorising this one."""
     ntr = data.shape[0]
     ncol, nt = sl2.shape
-    for k0 in range(0, ntr, block):
-        k1 = min(ntr, k0 + block)
-        for c in prange(ncol):
-            n = 0
-            for k in range(k0, k1):
-                lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
-                if full >= nt:
-                    continue
-                ds2 = sxr * sxr + syr * syr
-                dr2 = rxr * rxr + ryr * ryr
-                # bounds of t over the range (float32 sqrt, + and * round monotonically, so
-                # every sample's s lies between these two): inside the trace -> no checks
-                q0, q1 = th2[full], th2[nt - 1]
-                s_lo = (np.sqrt(q0 + ds2 * s2_lo[c]) + np.sqrt(q0 + dr2 * s2_lo[c]) - t0_in) * inv_h
-                s_hi = (np.sqrt(q1 + ds2 * s2_hi[c]) + np.sqrt(q1 + dr2 * s2_hi[c]) - t0_in) * inv_h
-                if s_lo >= np.float32(0.0) and s_hi <= smax:
-                    n += _plain_nearest(
-                        data, k, gathers, fold, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
-                        smax, False, full, nt,
-                    )  # fmt: skip
-                else:
-                    n += _plain_nearest(
-                        data, k, gathers, fold, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
-                        smax, True, full, nt,
-                    )  # fmt: skip
-            counts[c] += n
+    nchunk = (ncol + chunk - 1) // chunk
+    for ic in prange(nchunk):
+        for k0 in range(0, ntr, block):
+            k1 = min(ntr, k0 + block)
+            for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+                n = 0
+                for k in range(k0, k1):
+                    lo, full, sxr, syr, rxr, ryr, d2 = _pair(
+                        sx, sy, rx, ry, x, y, rout2, rin2, k, c
+                    )
+                    if full >= nt:
+                        continue
+                    ds2 = sxr * sxr + syr * syr
+                    dr2 = rxr * rxr + ryr * ryr
+                    # bounds of t over the range (float32 sqrt, + and * round monotonically, so
+                    # every sample's s lies between these two): inside the trace -> no checks
+                    q0, q1 = th2[full], th2[nt - 1]
+                    s_lo = (
+                        np.sqrt(q0 + ds2 * s2_lo[c]) + np.sqrt(q0 + dr2 * s2_lo[c]) - t0_in
+                    ) * inv_h
+                    s_hi = (
+                        np.sqrt(q1 + ds2 * s2_hi[c]) + np.sqrt(q1 + dr2 * s2_hi[c]) - t0_in
+                    ) * inv_h
+                    if s_lo >= np.float32(0.0) and s_hi <= smax:
+                        n += _plain_nearest(
+                            data, k, gathers, fold, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
+                            smax, False, full, nt,
+                        )  # fmt: skip
+                    else:
+                        n += _plain_nearest(
+                            data, k, gathers, fold, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
+                            smax, True, full, nt,
+                        )  # fmt: skip
+                counts[c] += n
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -301,6 +316,7 @@ def _migrate_features(
     aa_thr: tuple[float, ...],
     zones_only: bool,
     block: int,
+    chunk: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
     counts: NDArray[np.int64],
@@ -309,25 +325,29 @@ def _migrate_features(
     zone lo..full-1 when ``zones_only`` (the rest then goes to :func:`_migrate_plain`)."""
     ntr = data.shape[0]
     ncol, nt = sl2.shape
-    for k0 in range(0, ntr, block):
-        k1 = min(ntr, k0 + block)
-        for c in prange(ncol):
-            n = 0
-            for k in range(k0, k1):
-                lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
-                if lo >= nt:
-                    continue
-                g, d = cls[k], np.sqrt(d2)
-                n += _features_loop(
-                    data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, lo, full,
-                )  # fmt: skip
-                if not zones_only:
+    nchunk = (ncol + chunk - 1) // chunk
+    for ic in prange(nchunk):
+        for k0 in range(0, ntr, block):
+            k1 = min(ntr, k0 + block)
+            for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+                n = 0
+                for k in range(k0, k1):
+                    lo, full, sxr, syr, rxr, ryr, d2 = _pair(
+                        sx, sy, rx, ry, x, y, rout2, rin2, k, c
+                    )
+                    if lo >= nt:
+                        continue
+                    g, d = cls[k], np.sqrt(d2)
                     n += _features_loop(
                         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False, full, nt,
+                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, lo, full,
                     )  # fmt: skip
-            counts[c] += n
+                    if not zones_only:
+                        n += _features_loop(
+                            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False, full, nt,
+                        )  # fmt: skip
+                counts[c] += n
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -353,6 +373,7 @@ def _migrate_antialiased(
     fp: NDArray[np.float32],
     aa_thr: tuple[float, ...],
     block: int,
+    chunk: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
     counts: NDArray[np.int64],
@@ -360,24 +381,28 @@ def _migrate_antialiased(
     """Every feature with anti-aliasing, samples lo..nt-1 of each pair."""
     ntr = data.shape[0]
     ncol, nt = sl2.shape
-    for k0 in range(0, ntr, block):
-        k1 = min(ntr, k0 + block)
-        for c in prange(ncol):
-            n = 0
-            for k in range(k0, k1):
-                lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
-                if lo >= nt:
-                    continue
-                g, d = cls[k], np.sqrt(d2)
-                n += _features_loop(
-                    data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, True, lo, full,
-                )  # fmt: skip
-                n += _features_loop(
-                    data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, False, full, nt,
-                )  # fmt: skip
-            counts[c] += n
+    nchunk = (ncol + chunk - 1) // chunk
+    for ic in prange(nchunk):
+        for k0 in range(0, ntr, block):
+            k1 = min(ntr, k0 + block)
+            for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+                n = 0
+                for k in range(k0, k1):
+                    lo, full, sxr, syr, rxr, ryr, d2 = _pair(
+                        sx, sy, rx, ry, x, y, rout2, rin2, k, c
+                    )
+                    if lo >= nt:
+                        continue
+                    g, d = cls[k], np.sqrt(d2)
+                    n += _features_loop(
+                        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, True, lo, full,
+                    )  # fmt: skip
+                    n += _features_loop(
+                        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, False, full, nt,
+                    )  # fmt: skip
+                counts[c] += n
 
 
 def run_prepared(
@@ -388,6 +413,8 @@ def run_prepared(
     counts = np.zeros(p.x.shape[0], dtype=np.int64)
     row_bytes = (p.data.shape[1] + p.aa_data.shape[1]) * 4
     block = max(1, TRACE_BLOCK_BYTES // max(row_bytes, 1))
+    ncol = p.x.shape[0]
+    chunk = max(1, min(COLUMN_CHUNK, ncol // (CHUNKS_PER_THREAD * max(threads, 1))))
     use_ta, use_st, use_aa = p.wta.size > 0, p.stretch.size > 0, p.aa_data.size > 0
     ncol, nt = p.sl2.shape
     fp = np.array(
@@ -414,15 +441,15 @@ def run_prepared(
         p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp, aa_thr,
     )  # fmt: skip
     if use_aa:
-        _migrate_antialiased(*args, block, gathers, fold, counts)
+        _migrate_antialiased(*args, block, chunk, gathers, fold, counts)
     elif use_ta or use_st or not p.nearest:
-        _migrate_features(*args, False, block, gathers, fold, counts)
+        _migrate_features(*args, False, block, chunk, gathers, fold, counts)
     else:
         if bool((p.rin2 < p.rout2).any()):  # taper zones exist
-            _migrate_features(*args, True, block, gathers, fold, counts)
+            _migrate_features(*args, True, block, chunk, gathers, fold, counts)
         _migrate_plain(
             p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2,
-            p.sl2.min(axis=1), p.sl2.max(axis=1), fp[0], fp[1], fp[2], block, gathers, fold,
+            p.sl2.min(axis=1), p.sl2.max(axis=1), fp[0], fp[1], fp[2], block, chunk, gathers, fold,
             counts,
         )  # fmt: skip
     return int(counts.sum())
