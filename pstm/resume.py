@@ -157,7 +157,13 @@ def prepare_resume(
     slurm: SlurmCheck = SlurmCheck.AUTO,
 ) -> str:
     """Refuse if a run is live, wait for orphaned jobs, then remove stale locks.
-    Returns what was done; raises ``SystemExit`` with a clear message when it cannot go on."""
+    Returns what was done; raises ``SystemExit`` with a clear message when it cannot go on.
+    Without a lock there is nothing to resume (a live or killed Snakemake run always holds
+    one, and Snakemake itself refuses a second run while a live one holds it), so no
+    process or SLURM look-up is made."""
+    locks = workdir / ".snakemake" / "locks"
+    if not (locks.is_dir() and any(locks.iterdir())):
+        return "no lock"
     deadline = time.monotonic() + wait_s
     announced = False
     while True:

@@ -271,9 +271,15 @@ def test_resume_sees_slurm_jobs_in_this_directory(
     squeue.write_text(f"#!/bin/sh\necho '4242|{tmp_path}|migrate_tile'\necho '7|/elsewhere|x'\n")
     squeue.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    # no lock: nothing to resume, so SLURM is not asked (a failing squeue cannot block a run)
+    assert prepare_resume(tmp_path, wait_s=0) == "no lock"
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.input.lock").write_text("")  # left by a killed head
     with pytest.raises(SystemExit, match="slurm job 4242"):
         prepare_resume(tmp_path, wait_s=0)
-    assert prepare_resume(tmp_path, wait_s=0, slurm=SlurmCheck.OFF) == "no lock"
+    assert "removed" in prepare_resume(tmp_path, wait_s=0, slurm=SlurmCheck.OFF)
+    (locks / "0.input.lock").write_text("")
     squeue.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact' >&2\nexit 1\n")
     with pytest.raises(SystemExit, match=r"cannot ask SLURM.*--slurm off"):
         prepare_resume(tmp_path, wait_s=0)
