@@ -86,7 +86,18 @@ def _rotated_survey(rotation_deg: float, dil: float, dxl: float) -> Survey:
     m = origin + np.outer(il - 1001, u * dil) + np.outer(xl - 2001, v * dxl)
     half = np.tile([[100.0, 0.0], [0.0, 300.0], [-200.0, 50.0]], (len(il) // 3, 1))
     s, rcv = m - half, m + half
-    return Survey("rotated", 100, 0.002, 0.0, s[:, 0], s[:, 1], rcv[:, 0], rcv[:, 1], il, xl)
+    return Survey(
+        sx=s[:, 0],
+        sy=s[:, 1],
+        rx=rcv[:, 0],
+        ry=rcv[:, 1],
+        source="rotated",
+        ns=100,
+        dt_s=0.002,
+        t0_s=0.0,
+        inline=il,
+        crossline=xl,
+    )
 
 
 def test_grid_from_inline_crossline_fit() -> None:

@@ -35,6 +35,7 @@ from pstm.config import SegyEndian, SegyInputConfig, parse_config
 from pstm.errors import ConfigError, InputDataError
 from pstm.grid import OutputGrid
 from pstm.io.headermap import HeaderWord
+from pstm.io.headers import Geometry
 
 #: The proposed rotation without inline/crossline headers is rounded to this step.
 ROTATION_STEP_DEG = 1.0
@@ -50,35 +51,16 @@ ROTATION_ROUND_DEG = 1e-4
 
 
 @dataclass(frozen=True)
-class Survey:
-    """What ``pstm init`` reads: sampling and per-trace coordinates (metres)."""
+class Survey(Geometry):
+    """What ``pstm init`` reads: sampling and, besides the coordinates (metres) of
+    :class:`pstm.io.headers.Geometry`, the inline/crossline numbers when present."""
 
     source: str
     ns: int
     dt_s: float
     t0_s: float
-    sx: NDArray[np.float64]
-    sy: NDArray[np.float64]
-    rx: NDArray[np.float64]
-    ry: NDArray[np.float64]
     inline: NDArray[np.int64] | None
     crossline: NDArray[np.int64] | None
-
-    @property
-    def ntr(self) -> int:
-        return len(self.sx)
-
-    @property
-    def mx(self) -> NDArray[np.float64]:
-        return 0.5 * (self.sx + self.rx)
-
-    @property
-    def my(self) -> NDArray[np.float64]:
-        return 0.5 * (self.sy + self.ry)
-
-    @property
-    def offset(self) -> NDArray[np.float64]:
-        return np.hypot(self.rx - self.sx, self.ry - self.sy)
 
 
 @dataclass(frozen=True)
