@@ -541,6 +541,12 @@ class ExecutionConfig(_Section):
         "(one Snakemake group = one cluster job per batch; each tile keeps its own file)",
     )
     threads_per_job: PositiveInt = 1
+    check_backend_device: bool = Field(
+        True,
+        description="check an explicit migration.backend's device (GPU) where the workflow "
+        "is parsed; false on a cluster head node without the GPUs its tile jobs get (set by "
+        "workflow/profiles/slurm-gpu): the tile jobs then check it",
+    )
 
 
 class QcConfig(_Section):

@@ -203,3 +203,23 @@ def test_taper_polynomial_is_the_cosine_taper() -> None:
     exact = 0.5 - 0.5 * np.cos(np.pi * np.clip(z.astype(np.float64), 0.0, 1.0))
     np.testing.assert_allclose(taper01(z), exact, atol=5e-7)  # float32 rounding
     assert taper01(np.array([1.0, 5.0], np.float32)).tolist() == [1.0, 1.0]
+
+
+def test_head_node_without_gpu_checks_cuda_packages_only() -> None:
+    """workflow/profiles/slurm-gpu sets execution.check_backend_device false: the Snakefile
+    is parsed on a head node without a GPU; the jobs that run kernels check the device."""
+    from pstm.kernels import unavailable_reason
+    from pstm.pipeline import prepare_run
+
+    if unavailable_reason(Backend.CUDA, check_device=False) is not None:
+        pytest.skip("numba-cuda not installed")
+    if unavailable_reason(Backend.CUDA) is None:
+        pytest.skip("this machine has a GPU")
+    cfg = {"migration": {"backend": "cuda"}}
+    with pytest.raises(BackendUnavailableError, match="'cuda' cannot run here"):
+        prepare_run(cfg)
+    run_ = prepare_run({**cfg, "execution": {"check_backend_device": False}})
+    assert run_.config.migration.backend is Backend.CUDA
+    assert "device checked by the tile jobs" in run_.backend_reason
+    with pytest.raises(BackendUnavailableError, match="no NVIDIA GPU"):
+        get_kernel(Backend.CUDA)

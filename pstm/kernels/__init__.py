@@ -199,8 +199,10 @@ def registered_backends() -> list[Backend]:
     return list(_REGISTRY)
 
 
-def unavailable_reason(backend: Backend) -> str | None:
-    """None if ``backend`` can run here, else why not and how to fix it."""
+def unavailable_reason(backend: Backend, check_device: bool = True) -> str | None:
+    """None if ``backend`` can run here, else why not and how to fix it. With
+    ``check_device`` False only the packages are checked (a cluster's head node has none
+    of the GPUs its tile jobs get; the kernel checks the device where it runs)."""
     entry = _REGISTRY.get(backend)
     if entry is None:
         valid = ", ".join(b.value for b in _REGISTRY)
@@ -208,12 +210,14 @@ def unavailable_reason(backend: Backend) -> str | None:
     for package in entry.requires:
         if importlib.util.find_spec(package) is None:
             return f"package '{package}' is not installed ({entry.install_hint})"
-    return entry.device_reason()
+    return entry.device_reason() if check_device else None
 
 
-def resolve_backend(requested: Backend) -> tuple[Backend, str]:
+def resolve_backend(requested: Backend, check_device: bool = True) -> tuple[Backend, str]:
     """Turn the configured backend into a concrete one, with the reason. Never falls back:
-    an explicit backend that cannot run raises :class:`BackendUnavailableError`."""
+    an explicit backend that cannot run raises :class:`BackendUnavailableError`.
+    ``check_device`` False (``execution.check_backend_device``) checks an explicit
+    backend's packages only; ``auto`` always looks at this machine."""
     if requested is Backend.AUTO:
         skipped: list[str] = []
         for candidate in AUTO_ORDER:
@@ -227,14 +231,16 @@ def resolve_backend(requested: Backend) -> tuple[Backend, str]:
         raise BackendUnavailableError(
             "migration.backend: auto found no usable backend: " + "; ".join(skipped)
         )
-    reason = unavailable_reason(requested)
+    reason = unavailable_reason(requested, check_device)
     if reason is not None:
         available = [b.value for b in _REGISTRY if unavailable_reason(b) is None]
         raise BackendUnavailableError(
             f"migration.backend: '{requested.value}' cannot run here: {reason}. "
             f"Available on this machine: {', '.join(available)} (or 'auto')."
         )
-    return requested, "requested explicitly"
+    if check_device:
+        return requested, "requested explicitly"
+    return requested, "requested explicitly (device checked by the tile jobs)"
 
 
 def get_trace_ops(backend: Backend) -> Any:
