@@ -1,40 +1,132 @@
-"""What will really run: backend (and why), tiles, traces per tile, memory per job."""
+"""What will really run: backend (and why), tiles, traces per tile, memory per job, the
+contributions and run time to expect (from a quick kernel timing), and warnings for grids
+outside the data, very low fold and aliased sampling."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
 import numpy as np
 
-from pstm.index import MidpointIndex
+from pstm.index import MidpointIndex, max_aperture_m
 from pstm.pipeline import Run
+from pstm.plan import Tile
+
+#: Bins sampled per tile to estimate contributions and fold (corners and centre).
+SAMPLED_BINS_PER_TILE = 5
+#: At most this many tiles are sampled (evenly spread); the estimate is scaled up.
+MAX_SAMPLED_TILES = 200
+#: A bin with fewer traces than this within aperture has "very low fold".
+LOW_FOLD_TRACES = 10
+#: Size of the kernel timing problem (traces x bins x samples): a fraction of a second,
+#: but big enough that per-call overheads do not dominate.
+TIMING_TRACES, TIMING_BINS, TIMING_SAMPLES = 2000, 64, 250
 
 
-def preflight_report(run: Run, index: MidpointIndex | None) -> str:
+def _sample_bins(tile: Tile) -> list[tuple[int, int]]:
+    il1, xl1 = tile.il0 + tile.nil - 1, tile.xl0 + tile.nxl - 1
+    bins = {
+        (tile.il0, tile.xl0),
+        (tile.il0, xl1),
+        (il1, tile.xl0),
+        (il1, xl1),
+        ((tile.il0 + il1) // 2, (tile.xl0 + xl1) // 2),
+    }
+    return sorted(bins)[:SAMPLED_BINS_PER_TILE]
+
+
+def kernel_rate(run: Run) -> float:
+    """Contributions per second of one tile job (its threads, this run's operator
+    settings), timed on a small synthetic problem after a warm-up call."""
+    from pstm.bench import make_problem
+    from pstm.kernels import get_kernel
+    from pstm.migrate import kernel_options
+
+    migration = run.config.migration
+    options = dataclasses.replace(
+        kernel_options(migration, run.plan.threads_per_job),
+        aperture_m=1e9,
+        aperture_time_s=(),
+        aperture_table_m=(),
+        n_offset_classes=1,
+    )
+    problem = make_problem(TIMING_TRACES, TIMING_BINS, 1, TIMING_SAMPLES)
+    kernel = get_kernel(migration.backend)
+    shape = (1, TIMING_BINS, 1, TIMING_SAMPLES)
+
+    def once() -> tuple[int, float]:
+        gathers = np.zeros(shape, np.float32)
+        t0 = time.perf_counter()
+        n = kernel(problem.batch, problem.target, options, gathers, np.zeros(shape, np.int32))
+        return n, time.perf_counter() - t0
+
+    once()  # compile or load from cache
+    n, seconds = min((once() for _ in range(3)), key=lambda r: r[1])
+    return n / seconds
+
+
+def preflight_report(run: Run, index: MidpointIndex | None, input_dt_s: float | None) -> str:
     cfg, plan, grid = run.config, run.plan, run.grid
+    aperture = max_aperture_m(cfg.migration)
     lines = [
         "pstm preflight",
         f"  backend          : {cfg.migration.backend.value} ({run.backend_reason})",
         f"  grid             : {grid.nil} inlines x {grid.nxl} crosslines x {grid.nt} samples "
         f"(dt {grid.dt * 1e3:.2f} ms), rotation {grid.rotation_deg} deg",
-        f"  tiles            : {len(plan.tiles)} of {plan.tile_nil} x {plan.tile_nxl} bins ({plan.reason})",
-        f"  memory per job   : {plan.mem_mb_per_job} MB declared, budget {cfg.execution.memory_budget_mb} MB",
+        f"  tiles            : {len(plan.tiles)} of {plan.tile_nil} x {plan.tile_nxl} bins "
+        f"({plan.reason}), {len(plan.batches)} batch(es)",
+        f"  memory per job   : {plan.mem_mb_per_job} MB declared, budget "
+        f"{cfg.execution.memory_budget_mb} MB",
         f"  threads per job  : {plan.threads_per_job}",
-        f"  aperture         : {cfg.migration.aperture_m} m",
+        f"  aperture         : {aperture} m",
     ]
-    if index is not None:
-        counts = np.array(
-            [
-                len(index.query(t.il0, t.nil, t.xl0, t.nxl, cfg.migration.aperture_m))
-                for t in plan.tiles
-            ]
+    warnings = []
+    if input_dt_s is not None and grid.dt > input_dt_s * (1 + 1e-9):
+        warnings.append(
+            f"output dt {grid.dt * 1e3:g} ms is coarser than the input's {input_dt_s * 1e3:g} ms: "
+            f"the image aliases frequencies above {0.5 / grid.dt:g} Hz (set grid.dt_s <= "
+            f"{input_dt_s:g})"
         )
-        samples = np.array([t.nil * t.nxl * grid.nt for t in plan.tiles])
+    if index is not None:
+        step = max(1, len(plan.tiles) // MAX_SAMPLED_TILES)
+        sampled = plan.tiles[::step]
+        counts, fold, contributions = [], [], 0.0
+        for tile in sampled:
+            counts.append(len(index.query(tile.il0, tile.nil, tile.xl0, tile.nxl, aperture)))
+            per_bin = [len(index.query(i, 1, j, 1, aperture)) for i, j in _sample_bins(tile)]
+            fold += per_bin
+            contributions += float(np.mean(per_bin)) * tile.nil * tile.nxl * grid.nt
+        contributions *= len(plan.tiles) / len(sampled)
+        fold_arr = np.asarray(fold)
         lines += [
             f"  input traces     : {index.ntr}",
-            f"  traces per tile  : min {counts.min()}, median {int(np.median(counts))}, max {counts.max()}",
-            f"  contributions    : at most {float((counts * samples).sum()):.3g} "
-            "(traces within tile aperture x tile samples)",
+            f"  traces per tile  : min {min(counts)}, median {int(np.median(counts))}, "
+            f"max {max(counts)}" + (f" ({len(sampled)} tiles sampled)" if step > 1 else ""),
+            f"  traces per bin   : min {fold_arr.min()}, median {int(np.median(fold_arr))} "
+            f"within aperture ({len(fold_arr)} bins sampled)",
+            f"  contributions    : about {contributions:.3g} (sampled bins x samples; the "
+            "time-variant aperture, angle limit and mutes make it fewer)",
         ]
-        empty = int((counts == 0).sum())
+        empty = int((fold_arr == 0).sum())
+        low = int(((fold_arr > 0) & (fold_arr < LOW_FOLD_TRACES)).sum())
         if empty:
-            lines.append(f"  WARNING: {empty} tile(s) have no trace within aperture")
+            warnings.append(
+                f"{empty} of {len(fold_arr)} sampled bins have no trace within aperture: the "
+                "grid reaches outside the data (check grid origin, rotation and size)"
+            )
+        if low:
+            warnings.append(
+                f"{low} of {len(fold_arr)} sampled bins have fewer than {LOW_FOLD_TRACES} "
+                "traces within aperture (very low fold)"
+            )
+        if contributions > 0:
+            rate = kernel_rate(run)
+            seconds = contributions / rate
+            lines.append(
+                f"  kernel timing    : {rate:.3g} contributions/s per tile job (quick timing "
+                f"on this machine) -> about {seconds:.3g} s of tile-job time in all "
+                "(divide by the tile jobs running at once)"
+            )
+    lines += [f"  WARNING: {w}" for w in warnings]
     return "\n".join(lines) + "\n"

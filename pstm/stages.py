@@ -198,14 +198,16 @@ def summary(root: str, out_json: str, out_html: str) -> None:
     log.info("run summary: %s", json.dumps(record["totals"]))
 
 
-def preflight(params: dict[str, Any], index_dir: str, out_resolved: str, out_report: str) -> None:
+def preflight(
+    params: dict[str, Any], index_dir: str, traces: str, out_resolved: str, out_report: str
+) -> None:
     from pstm.pipeline import prepare_run
     from pstm.preflight import preflight_report
 
     run = prepare_run(params["config"], source="resolved config")
     plan = dataclasses.replace(run.plan, reason=params["plan_reason"])
     run = dataclasses.replace(run, backend_reason=params["backend_reason"], plan=plan)
-    text = preflight_report(run, read_index(index_dir))
+    text = preflight_report(run, read_index(index_dir), open_traces(traces).dt)
     for path, content in ((out_resolved, run.resolved_yaml()), (out_report, text)):
         with atomic_output(path) as tmp:
             tmp.write_text(content)

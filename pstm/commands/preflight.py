@@ -10,6 +10,7 @@ import yaml
 
 from pstm.errors import ConfigError
 from pstm.index import read_index
+from pstm.io.traces import open_traces
 from pstm.pipeline import prepare_run
 from pstm.preflight import preflight_report
 
@@ -34,5 +35,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"config file not found: {args.config}")
     run_ = prepare_run(raw, source=str(args.config))
     index = read_index(args.index) if (args.index / "meta.json").exists() else None
-    print(preflight_report(run_, index), end="")
+    dt = open_traces(run_.traces).dt if run_.traces.exists() else None
+    print(preflight_report(run_, index, dt), end="")
     return 0

@@ -40,6 +40,8 @@ rule coverage:
 rule preflight:
     input:
         index="results/index",
+        traces="results/precondition/traces.zarr",
+        jit="results/jit/kernels.json",  # the quick kernel timing uses the compiled kernels
     output:
         resolved="results/resolved_config.yaml",
         report="results/preflight.txt",

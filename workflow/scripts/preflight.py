@@ -6,6 +6,10 @@ smk = snakemake  # type: ignore[name-defined]  # noqa: F821
 stages.run_logged(
     smk.log[0],
     lambda: stages.preflight(
-        stages.params_of(smk), smk.input.index, smk.output.resolved, smk.output.report
+        stages.params_of(smk),
+        smk.input.index,
+        smk.input.traces,
+        smk.output.resolved,
+        smk.output.report,
     ),
 )

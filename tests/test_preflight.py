@@ -1,0 +1,45 @@
+"""The preflight report: what will run, expected work and time, and its warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pstm.index import build_index
+from pstm.io.headers import Geometry
+from pstm.pipeline import prepare_run
+from pstm.preflight import preflight_report
+from pstm.synthetic import make_survey
+from tests.helpers import tiny_config
+
+
+def report(cfg: dict[str, Any], input_dt_s: float = 0.004) -> str:
+    run = prepare_run(cfg)
+    _, table, _ = make_survey(run.config.synthetic)
+    names = ("source_x", "source_y", "receiver_x", "receiver_y")
+    geometry = Geometry(*(table.column(c).to_numpy() for c in names))
+    return preflight_report(run, build_index(geometry, run.grid), input_dt_s)
+
+
+def test_report_estimates_work_and_time_without_warnings() -> None:
+    text = report(tiny_config())
+    assert "tiles            : 4 of 4 x 3 bins" in text
+    contributions = float(text.split("contributions    : about ")[1].split()[0])
+    assert 1e5 < contributions <= 8 * 6 * 100 * 288  # bins x samples x traces (upper bound)
+    assert "contributions/s per tile job" in text
+    assert "WARNING" not in text
+
+
+def test_grid_outside_the_data_and_low_fold_are_warned() -> None:
+    far = tiny_config(grid={"origin_x_m": 175.0 + 1100.0}, migration={"aperture_m": 300.0})
+    text = report(far)
+    assert "have no trace within aperture: the grid reaches outside the data" in text
+    sparse = tiny_config(migration={"aperture_m": 30.0})
+    assert "(very low fold)" in report(sparse)
+
+
+@pytest.mark.parametrize(("input_dt", "warned"), [(0.004, False), (0.002, True)])
+def test_time_aliasing_is_warned(input_dt: float, warned: bool) -> None:
+    text = report(tiny_config(), input_dt_s=input_dt)
+    assert ("the image aliases frequencies above 125 Hz" in text) is warned
