@@ -172,9 +172,9 @@ def _migrate_plain(
     fold: NDArray[np.int32],
     counts: NDArray[np.int64],
 ) -> None:
-    """Samples inside both tapers, plain DSR, nearest sample (taper zones: _migrate_general).
-    A kernel of its own: inlining the general loop into the same function stops LLVM from
-    vectorising this one."""
+    """Samples inside both tapers, plain DSR, nearest sample (the taper zones go to
+    :func:`_migrate_features`). A kernel of its own: inlining a second, different time loop
+    into the same function stops LLVM from vectorising this one."""
     ntr = data.shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
