@@ -96,6 +96,19 @@ class KernelOptions:
         return 1 if self.interpolation is Interpolation.LINEAR else self.oversampling
 
 
+def column_views(
+    target: ImageTarget, gathers: NDArray[np.float32], fold: NDArray[np.int32]
+) -> tuple[NDArray[np.float32], NDArray[np.int32]]:
+    """``gathers`` and ``fold`` (ncls, nx, ny, nt) as (ncls, nx * ny, nt) views, the layout
+    every backend writes (one row per output column); refuses copies."""
+    nx, ny, nt = target.shape
+    g = gathers.reshape(gathers.shape[0], nx * ny, nt)
+    f = fold.reshape(fold.shape[0], nx * ny, nt)
+    if not (np.shares_memory(g, gathers) and np.shares_memory(f, fold)):
+        raise ValueError("gathers and fold must be C-contiguous (ncls, nx, ny, nt) arrays")
+    return g, f
+
+
 class KernelFn(Protocol):
     def __call__(
         self,

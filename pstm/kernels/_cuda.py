@@ -39,7 +39,7 @@ from numba.cuda.core import config as cuda_config
 from numpy.typing import NDArray
 
 from pstm.errors import BackendUnavailableError, PlanError
-from pstm.kernels import ImageTarget, KernelOptions, TraceBatch
+from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
 from pstm.kernels.operator import LEG_TIME_MIN_S, NO_LIMIT, Prepared, prepare
 
@@ -292,11 +292,7 @@ def migrate(
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
 ) -> int:
-    nx, ny, nt = target.shape
-    ncls = gathers.shape[0]
-    g = gathers.reshape(ncls, nx * ny, nt)
-    f = fold.reshape(ncls, nx * ny, nt)
-    assert np.shares_memory(g, gathers) and np.shares_memory(f, fold), "outputs must be contiguous"
+    g, f = column_views(target, gathers, fold)
     return run_prepared(prepare(batch, target, options, TRACE_OPS), g, f)
 
 

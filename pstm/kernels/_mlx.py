@@ -17,7 +17,7 @@ import mlx.core as mx
 import numpy as np
 from numpy.typing import NDArray
 
-from pstm.kernels import ImageTarget, KernelOptions, TraceBatch
+from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels.operator import LEG_TIME_MIN_S, NUMPY_TRACE_OPS, Prepared, prepare
 
 #: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`): the
@@ -154,11 +154,7 @@ def migrate(
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
 ) -> int:
-    nx, ny, nt = target.shape
-    ncls = gathers.shape[0]
-    g = gathers.reshape(ncls, nx * ny, nt)
-    f = fold.reshape(ncls, nx * ny, nt)
-    assert np.shares_memory(g, gathers) and np.shares_memory(f, fold), "outputs must be contiguous"
+    g, f = column_views(target, gathers, fold)
     return run_prepared(prepare(batch, target, options, TRACE_OPS), g, f)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit, prange
 from numpy.typing import NDArray
 
-from pstm.kernels import ImageTarget, KernelOptions, TraceBatch
+from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
 from pstm.kernels.operator import LEG_TIME_MIN_S, NO_LIMIT, Prepared, prepare
 
@@ -462,9 +462,5 @@ def migrate(
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
 ) -> int:
-    nx, ny, nt = target.shape
-    ncls = gathers.shape[0]
-    g = gathers.reshape(ncls, nx * ny, nt)
-    f = fold.reshape(ncls, nx * ny, nt)
-    assert np.shares_memory(g, gathers) and np.shares_memory(f, fold), "outputs must be contiguous"
+    g, f = column_views(target, gathers, fold)
     return run_prepared(prepare(batch, target, options, NUMBA_TRACE_OPS), g, f, options.threads)

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from pstm.kernels import ImageTarget, KernelOptions, TraceBatch
+from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels.operator import (
     LEG_TIME_MIN_S,
     NUMPY_TRACE_OPS,
@@ -115,10 +115,8 @@ def migrate(
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
 ) -> int:
-    nx, ny, nt = target.shape
     p = prepare(batch, target, options)
-    g = gathers.reshape(gathers.shape[0], nx * ny, nt)
-    f = fold.reshape(fold.shape[0], nx * ny, nt)
+    g, f = column_views(target, gathers, fold)
     contributions = 0
     for k in range(p.ntr):
         terms = _trace_terms(p, k)
@@ -138,7 +136,6 @@ def migrate(
         g[c][visit] += value[visit]
         f[c] += valid.astype(np.int32)
         contributions += int(valid.sum())
-    assert np.shares_memory(g, gathers) and np.shares_memory(f, fold), "outputs must be contiguous"
     return contributions
 
 
