@@ -246,7 +246,11 @@ def test_resume_waits_for_orphaned_jobs(tmp_path: Path) -> None:
     scripts = tmp_path / ".snakemake" / "scripts"
     scripts.mkdir(parents=True)
     job = scripts / "tmpabc.migrate_tile.py"
-    job.write_text("import time; time.sleep(1.0)\n")
+    finished = tmp_path / "job_finished"
+    # The job's last act is to write a marker: when the resume returns, the job's work must be
+    # done. (Checking ``poll()`` instead races with the kernel: an exiting process drops its
+    # command line before its parent can reap it.)
+    job.write_text(f"import time; time.sleep(1.0); open({str(finished)!r}, 'w').close()\n")
     (tmp_path / ".snakemake" / "locks").mkdir()
     (tmp_path / ".snakemake" / "locks" / "0.output.lock").write_text("x")
     orphan = subprocess.Popen([sys.executable, str(job)], cwd=tmp_path)
@@ -256,7 +260,7 @@ def test_resume_waits_for_orphaned_jobs(tmp_path: Path) -> None:
             prepare_resume(tmp_path, wait_s=0, slurm=SlurmCheck.OFF)
         done = prepare_resume(tmp_path, wait_s=30, poll_s=0.05, slurm=SlurmCheck.OFF)
         assert done.startswith("removed 1")
-        assert orphan.poll() is not None, "resumed while a job of the killed run was alive"
+        assert finished.exists(), "resumed while a job of the killed run was still working"
     finally:
         orphan.kill()
         orphan.wait()
