@@ -5,9 +5,11 @@ its columns ``gathers[:, c, :]``, ``fold[:, c, :]`` and ``counts[c]``, so no two
 write the same memory and no atomics are needed. Nothing is allocated inside the parallel
 loop.
 
-Speed (see docs/benchmarks.md): traces are visited in blocks of about
-``TRACE_BLOCK_BYTES`` so that a block stays in cache while a chunk of ``COLUMN_CHUNK``
-columns reads it; per (trace, column) pair the aperture limits become an index range found by bisection
+Speed (see docs/benchmarks.md): TRACE_MAJOR order: a parallel task owns a chunk of
+``COLUMN_CHUNK`` columns and visits every trace once, migrating it into all the chunk's
+columns in turn: the trace's resampled samples (gathered, scattered over many cache lines)
+stay in L1 while its columns (read and written contiguously) stream from L2. Per (trace,
+column) pair the aperture limits become an index range found by bisection
 (samples outside are never visited); the inner loop over output time has no data-dependent
 branch (traces carry a zero sample past their end, positions are clamped, the validity is a
 0/1 factor, unused features take neutral tables), so LLVM vectorises it with gathers.
@@ -34,11 +36,10 @@ from pstm.kernels.operator import LEG_TIME_MIN_S, NO_LIMIT, Prepared, prepare
 
 #: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`).
 TRACE_OPS = NUMBA_TRACE_OPS
-#: Bytes of resampled trace data visited by all columns before moving on (fits L2).
-TRACE_BLOCK_BYTES = 512 * 1024
-#: Columns one parallel task migrates together: each trace block is read once per chunk of
-#: columns while it is in cache, and the parallel region is entered once per call.
-COLUMN_CHUNK = 16
+#: Columns one parallel task migrates together (trace-major, see the module docstring): a
+#: trace is read once per chunk while it is in L1, the chunk's image columns stay in L2,
+#: and the parallel region is entered once per call. 8 measured best (docs/benchmarks.md).
+COLUMN_CHUNK = 8
 #: Smallest number of chunks per thread (load balance on small tiles).
 CHUNKS_PER_THREAD = 4
 #: fastmath flags: no NaN/sign-of-zero care, but no contraction or reassociation, so the
@@ -116,7 +117,7 @@ def _plain_nearest(
             fold[g, c, it] += np.int32(ok)
             n += int(ok)
         else:
-            gathers[g, c, it] += data[k, np.int32(s + half)]
+            gathers[g, c, it] += data[k, np.uint32(np.int32(s + half)) & np.uint32(0x7FFFFFFF)]
             fold[g, c, it] += np.int32(1)
     if not checked:
         n = it1 - it0
@@ -166,7 +167,6 @@ def _migrate_plain(
     t0_in: np.float32,
     inv_h: np.float32,
     smax: np.float32,
-    block: int,
     chunk: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
@@ -179,37 +179,29 @@ def _migrate_plain(
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
     for ic in prange(nchunk):
-        for k0 in range(0, ntr, block):
-            k1 = min(ntr, k0 + block)
+        for k in range(ntr):  # trace-major: see TRACE_MAJOR in the module docstring
             for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
                 n = 0
-                for k in range(k0, k1):
-                    lo, full, sxr, syr, rxr, ryr, d2 = _pair(
-                        sx, sy, rx, ry, x, y, rout2, rin2, k, c
-                    )
-                    if full >= nt:
-                        continue
-                    ds2 = sxr * sxr + syr * syr
-                    dr2 = rxr * rxr + ryr * ryr
-                    # bounds of t over the range (float32 sqrt, + and * round monotonically, so
-                    # every sample's s lies between these two): inside the trace -> no checks
-                    q0, q1 = th2[full], th2[nt - 1]
-                    s_lo = (
-                        np.sqrt(q0 + ds2 * s2_lo[c]) + np.sqrt(q0 + dr2 * s2_lo[c]) - t0_in
-                    ) * inv_h
-                    s_hi = (
-                        np.sqrt(q1 + ds2 * s2_hi[c]) + np.sqrt(q1 + dr2 * s2_hi[c]) - t0_in
-                    ) * inv_h
-                    if s_lo >= np.float32(0.0) and s_hi <= smax:
-                        n += _plain_nearest(
-                            data, k, gathers, fold, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
-                            smax, False, full, nt,
-                        )  # fmt: skip
-                    else:
-                        n += _plain_nearest(
-                            data, k, gathers, fold, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
-                            smax, True, full, nt,
-                        )  # fmt: skip
+                lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
+                if full >= nt:
+                    continue
+                ds2 = sxr * sxr + syr * syr
+                dr2 = rxr * rxr + ryr * ryr
+                # bounds of t over the range (float32 sqrt, + and * round monotonically, so
+                # every sample's s lies between these two): inside the trace -> no checks
+                q0, q1 = th2[full], th2[nt - 1]
+                s_lo = (np.sqrt(q0 + ds2 * s2_lo[c]) + np.sqrt(q0 + dr2 * s2_lo[c]) - t0_in) * inv_h
+                s_hi = (np.sqrt(q1 + ds2 * s2_hi[c]) + np.sqrt(q1 + dr2 * s2_hi[c]) - t0_in) * inv_h
+                if s_lo >= np.float32(0.0) and s_hi <= smax:
+                    n += _plain_nearest(
+                        data, k, gathers, fold, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
+                        smax, False, full, nt,
+                    )  # fmt: skip
+                else:
+                    n += _plain_nearest(
+                        data, k, gathers, fold, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
+                        smax, True, full, nt,
+                    )  # fmt: skip
                 counts[c] += n
 
 
@@ -315,7 +307,6 @@ def _migrate_features(
     fp: NDArray[np.float32],
     aa_thr: tuple[float, ...],
     zones_only: bool,
-    block: int,
     chunk: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
@@ -327,26 +318,22 @@ def _migrate_features(
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
     for ic in prange(nchunk):
-        for k0 in range(0, ntr, block):
-            k1 = min(ntr, k0 + block)
+        for k in range(ntr):  # trace-major: see TRACE_MAJOR in the module docstring
             for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
                 n = 0
-                for k in range(k0, k1):
-                    lo, full, sxr, syr, rxr, ryr, d2 = _pair(
-                        sx, sy, rx, ry, x, y, rout2, rin2, k, c
-                    )
-                    if lo >= nt:
-                        continue
-                    g, d = cls[k], np.sqrt(d2)
+                lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
+                if lo >= nt:
+                    continue
+                g, d = cls[k], np.sqrt(d2)
+                n += _features_loop(
+                    data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, lo, full,
+                )  # fmt: skip
+                if not zones_only:
                     n += _features_loop(
                         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, lo, full,
+                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False, full, nt,
                     )  # fmt: skip
-                    if not zones_only:
-                        n += _features_loop(
-                            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False, full, nt,
-                        )  # fmt: skip
                 counts[c] += n
 
 
@@ -372,7 +359,6 @@ def _migrate_antialiased(
     stretch: NDArray[np.float32],
     fp: NDArray[np.float32],
     aa_thr: tuple[float, ...],
-    block: int,
     chunk: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
@@ -383,25 +369,21 @@ def _migrate_antialiased(
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
     for ic in prange(nchunk):
-        for k0 in range(0, ntr, block):
-            k1 = min(ntr, k0 + block)
+        for k in range(ntr):  # trace-major: see TRACE_MAJOR in the module docstring
             for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
                 n = 0
-                for k in range(k0, k1):
-                    lo, full, sxr, syr, rxr, ryr, d2 = _pair(
-                        sx, sy, rx, ry, x, y, rout2, rin2, k, c
-                    )
-                    if lo >= nt:
-                        continue
-                    g, d = cls[k], np.sqrt(d2)
-                    n += _features_loop(
-                        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, True, lo, full,
-                    )  # fmt: skip
-                    n += _features_loop(
-                        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, False, full, nt,
-                    )  # fmt: skip
+                lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
+                if lo >= nt:
+                    continue
+                g, d = cls[k], np.sqrt(d2)
+                n += _features_loop(
+                    data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, True, lo, full,
+                )  # fmt: skip
+                n += _features_loop(
+                    data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, False, full, nt,
+                )  # fmt: skip
                 counts[c] += n
 
 
@@ -411,8 +393,6 @@ def run_prepared(
     """Run the compiled kernels on a prepared problem; gathers/fold are (ncls, ncol, nt)."""
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     counts = np.zeros(p.x.shape[0], dtype=np.int64)
-    row_bytes = (p.data.shape[1] + p.aa_data.shape[1]) * 4
-    block = max(1, TRACE_BLOCK_BYTES // max(row_bytes, 1))
     ncol = p.x.shape[0]
     chunk = max(1, min(COLUMN_CHUNK, ncol // (CHUNKS_PER_THREAD * max(threads, 1))))
     use_ta, use_st, use_aa = p.wta.size > 0, p.stretch.size > 0, p.aa_data.size > 0
@@ -441,15 +421,15 @@ def run_prepared(
         p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp, aa_thr,
     )  # fmt: skip
     if use_aa:
-        _migrate_antialiased(*args, block, chunk, gathers, fold, counts)
+        _migrate_antialiased(*args, chunk, gathers, fold, counts)
     elif use_ta or use_st or not p.nearest:
-        _migrate_features(*args, False, block, chunk, gathers, fold, counts)
+        _migrate_features(*args, False, chunk, gathers, fold, counts)
     else:
         if bool((p.rin2 < p.rout2).any()):  # taper zones exist
-            _migrate_features(*args, True, block, chunk, gathers, fold, counts)
+            _migrate_features(*args, True, chunk, gathers, fold, counts)
         _migrate_plain(
             p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2,
-            p.sl2.min(axis=1), p.sl2.max(axis=1), fp[0], fp[1], fp[2], block, chunk, gathers, fold,
+            p.sl2.min(axis=1), p.sl2.max(axis=1), fp[0], fp[1], fp[2], chunk, gathers, fold,
             counts,
         )  # fmt: skip
     return int(counts.sum())

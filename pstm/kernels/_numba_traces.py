@@ -2,8 +2,10 @@
 (oversampling and the anti-aliasing levels): the same arithmetic, in the same order where
 it decides rounding, parallel over traces.
 
-Parallel contract: ``prange`` runs over traces; each iteration writes only its trace's rows
-of the outputs and of the float64 work array (allocated once per call, outside the loop).
+Parallel contract: ``prange`` runs over traces (the oversampling: over blocks of traces,
+each with its own rows of the work arrays); each iteration writes only its traces' rows of
+the outputs and its own rows of the float64 work arrays (allocated once per call, outside
+the loop).
 """
 
 from __future__ import annotations
@@ -14,24 +16,43 @@ from numpy.typing import NDArray
 
 from pstm.kernels.operator import SINC_HALF_TAPS, TraceOps, sinc_phases
 
+#: Work rows of the compiled oversampling (each parallel task owns one and its traces): a
+#: few per thread for load balance, few enough that they stay in cache.
+OVERSAMPLE_BLOCKS = 64
+
 
 @njit(parallel=True, cache=True)
 def _oversample(
-    data: NDArray[np.float32], taps: NDArray[np.float64], half: int, out: NDArray[np.float32]
+    data: NDArray[np.float32],
+    taps: NDArray[np.float64],
+    half: int,
+    padded: NDArray[np.float64],
+    acc: NDArray[np.float64],
+    out: NDArray[np.float32],
 ) -> None:
     """out[k, m * K + p] = sum_j taps[p, j] data[k, m + j - half + 1] (zero outside), summed
-    in float64 in tap order like the numpy version."""
+    in float64 in tap order like the numpy version. ``prange`` runs over the rows b of the
+    work arrays ``padded`` (nblk, ns + 2 half: the zero-padded trace) and ``acc`` (nblk, ns):
+    task b owns row b and traces b, b + nblk, ...; the loops over output samples have no
+    branch and vectorise."""
     ntr, ns = data.shape
     factor, ntaps = taps.shape
-    for k in prange(ntr):
-        for m in range(ns):
+    nblk = padded.shape[0]
+    for b in prange(nblk):
+        for i in range(padded.shape[1]):
+            padded[b, i] = 0.0
+        for k in range(b, ntr, nblk):
+            for m in range(ns):
+                padded[b, half + m] = np.float64(data[k, m])
             for p in range(factor):
-                acc = 0.0
+                for m in range(ns):
+                    acc[b, m] = 0.0
                 for j in range(ntaps):
-                    i = m + j - half + 1
-                    if 0 <= i < ns:
-                        acc += taps[p, j] * np.float64(data[k, i])
-                out[k, m * factor + p] = np.float32(acc)
+                    tap = taps[p, j]
+                    for m in range(ns):
+                        acc[b, m] += tap * padded[b, m + j + 1]
+                for m in range(ns):
+                    out[k, m * factor + p] = np.float32(acc[b, m])
 
 
 @njit(parallel=True, cache=True)
@@ -85,9 +106,15 @@ def _triangle_levels(
                 out[k, level, n] = np.float32((row[b + j] - 2.0 * row[b] + row[b - j]) / jj)
 
 
-def oversample(data: NDArray[np.float32], factor: int) -> NDArray[np.float32]:
-    out = np.empty((data.shape[0], data.shape[1] * factor), dtype=np.float32)
-    _oversample(np.ascontiguousarray(data), sinc_phases(factor), SINC_HALF_TAPS, out)
+def oversample(
+    data: NDArray[np.float32], factor: int, out: NDArray[np.float32] | None = None
+) -> NDArray[np.float32]:
+    ntr, ns = data.shape
+    if out is None:
+        out = np.empty((ntr, ns * factor), dtype=np.float32)
+    nblk = max(1, min(ntr, OVERSAMPLE_BLOCKS))
+    padded, acc = np.empty((nblk, ns + 2 * SINC_HALF_TAPS)), np.empty((nblk, ns))
+    _oversample(np.ascontiguousarray(data), sinc_phases(factor), SINC_HALF_TAPS, padded, acc, out)
     return out
 
 

@@ -114,22 +114,29 @@ def sinc_phases(factor: int) -> NDArray[np.float64]:
     return result
 
 
-def oversample(data: NDArray[np.float32], factor: int) -> NDArray[np.float32]:
+def oversample(
+    data: NDArray[np.float32], factor: int, out: NDArray[np.float32] | None = None
+) -> NDArray[np.float32]:
     """Windowed-sinc oversampling along the last axis: (ntr, ns) -> (ntr, ns * factor);
-    sample m * factor + p lies at input time (m + p / factor) * dt. Zero outside the trace."""
+    sample m * factor + p lies at input time (m + p / factor) * dt. Zero outside the trace.
+    Written into ``out`` (e.g. a view of a larger buffer) when given, and returned."""
     ntr, ns = data.shape
     taps = sinc_phases(factor)
     padded = np.zeros((ntr, ns + 2 * SINC_HALF_TAPS), dtype=np.float64)
     padded[:, SINC_HALF_TAPS : SINC_HALF_TAPS + ns] = data
-    out = np.empty((ntr, ns, factor), dtype=np.float64)
+    phased = np.empty((ntr, ns, factor), dtype=np.float64)
     for p in range(factor):
         acc = np.zeros((ntr, ns), dtype=np.float64)
         for j in range(2 * SINC_HALF_TAPS):
             # tap j multiplies input sample m + (j - SINC_HALF_TAPS + 1)
             start = j + 1
             acc += taps[p, j] * padded[:, start : start + ns]
-        out[:, :, p] = acc
-    return out.reshape(ntr, ns * factor).astype(np.float32)
+        phased[:, :, p] = acc
+    result = phased.reshape(ntr, ns * factor)
+    if out is None:
+        return result.astype(np.float32)
+    out[...] = result
+    return out
 
 
 def oversample_adjoint(data_os: NDArray[np.float64], factor: int, ns: int) -> NDArray[np.float64]:
@@ -257,7 +264,8 @@ class TraceOps:
     """The per-trace preparation steps (numpy here; a backend may pass compiled ones that
     compute the same, e.g. :data:`pstm.kernels._numba_traces.NUMBA_TRACE_OPS`)."""
 
-    oversample: Callable[[NDArray[np.float32], int], NDArray[np.float32]]
+    #: (data, factor, out) -> out: see :func:`oversample`
+    oversample: Callable[[NDArray[np.float32], int, NDArray[np.float32]], NDArray[np.float32]]
     triangle_filtered: Callable[[NDArray[np.float32], tuple[int, ...]], NDArray[np.float32]]
 
 
@@ -274,10 +282,14 @@ def prepare(
     factor = options.factor
     data = np.ascontiguousarray(batch.data, dtype=np.float32)
     ntr, ns = data.shape
-    resampled = data if factor == 1 else ops.oversample(data, factor)
     m = ns * factor
-    traces = np.zeros((ntr, m + 1), dtype=np.float32)
-    traces[:, :m] = resampled
+    traces = np.empty((ntr, m + 1), dtype=np.float32)  # one zero sample past the end
+    traces[:, m] = 0.0
+    resampled = traces[:, :m]
+    if factor == 1:
+        resampled[...] = data
+    else:
+        ops.oversample(data, factor, resampled)
     h = batch.dt / factor
     aa = options.antialias is AntiAlias.TRIANGLE
     if aa:
