@@ -30,9 +30,9 @@ PROCESS_BASELINE_MB = 400
 #: reference kernel's per-trace float64 temporaries (traveltime, index, weight, value:
 #: ~6 arrays of 8 bytes over the in-aperture samples).
 WORK_BYTES_PER_OUTPUT_SAMPLE = 52
-#: Bytes per output sample per offset class: float32 gathers + int32 fold, and the copy
-#: made when the tile file is written.
-BYTES_PER_CLASS_SAMPLE = 16
+#: Bytes per output sample per offset class: float32 gathers + int32 fold, the int32 fold
+#: starts of the numba plain kernel, and the copy made when the tile file is written.
+BYTES_PER_CLASS_SAMPLE = 20
 #: Trace batches are held twice (as read from Zarr and as a contiguous float32 copy).
 TRACE_BATCH_COPIES = 2
 #: Declared memory = modelled memory x this factor (head room for allocator slack).

@@ -85,6 +85,7 @@ def _plain_nearest(
     k: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
+    starts: NDArray[np.int32],
     g: int,
     c: int,
     th2: NDArray[np.float32],
@@ -100,7 +101,9 @@ def _plain_nearest(
 ) -> int:
     """Plain DSR, nearest resampled sample, weight 1: the fast path. ``checked`` (a constant
     at each call site) tests each sample against the trace's ends; the caller passes False
-    when a bound proves every sample lies inside. (Arrays are indexed whole, not through row
+    when a bound proves every sample lies inside (``it1`` is then nt), and the fold of the
+    whole range it0..nt-1 is one count in ``starts[g, c, it0]`` instead of a
+    read-modify-write per sample. (Arrays are indexed whole, not through row
     views, so LLVM knows they do not alias and vectorises.)"""
     zero, half = np.float32(0.0), np.float32(0.5)
     n = 0
@@ -117,9 +120,10 @@ def _plain_nearest(
             fold[g, c, it] += np.int32(ok)
             n += int(ok)
         else:
+            # non-negative int32 index (s >= 0 here): LLVM gathers with 32-bit indices, 16 lanes
             gathers[g, c, it] += data[k, np.uint32(np.int32(s + half)) & np.uint32(0x7FFFFFFF)]
-            fold[g, c, it] += np.int32(1)
     if not checked:
+        starts[g, c, it0] += 1  # fold += 1 on it0..nt-1, added by _add_fold_starts
         n = it1 - it0
     return n
 
@@ -148,6 +152,16 @@ def _pair(
     return lo, full, sxr, syr, rxr, ryr, d2
 
 
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _add_fold_starts(starts: NDArray[np.int32], fold: NDArray[np.int32], c: int) -> None:
+    """fold[g, c, it] += number of ranges started at or before it (``starts`` of column c)."""
+    for g in range(fold.shape[0]):
+        run = np.int32(0)
+        for it in range(fold.shape[2]):
+            run += starts[g, c, it]
+            fold[g, c, it] += run
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _migrate_plain(
     data: NDArray[np.float32],
@@ -170,6 +184,7 @@ def _migrate_plain(
     chunk: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
+    starts: NDArray[np.int32],
     counts: NDArray[np.int64],
 ) -> None:
     """Samples inside both tapers, plain DSR, nearest sample (the taper zones go to
@@ -194,15 +209,17 @@ def _migrate_plain(
                 s_hi = (np.sqrt(q1 + ds2 * s2_hi[c]) + np.sqrt(q1 + dr2 * s2_hi[c]) - t0_in) * inv_h
                 if s_lo >= np.float32(0.0) and s_hi <= smax:
                     n += _plain_nearest(
-                        data, k, gathers, fold, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
+                        data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
                         smax, False, full, nt,
                     )  # fmt: skip
                 else:
                     n += _plain_nearest(
-                        data, k, gathers, fold, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
+                        data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
                         smax, True, full, nt,
                     )  # fmt: skip
                 counts[c] += n
+        for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+            _add_fold_starts(starts, fold, c)
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -430,7 +447,7 @@ def run_prepared(
         _migrate_plain(
             p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2,
             p.sl2.min(axis=1), p.sl2.max(axis=1), fp[0], fp[1], fp[2], chunk, gathers, fold,
-            counts,
+            np.zeros_like(fold), counts,
         )  # fmt: skip
     return int(counts.sum())
 
