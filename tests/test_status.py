@@ -31,6 +31,7 @@ def write_done_tile(root: Path, tid: str, end_s: float, seconds: float, contribu
         "traces": 10,
         "contributions": contributions,
         "seconds_kernel": seconds / 2,
+        "seconds_kernel_load": 0.25,
     }
     log = root / "logs" / "migrate" / f"{tid}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +169,7 @@ def test_summary_from_logs(tmp_path: Path) -> None:
     assert totals["tiles"] == 2 and totals["contributions"] == 4000
     assert totals["kernel_seconds"] == pytest.approx(4.0)
     assert totals["contributions_per_kernel_second"] == 1000
+    assert totals["kernel_load_seconds"] == pytest.approx(0.5)  # reported apart from the kernel
     assert totals["migrate_wall_seconds"] == pytest.approx(7.0)  # 6 s to 13 s
     assert totals["backends"] == ["numba"] and totals["input_traces"] is None
     assert stages["migrate"]["jobs"] == 3 and stages["migrate"]["finished"] == 2

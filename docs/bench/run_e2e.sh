@@ -21,8 +21,10 @@ s = json.load(open("results/summary.json"))
 wall = end - start
 t = s["totals"]
 print(f"wall {wall:.1f} s; traces {t['input_traces']}; contributions {t['contributions']:.3g}")
-print(f"kernel seconds (sum over tile jobs) {t['kernel_seconds']:.1f}; "
-      f"{t['contributions_per_kernel_second']:.3g} contributions per kernel second")
+print(f"kernel seconds (sum over tile jobs) {t['kernel_seconds']:.1f} "
+      f"({100 * t['kernel_seconds'] / wall:.1f}% of the wall time); "
+      f"{t['contributions_per_kernel_second']:.3g} contributions per kernel second; "
+      f"kernel load from cache {t['kernel_load_seconds']:.2f} s in all")
 for name, st in s["stages"].items():
     print(f"  {name:16} jobs {st['jobs']:4}  wall {st['wall_seconds']:8.2f} s  "
           f"sum {st['seconds_total']:8.2f} s")
