@@ -42,6 +42,10 @@ TRACE_OPS = NUMBA_TRACE_OPS
 COLUMN_CHUNK = 8
 #: Smallest number of chunks per thread (load balance on small tiles).
 CHUNKS_PER_THREAD = 4
+#: Mask of a sample index known to be >= 0: ``uint32(i) & NONNEG31`` has 31 significant bits,
+#: so LLVM gathers with 32-bit indices (16 lanes of AVX-512) instead of 64-bit ones (8 lanes)
+#: and needs no negative-index wrap-around.
+NONNEG31 = np.uint32(0x7FFFFFFF)
 #: fastmath flags: no NaN/sign-of-zero care, but no contraction or reassociation, so the
 #: float32 operations round exactly like the numpy reference's.
 FASTMATH = {"nnan", "nsz"}
@@ -95,11 +99,13 @@ def _plain_nearest(
     t0_in: np.float32,
     inv_h: np.float32,
     smax: np.float32,
+    w: np.float32,
     checked: bool,
     it0: int,
     it1: int,
 ) -> int:
-    """Plain DSR, nearest resampled sample, weight 1: the fast path. ``checked`` (a constant
+    """Plain DSR, nearest resampled sample, one weight ``w`` for the pair (1, or its
+    aperture-taper weight where that is the same at all its samples): the fast path. ``checked`` (a constant
     at each call site) tests each sample against the trace's ends; the caller passes False
     when a bound proves every sample lies inside (``it1`` is then nt), and the fold of the
     whole range it0..nt-1 is one count in ``starts[g, c, it0]`` instead of a
@@ -116,12 +122,11 @@ def _plain_nearest(
         if checked:
             ok = (s >= zero) & (s <= smax)
             sc = min(max(s, zero), smax)
-            gathers[g, c, it] += data[k, np.int32(sc + half)] * np.float32(ok)
+            gathers[g, c, it] += data[k, np.int32(sc + half)] * w * np.float32(ok)
             fold[g, c, it] += np.int32(ok)
             n += int(ok)
         else:
-            # non-negative int32 index (s >= 0 here): LLVM gathers with 32-bit indices, 16 lanes
-            gathers[g, c, it] += data[k, np.uint32(np.int32(s + half)) & np.uint32(0x7FFFFFFF)]
+            gathers[g, c, it] += data[k, np.uint32(np.int32(s + half)) & NONNEG31] * w
     if not checked:
         starts[g, c, it0] += 1  # fold += 1 on it0..nt-1, added by _add_fold_starts
         n = it1 - it0
@@ -181,14 +186,19 @@ def _migrate_plain(
     t0_in: np.float32,
     inv_h: np.float32,
     smax: np.float32,
+    uniform_taper: bool,
+    ap0: np.float32,
+    inv_ap_taper: np.float32,
     chunk: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
     starts: NDArray[np.int32],
     counts: NDArray[np.int64],
 ) -> None:
-    """Samples inside both tapers, plain DSR, nearest sample (the taper zones go to
-    :func:`_migrate_features`). A kernel of its own: inlining a second, different time loop
+    """Plain DSR, nearest sample: the samples inside both tapers (the taper zones go to
+    :func:`_migrate_features`), or, with ``uniform_taper`` (a constant aperture ``ap0``
+    and no angle limit: a pair's taper weight is the same at every sample), every sample
+    inside the aperture, a taper-zone pair weighted by its one taper weight. A kernel of its own: inlining a second, different time loop
     into the same function stops LLVM from vectorising this one."""
     ntr = data.shape[0]
     ncol, nt = sl2.shape
@@ -198,24 +208,28 @@ def _migrate_plain(
             for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
                 n = 0
                 lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
-                if full >= nt:
+                it0 = lo if uniform_taper else full
+                if it0 >= nt:
                     continue
+                w = np.float32(1.0)
+                if it0 < full:  # in the taper zone at every sample (uniform_taper)
+                    w = _taper01((ap0 - np.sqrt(d2)) * inv_ap_taper)
                 ds2 = sxr * sxr + syr * syr
                 dr2 = rxr * rxr + ryr * ryr
                 # bounds of t over the range (float32 sqrt, + and * round monotonically, so
                 # every sample's s lies between these two): inside the trace -> no checks
-                q0, q1 = th2[full], th2[nt - 1]
+                q0, q1 = th2[it0], th2[nt - 1]
                 s_lo = (np.sqrt(q0 + ds2 * s2_lo[c]) + np.sqrt(q0 + dr2 * s2_lo[c]) - t0_in) * inv_h
                 s_hi = (np.sqrt(q1 + ds2 * s2_hi[c]) + np.sqrt(q1 + dr2 * s2_hi[c]) - t0_in) * inv_h
                 if s_lo >= np.float32(0.0) and s_hi <= smax:
                     n += _plain_nearest(
                         data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
-                        smax, False, full, nt,
+                        smax, w, False, it0, nt,
                     )  # fmt: skip
                 else:
                     n += _plain_nearest(
                         data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
-                        smax, True, full, nt,
+                        smax, w, True, it0, nt,
                     )  # fmt: skip
                 counts[c] += n
         for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
@@ -283,12 +297,14 @@ def _features_loop(
             for threshold2 in aa_thr:  # squared thresholds; fixed length: unrolled
                 level += np.int32(lhs >= np.float32(threshold2) * qq)
             level = min(level, top)
-            value = aa_data[k, level * stride + np.int32(sc + half)]
+            # sc >= 0: non-negative int32 indices (31 bits), gathered with 16 lanes
+            i = np.uint32(level * stride + np.int32(sc + half)) & NONNEG31
+            value = aa_data[k, i]
         else:
-            i = np.int32(sc + round_off)
+            i = np.uint32(np.int32(sc + round_off)) & NONNEG31
             w = (sc - np.float32(i)) * lin
             a = data[k, i]
-            value = a + w * (data[k, i + 1] - a)
+            value = a + w * (data[k, i + np.uint32(1)] - a)
         weight = w_off + wta[c, it] * t * ((qs + qr) * inv_p * inv_p)
         if tapered:
             weight = weight * (
@@ -442,12 +458,14 @@ def run_prepared(
     elif use_ta or use_st or not p.nearest:
         _migrate_features(*args, False, chunk, gathers, fold, counts)
     else:
-        if bool((p.rin2 < p.rout2).any()):  # taper zones exist
+        # constant aperture, no angle limit: a pair's taper weight is the same at all samples
+        uniform = bool((p.ap == p.ap[0]).all() and (p.ang >= np.float32(NO_LIMIT)).all())
+        if not uniform and bool((p.rin2 < p.rout2).any()):  # taper zones of varying weight
             _migrate_features(*args, True, chunk, gathers, fold, counts)
         _migrate_plain(
             p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2,
-            p.sl2.min(axis=1), p.sl2.max(axis=1), fp[0], fp[1], fp[2], chunk, gathers, fold,
-            np.zeros_like(fold), counts,
+            p.sl2.min(axis=1), p.sl2.max(axis=1), fp[0], fp[1], fp[2], uniform, p.ap[0],
+            fp[3], chunk, gathers, fold, np.zeros_like(fold), counts,
         )  # fmt: skip
     return int(counts.sum())
 
