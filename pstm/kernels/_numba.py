@@ -55,7 +55,12 @@ FASTMATH = {"nnan", "nsz"}
 def _first_at_least(values: NDArray[np.float32], row: int, threshold: np.float32) -> int:
     """First index i with values[row, i] >= threshold in a nondecreasing row (its length if
     none). Indexes the 2D array (no row view), which keeps LLVM's alias analysis intact."""
-    lo, hi = 0, values.shape[1]
+    n = values.shape[1]
+    if not values[row, n - 1] >= threshold:  # none (or NaN): e.g. outside a constant aperture
+        return n
+    if values[row, 0] >= threshold:  # all: e.g. a pair inside a constant aperture
+        return 0
+    lo, hi = 1, n - 1  # values[row, 0] < threshold <= values[row, n - 1]
     while lo < hi:
         mid = (lo + hi) // 2
         if values[row, mid] >= threshold:
@@ -107,8 +112,8 @@ def _plain_nearest(
     """Plain DSR, nearest resampled sample, one weight ``w`` for the pair (1, or its
     aperture-taper weight where that is the same at all its samples): the fast path. ``checked`` (a constant
     at each call site) tests each sample against the trace's ends; the caller passes False
-    when a bound proves every sample lies inside (``it1`` is then nt), and the fold of the
-    whole range it0..nt-1 is one count in ``starts[g, c, it0]`` instead of a
+    when a bound proves every sample lies inside, and the fold of the range it0..it1-1 is
+    then +1 in ``starts[g, c, it0]`` and -1 in ``starts[g, c, it1]`` instead of a
     read-modify-write per sample. (Arrays are indexed whole, not through row
     views, so LLVM knows they do not alias and vectorises.)"""
     zero, half = np.float32(0.0), np.float32(0.5)
@@ -122,13 +127,17 @@ def _plain_nearest(
         if checked:
             ok = (s >= zero) & (s <= smax)
             sc = min(max(s, zero), smax)
-            gathers[g, c, it] += data[k, np.int32(sc + half)] * w * np.float32(ok)
+            gathers[g, c, it] += (
+                data[k, np.uint32(np.int32(sc + half)) & NONNEG31] * w * np.float32(ok)
+            )
             fold[g, c, it] += np.int32(ok)
             n += int(ok)
         else:
             gathers[g, c, it] += data[k, np.uint32(np.int32(s + half)) & NONNEG31] * w
     if not checked:
-        starts[g, c, it0] += 1  # fold += 1 on it0..nt-1, added by _add_fold_starts
+        starts[g, c, it0] += 1  # fold += 1 on it0..it1-1, added by _add_fold_starts
+        if it1 < starts.shape[2]:
+            starts[g, c, it1] -= 1
         n = it1 - it0
     return n
 
@@ -158,8 +167,38 @@ def _pair(
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
+def _first_above(
+    th2: NDArray[np.float32],
+    s2: NDArray[np.float32],
+    c: int,
+    ds2: np.float32,
+    dr2: np.float32,
+    t0_in: np.float32,
+    inv_h: np.float32,
+    smax: np.float32,
+    it0: int,
+) -> int:
+    """First index it >= it0 where the sample position computed with the slowness table
+    ``s2[c]``, (sqrt(th2 + ds2 s2) + sqrt(th2 + dr2 s2) - t0) / h, exceeds ``smax`` (len(th2)
+    if none). ``s2[c]`` is nondecreasing (a running max or suffix min of 1/v^2) and th2
+    increases, so the position is nondecreasing in it (float32 sqrt, + and * round
+    monotonically) and bisection finds it."""
+    lo, hi = it0, th2.shape[0]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        q = th2[mid]
+        s = (np.sqrt(q + ds2 * s2[c, mid]) + np.sqrt(q + dr2 * s2[c, mid]) - t0_in) * inv_h
+        if s > smax:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
 def _add_fold_starts(starts: NDArray[np.int32], fold: NDArray[np.int32], c: int) -> None:
-    """fold[g, c, it] += number of ranges started at or before it (``starts`` of column c)."""
+    """fold[g, c, it] += sum of starts[g, c, :it + 1]: the number of proven-inside ranges
+    of column c that cover sample it (each is +1 at its start, -1 past its end)."""
     for g in range(fold.shape[0]):
         run = np.int32(0)
         for it in range(fold.shape[2]):
@@ -181,8 +220,8 @@ def _migrate_plain(
     sl2: NDArray[np.float32],
     rout2: NDArray[np.float32],
     rin2: NDArray[np.float32],
-    s2_lo: NDArray[np.float32],
-    s2_hi: NDArray[np.float32],
+    s2_premax: NDArray[np.float32],
+    s2_sufmin: NDArray[np.float32],
     t0_in: np.float32,
     inv_h: np.float32,
     smax: np.float32,
@@ -198,8 +237,9 @@ def _migrate_plain(
     """Plain DSR, nearest sample: the samples inside both tapers (the taper zones go to
     :func:`_migrate_features`), or, with ``uniform_taper`` (a constant aperture ``ap0``
     and no angle limit: a pair's taper weight is the same at every sample), every sample
-    inside the aperture, a taper-zone pair weighted by its one taper weight. A kernel of its own: inlining a second, different time loop
-    into the same function stops LLVM from vectorising this one."""
+    inside the aperture, a taper-zone pair weighted by its one taper weight. A kernel of its
+    own: inlining a second, different time loop into the same function stops LLVM from
+    vectorising this one."""
     ntr = data.shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
@@ -216,20 +256,28 @@ def _migrate_plain(
                     w = _taper01((ap0 - np.sqrt(d2)) * inv_ap_taper)
                 ds2 = sxr * sxr + syr * syr
                 dr2 = rxr * rxr + ryr * ryr
-                # bounds of t over the range (float32 sqrt, + and * round monotonically, so
-                # every sample's s lies between these two): inside the trace -> no checks
-                q0, q1 = th2[it0], th2[nt - 1]
-                s_lo = (np.sqrt(q0 + ds2 * s2_lo[c]) + np.sqrt(q0 + dr2 * s2_lo[c]) - t0_in) * inv_h
-                s_hi = (np.sqrt(q1 + ds2 * s2_hi[c]) + np.sqrt(q1 + dr2 * s2_hi[c]) - t0_in) * inv_h
-                if s_lo >= np.float32(0.0) and s_hi <= smax:
+                # bounds of the sample position s (float32 sqrt, + and * round monotonically):
+                # with the running max of 1/v^2 it bounds s from above for every earlier
+                # sample, with the suffix min from below for every later one. So samples
+                # it0..itb-1 are proven inside the trace (no checks), samples from ite on
+                # proven past its end (never visited: typically the late samples of far
+                # traces), and only itb..ite-1 are checked one by one.
+                q0 = th2[it0]
+                s2_0 = s2_sufmin[c, it0]
+                s_lo = (np.sqrt(q0 + ds2 * s2_0) + np.sqrt(q0 + dr2 * s2_0) - t0_in) * inv_h
+                ite = _first_above(th2, s2_sufmin, c, ds2, dr2, t0_in, inv_h, smax, it0)
+                itb = it0
+                if s_lo >= np.float32(0.0):
+                    itb = _first_above(th2, s2_premax, c, ds2, dr2, t0_in, inv_h, smax, it0)
+                if itb > it0:
                     n += _plain_nearest(
                         data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
-                        smax, w, False, it0, nt,
+                        smax, w, False, it0, itb,
                     )  # fmt: skip
-                else:
+                if itb < ite:
                     n += _plain_nearest(
                         data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
-                        smax, w, True, it0, nt,
+                        smax, w, True, itb, ite,
                     )  # fmt: skip
                 counts[c] += n
         for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
@@ -464,7 +512,8 @@ def run_prepared(
             _migrate_features(*args, True, chunk, gathers, fold, counts)
         _migrate_plain(
             p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2,
-            p.sl2.min(axis=1), p.sl2.max(axis=1), fp[0], fp[1], fp[2], uniform, p.ap[0],
+            np.maximum.accumulate(p.sl2, axis=1),
+            np.ascontiguousarray(np.minimum.accumulate(p.sl2[:, ::-1], axis=1)[:, ::-1]), fp[0], fp[1], fp[2], uniform, p.ap[0],
             fp[3], chunk, gathers, fold, np.zeros_like(fold), counts,
         )  # fmt: skip
     return int(counts.sum())
