@@ -184,6 +184,11 @@ def _first_above(
     increases, so the position is nondecreasing in it (float32 sqrt, + and * round
     monotonically) and bisection finds it."""
     lo, hi = it0, th2.shape[0]
+    q = th2[hi - 1]
+    if (
+        np.sqrt(q + ds2 * s2[c, hi - 1]) + np.sqrt(q + dr2 * s2[c, hi - 1]) - t0_in
+    ) * inv_h <= smax:
+        return hi  # none: one evaluation instead of a search (e.g. traces longer than needed)
     while lo < hi:
         mid = (lo + hi) // 2
         q = th2[mid]
