@@ -110,12 +110,12 @@ def _plain_nearest(
     it1: int,
 ) -> int:
     """Plain DSR, nearest resampled sample, one weight ``w`` for the pair (1, or its
-    aperture-taper weight where that is the same at all its samples): the fast path. ``checked`` (a constant
-    at each call site) tests each sample against the trace's ends; the caller passes False
-    when a bound proves every sample lies inside, and the fold of the range it0..it1-1 is
-    then +1 in ``starts[g, c, it0]`` and -1 in ``starts[g, c, it1]`` instead of a
-    read-modify-write per sample. (Arrays are indexed whole, not through row
-    views, so LLVM knows they do not alias and vectorises.)"""
+    aperture-taper weight where that is the same at all its samples): the fast path.
+    ``checked`` (a constant at each call site) tests each sample against the trace's ends;
+    the caller passes False when a bound proves every sample lies inside, and the fold of
+    the range it0..it1-1 is then +1 in ``starts[g, c, it0]`` and -1 in
+    ``starts[g, c, it1]`` instead of a read-modify-write per sample. (Arrays are indexed
+    whole, not through row views, so LLVM knows they do not alias and vectorises.)"""
     zero, half = np.float32(0.0), np.float32(0.5)
     n = 0
     # unsigned loop index: no negative-index wrap-around code, so the loop vectorises
