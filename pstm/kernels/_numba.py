@@ -314,13 +314,15 @@ def _features_loop(
     aa_thr: tuple[float, ...],
     antialias: bool,
     tapered: bool,
+    nearest: bool,
     it0: int,
     it1: int,
 ) -> int:
     """Every feature on samples it0..it1-1 of one pair, without a branch per feature: an
-    unused feature takes neutral values (``stretch`` = NO_LIMIT; weight ``fp[6] + wta * ...``
-    with ``wta`` = 0 and fp[6] = 1; linear weight fp[8] = 0 for nearest; the tapers are 1
-    inside both). ``antialias`` and ``tapered`` are constants at each call site."""
+    unused feature takes neutral values (``stretch`` = NO_LIMIT; weight ``fp[5] + wta * ...``
+    with ``wta`` = 0 and fp[5] = 1; the tapers are 1 inside both). ``antialias``,
+    ``tapered`` and ``nearest`` are constants at each call site; ``nearest`` reads one
+    resampled sample, else the lerp weight is ``fp[7]`` (1 for the linear interpolations)."""
     t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
     w_off, round_off, lin, qmin, top = fp[5], fp[6], fp[7], fp[8], np.int32(fp[9])
     stride = np.int32(smax) + 2  # M + 1 samples per anti-aliasing level
@@ -353,6 +355,8 @@ def _features_loop(
             # sc >= 0: non-negative int32 indices (31 bits), gathered with 16 lanes
             i = np.uint32(level * stride + np.int32(sc + half)) & NONNEG31
             value = aa_data[k, i]
+        elif nearest:  # one gathered load (the same value as the lerp below with lin = 0)
+            value = data[k, np.uint32(np.int32(sc + half)) & NONNEG31]
         else:
             i = np.uint32(np.int32(sc + round_off)) & NONNEG31
             w = (sc - np.float32(i)) * lin
@@ -393,13 +397,15 @@ def _migrate_features(
     fp: NDArray[np.float32],
     aa_thr: tuple[float, ...],
     zones_only: bool,
+    nearest: bool,
     chunk: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
     counts: NDArray[np.int64],
 ) -> None:
     """Every feature but anti-aliasing on samples lo..nt-1 of each pair, or only on its taper
-    zone lo..full-1 when ``zones_only`` (the rest then goes to :func:`_migrate_plain`)."""
+    zone lo..full-1 when ``zones_only`` (the rest then goes to :func:`_migrate_plain`);
+    ``nearest``: the oversampled-nearest interpolation, one gathered load per sample."""
     ntr = data.shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
@@ -411,15 +417,30 @@ def _migrate_features(
                 if lo >= nt:
                     continue
                 g, d = cls[k], np.sqrt(d2)
-                n += _features_loop(
-                    data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, lo, full,
-                )  # fmt: skip
-                if not zones_only:
+                if nearest:
                     n += _features_loop(
                         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False, full, nt,
+                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, True, lo,
+                        full,
                     )  # fmt: skip
+                    if not zones_only:
+                        n += _features_loop(
+                            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap,
+                            ang, inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False,
+                            True, full, nt,
+                        )  # fmt: skip
+                else:
+                    n += _features_loop(
+                        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, False, lo,
+                        full,
+                    )  # fmt: skip
+                    if not zones_only:
+                        n += _features_loop(
+                            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap,
+                            ang, inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False,
+                            False, full, nt,
+                        )  # fmt: skip
                 counts[c] += n
 
 
@@ -464,11 +485,11 @@ def _migrate_antialiased(
                 g, d = cls[k], np.sqrt(d2)
                 n += _features_loop(
                     data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, True, lo, full,
+                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, True, False, lo, full,
                 )  # fmt: skip
                 n += _features_loop(
                     data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, False, full, nt,
+                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, False, False, full, nt,
                 )  # fmt: skip
                 counts[c] += n
 
@@ -509,12 +530,12 @@ def run_prepared(
     if use_aa:
         _migrate_antialiased(*args, chunk, gathers, fold, counts)
     elif use_ta or use_st or not p.nearest:
-        _migrate_features(*args, False, chunk, gathers, fold, counts)
+        _migrate_features(*args, False, p.nearest, chunk, gathers, fold, counts)
     else:
         # constant aperture, no angle limit: a pair's taper weight is the same at all samples
         uniform = bool((p.ap == p.ap[0]).all() and (p.ang >= np.float32(NO_LIMIT)).all())
         if not uniform and bool((p.rin2 < p.rout2).any()):  # taper zones of varying weight
-            _migrate_features(*args, True, chunk, gathers, fold, counts)
+            _migrate_features(*args, True, p.nearest, chunk, gathers, fold, counts)
         _migrate_plain(
             p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2,
             np.maximum.accumulate(p.sl2, axis=1),
