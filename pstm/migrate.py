@@ -119,17 +119,22 @@ class KernelVariant(BaseModel):
     weights: Weights
     antialias: AntiAlias
     stretch_mute: bool
-    tapered: bool
+    #: taper zones whose weight varies along a (trace, bin) pair: a time-variant aperture or
+    #: an angle limit with a taper (a constant aperture's taper is one weight per pair, which
+    #: the plain numba kernel applies itself; the general kernel then never runs)
+    varying_taper: bool
 
     @classmethod
     def of(cls, migration: MigrationConfig) -> KernelVariant:
+        tapered = migration.aperture_taper_m > 0 or migration.angle_taper_deg > 0
+        varying = migration.aperture_table is not None or migration.max_angle_deg < 90.0
         return cls(
             backend=migration.backend,
             interpolation=migration.interpolation,
             weights=migration.weights,
             antialias=migration.antialias,
             stretch_mute=migration.max_stretch is not None,
-            tapered=migration.aperture_taper_m > 0 or migration.angle_taper_deg > 0,
+            varying_taper=tapered and varying,
         )
 
 
@@ -141,7 +146,9 @@ def warm_up(variant: KernelVariant, threads: int) -> float:
     kernel = get_kernel(variant.backend)
     options = KernelOptions(
         aperture_m=500.0,
-        aperture_taper_m=100.0 if variant.tapered else 0.0,
+        aperture_taper_m=100.0,
+        max_angle_deg=80.0 if variant.varying_taper else 90.0,
+        angle_taper_deg=10.0 if variant.varying_taper else 0.0,
         max_stretch=1.0 if variant.stretch_mute else None,
         interpolation=variant.interpolation,
         weights=variant.weights,
