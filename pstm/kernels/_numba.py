@@ -374,6 +374,48 @@ def _features_loop(
     return n
 
 
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _features_pair(
+    data: NDArray[np.float32],
+    aa_data: NDArray[np.float32],
+    k: int,
+    gathers: NDArray[np.float32],
+    fold: NDArray[np.int32],
+    g: int,
+    c: int,
+    th2: NDArray[np.float32],
+    sl2: NDArray[np.float32],
+    wta: NDArray[np.float32],
+    stretch: NDArray[np.float32],
+    ap: NDArray[np.float32],
+    ang: NDArray[np.float32],
+    inv_ang_taper: NDArray[np.float32],
+    sxr: np.float32,
+    syr: np.float32,
+    rxr: np.float32,
+    ryr: np.float32,
+    d: np.float32,
+    fp: NDArray[np.float32],
+    aa_thr: tuple[float, ...],
+    antialias: bool,
+    nearest: bool,
+    lo: int,
+    full: int,
+    end: int,
+) -> int:
+    """One pair through :func:`_features_loop`: its taper zone lo..full-1, then full..end-1
+    inside both tapers. ``antialias`` and ``nearest`` must be constants at each call site."""
+    n = _features_loop(
+        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang, inv_ang_taper,
+        sxr, syr, rxr, ryr, d, fp, aa_thr, antialias, True, nearest, lo, full,
+    )  # fmt: skip
+    n += _features_loop(
+        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang, inv_ang_taper,
+        sxr, syr, rxr, ryr, d, fp, aa_thr, antialias, False, nearest, full, end,
+    )  # fmt: skip
+    return n
+
+
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
 def _migrate_features(
     data: NDArray[np.float32],
@@ -412,35 +454,23 @@ def _migrate_features(
     for ic in prange(nchunk):
         for k in range(ntr):  # trace-major: see TRACE_MAJOR in the module docstring
             for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
-                n = 0
                 lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
                 if lo >= nt:
                     continue
                 g, d = cls[k], np.sqrt(d2)
-                if nearest:
-                    n += _features_loop(
+                end = full if zones_only else nt
+                if nearest:  # a compile-time constant in each call below
+                    n = _features_pair(
                         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, True, lo,
-                        full,
+                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, lo, full,
+                        end,
                     )  # fmt: skip
-                    if not zones_only:
-                        n += _features_loop(
-                            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap,
-                            ang, inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False,
-                            True, full, nt,
-                        )  # fmt: skip
                 else:
-                    n += _features_loop(
+                    n = _features_pair(
                         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, False, lo,
-                        full,
+                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False, lo, full,
+                        end,
                     )  # fmt: skip
-                    if not zones_only:
-                        n += _features_loop(
-                            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap,
-                            ang, inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False,
-                            False, full, nt,
-                        )  # fmt: skip
                 counts[c] += n
 
 
@@ -478,18 +508,13 @@ def _migrate_antialiased(
     for ic in prange(nchunk):
         for k in range(ntr):  # trace-major: see TRACE_MAJOR in the module docstring
             for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
-                n = 0
                 lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
                 if lo >= nt:
                     continue
                 g, d = cls[k], np.sqrt(d2)
-                n += _features_loop(
+                n = _features_pair(
                     data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, True, False, lo, full,
-                )  # fmt: skip
-                n += _features_loop(
-                    data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, False, False, full, nt,
+                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, False, lo, full, nt,
                 )  # fmt: skip
                 counts[c] += n
 
