@@ -66,26 +66,23 @@ def random_problem(seed: int, nx: int, ny: int, nt: int, ntr: int, ncls: int = 1
 #: Operator settings the conformance suite runs every backend with: each interpolation, and
 #: every imaging feature at once (tapers, angle limit, time-variant aperture, stretch mute,
 #: true-amplitude weights, anti-aliasing).
+#: tapers whose weight varies along a pair's samples (angle limit, time-variant aperture)
+TAPERS: dict[str, Any] = {
+    "aperture_time_s": (0.1, 0.6),
+    "aperture_table_m": (300.0, 700.0),
+    "aperture_taper_m": 150.0,
+    "max_angle_deg": 60.0,
+    "angle_taper_deg": 10.0,
+}
 FEATURES: dict[str, dict[str, Any]] = {
     "plain": {},
     # the default operator: a constant aperture with a taper (one taper weight per pair)
     "aperture_taper": {"aperture_taper_m": 150.0},
-    # tapers whose weight varies along a pair's samples (angle limit, time-variant aperture)
-    "tapers": {
-        "aperture_time_s": (0.1, 0.6),
-        "aperture_table_m": (300.0, 700.0),
-        "aperture_taper_m": 150.0,
-        "max_angle_deg": 60.0,
-        "angle_taper_deg": 10.0,
-    },
+    "tapers": TAPERS,
     "linear": {"interpolation": Interpolation.LINEAR},
     "oversampled_linear": {"interpolation": Interpolation.OVERSAMPLED_LINEAR, "oversampling": 4},
     "everything": {
-        "aperture_time_s": (0.1, 0.6),
-        "aperture_table_m": (300.0, 700.0),
-        "aperture_taper_m": 150.0,
-        "max_angle_deg": 60.0,
-        "angle_taper_deg": 10.0,
+        **TAPERS,
         "max_stretch": 0.6,
         "weights": Weights.TRUE_AMPLITUDE,
         "antialias": AntiAlias.TRIANGLE,
