@@ -107,11 +107,10 @@ def _triangle_levels(
 
 
 def oversample(
-    data: NDArray[np.float32], factor: int, out: NDArray[np.float32] | None = None
+    data: NDArray[np.float32], factor: int, out: NDArray[np.float32]
 ) -> NDArray[np.float32]:
+    """:func:`pstm.kernels.operator.oversample` into ``out`` (ntr, ns * factor), compiled."""
     ntr, ns = data.shape
-    if out is None:
-        out = np.empty((ntr, ns * factor), dtype=np.float32)
     nblk = max(1, min(ntr, OVERSAMPLE_BLOCKS))
     padded, acc = np.empty((nblk, ns + 2 * SINC_HALF_TAPS)), np.empty((nblk, ns))
     _oversample(np.ascontiguousarray(data), sinc_phases(factor), SINC_HALF_TAPS, padded, acc, out)
