@@ -24,7 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from pstm.config import AntiAlias, Backend, Interpolation, Weights
+from pstm.config import (
+    TRAVELTIME_NODE_SAMPLES,
+    AntiAlias,
+    Backend,
+    Interpolation,
+    Traveltime,
+    Weights,
+)
 from pstm.kernels import (
     ImageTarget,
     KernelOptions,
@@ -99,6 +106,7 @@ class Result:
     backend: str
     features: str
     interpolation: str
+    traveltime: str
     threads: int
     traces: int
     outputs: int
@@ -148,7 +156,7 @@ def run_backend(
     features: str,
     repeat: int,
 ) -> Result:
-    backend, _ = resolve_backend(backend)
+    backend, _ = resolve_backend(backend, traveltime=options.traveltime)
     kernel = get_kernel(backend)
     nx, ny, nt = problem.target.shape
 
@@ -166,7 +174,8 @@ def run_backend(
 
     _, prep, _, _ = _time(prep_only, repeat)
     return Result(
-        backend.value, features, options.interpolation.value, options.threads,
+        backend.value, features, options.interpolation.value, options.traveltime.value,
+        options.threads,
         problem.batch.ntr, nx * ny * nt, n, best, median, cpu, repeat, prep,
     )  # fmt: skip
 
@@ -213,28 +222,40 @@ def run_pylops(problem: Problem, threads: int, repeat: int) -> Result:
 
     n, best, median, cpu = _time(once, repeat)
     return Result(
-        "pylops", "plain", "linear", threads, b.ntr, nx * nt, n, best, median, cpu, repeat
-    )
+        "pylops", "plain", "linear", "exact", threads, b.ntr, nx * nt, n, best, median, cpu,
+        repeat,
+    )  # fmt: skip
 
 
 def options_for(
-    features: str, interpolation: Interpolation, oversampling: int, threads: int
+    features: str,
+    interpolation: Interpolation,
+    oversampling: int,
+    threads: int,
+    traveltime: Traveltime = Traveltime.EXACT,
+    node_samples: int = TRAVELTIME_NODE_SAMPLES,
 ) -> KernelOptions:
     base = KernelOptions(
-        aperture_m=1e9, interpolation=interpolation, oversampling=oversampling, threads=threads
+        aperture_m=1e9,
+        interpolation=interpolation,
+        oversampling=oversampling,
+        traveltime=traveltime,
+        traveltime_node_samples=node_samples,
+        threads=threads,
     )
     return dataclasses.replace(base, **EVERYTHING) if features == "everything" else base
 
 
 def format_table(results: list[Result]) -> str:
-    head = f"{'backend':8} {'features':10} {'interp':20} {'thr':>3} {'contrib':>10} "
+    head = f"{'backend':8} {'features':10} {'interp':20} {'traveltime':12} {'thr':>3} "
+    head += f"{'contrib':>10} "
     head += f"{'best s':>7} {'median s':>8} {'cpu s':>7} {'prep s':>7} {'contrib/s':>10} "
     head += f"{'kernel/s':>10}"
     lines = [head]
     for r in results:
         lines.append(
-            f"{r.backend:8} {r.features:10} {r.interpolation:20} {r.threads:>3} "
-            f"{r.contributions:>10.4g} {r.seconds:>7.3f} {r.seconds_median:>8.3f} "
+            f"{r.backend:8} {r.features:10} {r.interpolation:20} {r.traveltime:12} "
+            f"{r.threads:>3} {r.contributions:>10.4g} {r.seconds:>7.3f} {r.seconds_median:>8.3f} "
             f"{r.cpu_seconds:>7.3f} {r.prep_seconds:>7.3f} {r.contributions_per_s:>10.3g} "
             f"{r.kernel_contributions_per_s:>10.3g}"
         )

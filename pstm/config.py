@@ -103,6 +103,48 @@ class Interpolation(StrEnum):
     OVERSAMPLED_LINEAR = "oversampled_linear"  # windowed-sinc oversampled once, linear between
 
 
+class Traveltime(StrEnum):
+    """How the double-square-root traveltime is evaluated (see README, "Traveltimes")."""
+
+    EXACT = "exact"  # two square roots at every output sample
+    #: exact every ``traveltime_node_samples`` output samples, linear in between where the
+    #: estimated error stays within ``traveltime_tolerance_samples`` (exact elsewhere)
+    INTERPOLATED = "interpolated"
+
+
+#: Default node spacing of ``traveltime: interpolated``, in output samples: one exact
+#: traveltime per block of this many samples (16 = one AVX-512 vector of float32).
+TRAVELTIME_NODE_SAMPLES = 16
+#: Largest allowed traveltime error of ``traveltime: interpolated``, in input samples.
+TRAVELTIME_MAX_ERROR_SAMPLES = 0.05
+
+
+def interpolated_traveltime_conflicts(
+    weights: Weights,
+    antialias: AntiAlias,
+    stretch_mute: bool,
+    interpolation: Interpolation,
+    aperture_table: bool,
+    max_angle_deg: float,
+) -> list[str]:
+    """The settings that ``traveltime: interpolated`` cannot be combined with (it is a speed
+    mode of the plain operator: the other features need both leg times at every sample)."""
+    found = []
+    if weights is not Weights.NONE:
+        found.append(f"weights: {weights.value} (needs none)")
+    if antialias is not AntiAlias.NONE:
+        found.append(f"antialias: {antialias.value} (needs none)")
+    if stretch_mute:
+        found.append("max_stretch is set (needs null)")
+    if interpolation is not Interpolation.OVERSAMPLED_NEAREST:
+        found.append(f"interpolation: {interpolation.value} (needs oversampled_nearest)")
+    if aperture_table:
+        found.append("aperture_table is set (needs null)")
+    if max_angle_deg < 90.0:
+        found.append(f"max_angle_deg: {max_angle_deg:g} (needs 90)")
+    return found
+
+
 class Normalization(StrEnum):
     """How the summed image is scaled at assembly."""
 
@@ -499,6 +541,24 @@ class MigrationConfig(_Section):
         "length; auto = the larger output bin spacing",
     )
     interpolation: Interpolation = Interpolation.OVERSAMPLED_NEAREST
+    traveltime: Traveltime = Field(
+        Traveltime.EXACT,
+        description="exact: two square roots per output sample; interpolated: exact every "
+        "traveltime_node_samples samples, linear in between where the error estimate allows "
+        "(plain operator only; numpy and numba backends)",
+    )
+    traveltime_node_samples: int = Field(
+        TRAVELTIME_NODE_SAMPLES,
+        ge=2,
+        le=64,
+        description="traveltime: interpolated: output samples per exact traveltime",
+    )
+    traveltime_tolerance_samples: float = Field(
+        TRAVELTIME_MAX_ERROR_SAMPLES,
+        gt=0.0,
+        le=TRAVELTIME_MAX_ERROR_SAMPLES,
+        description="traveltime: interpolated: largest traveltime error, in input samples",
+    )
     oversampling: int = Field(
         8,
         ge=2,
@@ -523,6 +583,25 @@ class MigrationConfig(_Section):
             len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False))
         ):
             raise ValueError(f"offset_classes_m must be >= 2 increasing edges, got {edges}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_traveltime(self) -> Self:
+        if self.traveltime is Traveltime.INTERPOLATED:
+            conflicts = interpolated_traveltime_conflicts(
+                self.weights,
+                self.antialias,
+                self.max_stretch is not None,
+                self.interpolation,
+                self.aperture_table is not None,
+                self.max_angle_deg,
+            )
+            if conflicts:
+                raise ValueError(
+                    "traveltime: interpolated is a speed mode of the plain operator; it "
+                    "cannot be combined with " + "; ".join(conflicts) + ". Set traveltime: "
+                    "exact, or switch those off."
+                )
         return self
 
 

@@ -18,6 +18,7 @@ from pstm.config import (
     Interpolation,
     MigrationConfig,
     NonFinitePolicy,
+    Traveltime,
     Weights,
 )
 from pstm.errors import InputDataError
@@ -84,6 +85,9 @@ def kernel_options(migration: MigrationConfig, threads: int) -> KernelOptions:
         antialias=migration.antialias,
         antialias_spacing_m=float(migration.antialias_spacing_m),
         antialias_max_samples=migration.antialias_max_samples,
+        traveltime=migration.traveltime,
+        traveltime_node_samples=migration.traveltime_node_samples,
+        traveltime_tolerance_samples=migration.traveltime_tolerance_samples,
         n_offset_classes=n_offset_classes(migration),
         threads=threads,
     )
@@ -119,6 +123,7 @@ class KernelVariant(BaseModel):
     weights: Weights
     antialias: AntiAlias
     stretch_mute: bool
+    traveltime: Traveltime
     #: taper zones whose weight varies along a (trace, bin) pair: a time-variant aperture or
     #: an angle limit with a taper (a constant aperture's taper is one weight per pair, which
     #: the plain numba kernel applies itself; the general kernel then never runs)
@@ -134,6 +139,7 @@ class KernelVariant(BaseModel):
             weights=migration.weights,
             antialias=migration.antialias,
             stretch_mute=migration.max_stretch is not None,
+            traveltime=migration.traveltime,
             varying_taper=tapered and varying,
         )
 
@@ -153,6 +159,7 @@ def warm_up(variant: KernelVariant, threads: int) -> float:
         interpolation=variant.interpolation,
         weights=variant.weights,
         antialias=variant.antialias,
+        traveltime=variant.traveltime,
         threads=threads,
     )
     ns, nt = 64, 16

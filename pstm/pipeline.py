@@ -130,7 +130,9 @@ def resolve_antialias_spacing(migration: MigrationConfig, grid: OutputGrid) -> f
 def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:
     """Validate, resolve ``auto`` and plan. Raises :class:`pstm.errors.PstmError`."""
     cfg = parse_config(raw, source)
-    backend, why = resolve_backend(cfg.migration.backend, cfg.execution.check_backend_device)
+    backend, why = resolve_backend(
+        cfg.migration.backend, cfg.execution.check_backend_device, cfg.migration.traveltime
+    )
     if cfg.migration.backend is Backend.AUTO:
         log.info("migration.backend auto -> %s (%s)", backend.value, why)
     # synthetic and segy input are written to results/input by rule synthesize / import_segy

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from pstm.config import Interpolation, MigrationConfig, Traveltime
 from pstm.index import MidpointIndex, max_aperture_m
 from pstm.pipeline import Run
 from pstm.plan import Tile
@@ -66,6 +67,23 @@ def kernel_rate(run: Run) -> float:
     return n / seconds
 
 
+def operator_summary(m: MigrationConfig) -> str:
+    """The operator settings that decide which kernel runs and what it computes."""
+    interp = m.interpolation.value
+    if m.interpolation is not Interpolation.LINEAR:
+        interp += f" x{m.oversampling}"
+    traveltime = m.traveltime.value
+    if m.traveltime is Traveltime.INTERPOLATED:
+        traveltime += (
+            f" (exact every {m.traveltime_node_samples} samples, error <= "
+            f"{m.traveltime_tolerance_samples:g} input sample)"
+        )
+    return (
+        f"interpolation {interp}, traveltime {traveltime}, weights {m.weights.value}, "
+        f"antialias {m.antialias.value}"
+    )
+
+
 def preflight_report(run: Run, index: MidpointIndex | None, input_dt_s: float | None) -> str:
     cfg, plan, grid = run.config, run.plan, run.grid
     aperture = max_aperture_m(cfg.migration)
@@ -80,6 +98,7 @@ def preflight_report(run: Run, index: MidpointIndex | None, input_dt_s: float | 
         f"{cfg.execution.memory_budget_mb} MB",
         f"  threads per job  : {plan.threads_per_job}",
         f"  aperture         : {aperture} m",
+        f"  operator         : {operator_summary(cfg.migration)}",
     ]
     warnings = []
     if input_dt_s is not None and grid.dt > input_dt_s * (1 + 1e-9):

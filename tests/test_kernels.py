@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pstm.config import AntiAlias, Backend, Interpolation, Weights
+from pstm.config import AntiAlias, Backend, Interpolation, Traveltime, Weights
 from pstm.errors import BackendUnavailableError
 from pstm.kernels import (
     ImageTarget,
@@ -81,6 +81,12 @@ FEATURES: dict[str, dict[str, Any]] = {
     "tapers": TAPERS,
     "linear": {"interpolation": Interpolation.LINEAR},
     "oversampled_linear": {"interpolation": Interpolation.OVERSAMPLED_LINEAR, "oversampling": 4},
+    # the speed mode of the plain operator (exact every 8 output samples, linear between)
+    "interpolated_traveltime": {
+        "aperture_taper_m": 150.0,
+        "traveltime": Traveltime.INTERPOLATED,
+        "traveltime_node_samples": 8,
+    },
     "everything": {
         **TAPERS,
         "max_stretch": 0.6,
@@ -119,6 +125,9 @@ def test_backend_matches_reference(
 ) -> None:
     batch, target, options = random_problem(seed, nx, ny, nt, ntr, ncls)
     options = with_features(options, features)
+    reason = unavailable_reason(backend, True, options.traveltime)
+    if reason is not None:
+        pytest.skip(reason)
     g_ref, f_ref, n_ref = run(Backend.NUMPY, batch, target, options)
     g, f, n = run(backend, batch, target, options)
     assert n_ref > 0 and np.abs(g_ref).sum() > 0, "the problem must exercise the kernel"

@@ -41,11 +41,13 @@ print(json.dumps(sorted(k for k, n in signatures().items() if n != before[k])))
 
 #: Migration settings that take different kernels (the default: the plain kernel with a
 #: constant aperture's taper; an angle taper: the general kernel for the taper zones too;
-#: weights and stretch mute: the general kernel alone).
+#: weights and stretch mute: the general kernel alone; interpolated traveltimes: their own
+#: plain kernel).
 SETTINGS: dict[str, dict[str, Any]] = {
     "default": {},
     "angle_taper": {"max_angle_deg": 60.0, "angle_taper_deg": 10.0},
     "weights_stretch": {"weights": "true_amplitude", "max_stretch": 1.0},
+    "interpolated_traveltime": {"traveltime": "interpolated"},
 }
 
 

@@ -14,7 +14,7 @@ from pstm.bench import (
     run_backend,
     run_pylops,
 )
-from pstm.config import Backend, Interpolation
+from pstm.config import TRAVELTIME_NODE_SAMPLES, Backend, Interpolation, Traveltime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +42,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="trace interpolation(s) (repeatable; default: oversampled_nearest)",
     )
+    parser.add_argument(
+        "--traveltime",
+        type=Traveltime,
+        choices=list(Traveltime),
+        action="append",
+        help="traveltime mode(s) of the plain runs (repeatable; default: exact); "
+        "'everything' runs are always exact (interpolated is a plain-operator mode)",
+    )
+    parser.add_argument(
+        "--traveltime-node-samples",
+        type=int,
+        default=TRAVELTIME_NODE_SAMPLES,
+        help="output samples per exact traveltime of traveltime interpolated",
+    )
     parser.add_argument("--oversampling", type=int, default=8, help="oversampling factor")
     parser.add_argument("--threads", type=int, default=2, help="kernel threads")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs after one warm-up")
@@ -64,8 +78,13 @@ def run(args: argparse.Namespace) -> int:
     for backend in args.backend or [Backend.AUTO]:
         for features in args.features or ["plain"]:
             for interp in args.interpolation or [Interpolation.OVERSAMPLED_NEAREST]:
-                options = options_for(features, interp, args.oversampling, args.threads)
-                results.append(run_backend(problem, backend, options, features, args.repeat))
+                modes = args.traveltime or [Traveltime.EXACT]
+                for traveltime in modes if features == "plain" else [Traveltime.EXACT]:
+                    options = options_for(
+                        features, interp, args.oversampling, args.threads, traveltime,
+                        args.traveltime_node_samples,
+                    )  # fmt: skip
+                    results.append(run_backend(problem, backend, options, features, args.repeat))
     if args.peer == "pylops":
         results.append(run_pylops(problem, args.threads, args.repeat))
     if args.json:
@@ -81,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         peer = results[-1]
         for r in results[:-1]:
             print(
-                f"{r.backend}/{r.features}/{r.interpolation} vs {peer.backend}: {ratio(r, peer):.1f}x"
+                f"{r.backend}/{r.features}/{r.interpolation}/{r.traveltime} vs {peer.backend}: "
+                f"{ratio(r, peer):.1f}x"
             )
     return 0

@@ -26,7 +26,15 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from pstm.config import AntiAlias, Backend, Interpolation, Weights
+from pstm.config import (
+    TRAVELTIME_MAX_ERROR_SAMPLES,
+    TRAVELTIME_NODE_SAMPLES,
+    AntiAlias,
+    Backend,
+    Interpolation,
+    Traveltime,
+    Weights,
+)
 from pstm.errors import BackendUnavailableError
 
 
@@ -87,6 +95,9 @@ class KernelOptions:
     antialias: AntiAlias = AntiAlias.NONE
     antialias_spacing_m: float = 25.0
     antialias_max_samples: int = 8
+    traveltime: Traveltime = Traveltime.EXACT
+    traveltime_node_samples: int = TRAVELTIME_NODE_SAMPLES
+    traveltime_tolerance_samples: float = TRAVELTIME_MAX_ERROR_SAMPLES
     n_offset_classes: int = 1
     threads: int = 1
 
@@ -173,6 +184,8 @@ class _Entry:
     device_reason: Callable[[], str | None] = _runs_anywhere
     #: None if ``auto`` may pick it, else why ``auto`` passes over it although it can run
     auto_skip: Callable[[], str | None] = _runs_anywhere
+    #: the ``migration.traveltime`` modes it implements
+    traveltimes: tuple[Traveltime, ...] = (Traveltime.EXACT, Traveltime.INTERPOLATED)
 
 
 #: Environment variable that switches numba-cuda to its CPU simulator.
@@ -189,6 +202,7 @@ _REGISTRY: dict[Backend, _Entry] = {
         "pip install -e '.[cuda]' (numba-cuda with the CUDA 12 toolkit wheels)",
         _cuda_device_reason,
         _cuda_auto_skip,
+        (Traveltime.EXACT,),  # a GPU thread per sample: no square roots to save
     ),
     Backend.MLX: _Entry(
         "pstm.kernels._mlx",
@@ -196,6 +210,7 @@ _REGISTRY: dict[Backend, _Entry] = {
         "pip install -e '.[mlx]' (mlx; mlx[cpu] on Linux)",
         _runs_anywhere,
         _mlx_auto_skip,
+        (Traveltime.EXACT,),
     ),
 }
 
@@ -212,7 +227,9 @@ def registered_backends() -> list[Backend]:
     return list(_REGISTRY)
 
 
-def unavailable_reason(backend: Backend, check_device: bool = True) -> str | None:
+def unavailable_reason(
+    backend: Backend, check_device: bool = True, traveltime: Traveltime = Traveltime.EXACT
+) -> str | None:
     """None if ``backend`` can run here, else why not and how to fix it. With
     ``check_device`` False only the packages are checked (a cluster's head node has none
     of the GPUs its tile jobs get; the kernel checks the device where it runs)."""
@@ -223,18 +240,29 @@ def unavailable_reason(backend: Backend, check_device: bool = True) -> str | Non
     for package in entry.requires:
         if importlib.util.find_spec(package) is None:
             return f"package '{package}' is not installed ({entry.install_hint})"
-    return entry.device_reason() if check_device else None
+    reason = entry.device_reason() if check_device else None
+    if reason is None and traveltime not in entry.traveltimes:
+        reason = (
+            f"it does not implement migration.traveltime '{traveltime.value}' "
+            f"(it implements: {', '.join(t.value for t in entry.traveltimes)})"
+        )
+    return reason
 
 
-def resolve_backend(requested: Backend, check_device: bool = True) -> tuple[Backend, str]:
+def resolve_backend(
+    requested: Backend, check_device: bool = True, traveltime: Traveltime = Traveltime.EXACT
+) -> tuple[Backend, str]:
     """Turn the configured backend into a concrete one, with the reason. Never falls back:
-    an explicit backend that cannot run raises :class:`BackendUnavailableError`.
-    ``check_device`` False (``execution.check_backend_device``) checks an explicit
-    backend's packages only; ``auto`` always looks at this machine."""
+    an explicit backend that cannot run (here, or the ``traveltime`` mode) raises
+    :class:`BackendUnavailableError`. ``check_device`` False
+    (``execution.check_backend_device``) checks an explicit backend's packages only;
+    ``auto`` always looks at this machine."""
     if requested is Backend.AUTO:
         skipped: list[str] = []
         for candidate in AUTO_ORDER:
-            reason = unavailable_reason(candidate) or _REGISTRY[candidate].auto_skip()
+            reason = (
+                unavailable_reason(candidate, True, traveltime) or _REGISTRY[candidate].auto_skip()
+            )
             if reason is None:
                 why = f"auto: first available in order {[b.value for b in AUTO_ORDER]}"
                 if skipped:
@@ -244,9 +272,9 @@ def resolve_backend(requested: Backend, check_device: bool = True) -> tuple[Back
         raise BackendUnavailableError(
             "migration.backend: auto found no usable backend: " + "; ".join(skipped)
         )
-    reason = unavailable_reason(requested, check_device)
+    reason = unavailable_reason(requested, check_device, traveltime)
     if reason is not None:
-        available = [b.value for b in _REGISTRY if unavailable_reason(b) is None]
+        available = [b.value for b in _REGISTRY if unavailable_reason(b, True, traveltime) is None]
         raise BackendUnavailableError(
             f"migration.backend: '{requested.value}' cannot run here: {reason}. "
             f"Available on this machine: {', '.join(available)} (or 'auto')."

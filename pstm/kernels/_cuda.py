@@ -41,7 +41,13 @@ from numpy.typing import NDArray
 from pstm.errors import BackendUnavailableError, PlanError
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
-from pstm.kernels.operator import LEG_TIME_MIN_S, NO_LIMIT, Prepared, prepare
+from pstm.kernels.operator import (
+    LEG_TIME_MIN_S,
+    NO_LIMIT,
+    Prepared,
+    prepare,
+    require_exact_traveltime,
+)
 
 #: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`): on the
 #: host, compiled and parallel over traces (numba is installed with every backend).
@@ -236,6 +242,7 @@ def run_prepared(
 ) -> int:
     """Run the kernel on a prepared problem; gathers/fold are (ncls, ncol, nt) and are added
     to. ``batch_traces`` overrides the batch size (None: from free device memory)."""
+    require_exact_traveltime(p, "cuda")
     _check_device()
     ncls, ncol, nt = gathers.shape
     use_aa, use_ta, use_st = p.aa_data.size > 0, p.wta.size > 0, p.stretch.size > 0

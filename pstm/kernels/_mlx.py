@@ -18,7 +18,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
-from pstm.kernels.operator import LEG_TIME_MIN_S, NUMPY_TRACE_OPS, Prepared, prepare
+from pstm.kernels.operator import (
+    LEG_TIME_MIN_S,
+    NUMPY_TRACE_OPS,
+    Prepared,
+    prepare,
+    require_exact_traveltime,
+)
 
 #: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`): the
 #: reference's numpy operations.
@@ -120,6 +126,7 @@ def _block(
 
 def run_prepared(p: Prepared, gathers: NDArray[np.float32], fold: NDArray[np.int32]) -> int:
     """Add the contributions of a prepared problem to gathers/fold (ncls, ncol, nt)."""
+    require_exact_traveltime(p, "mlx")
     ncls, ncol, nt = gathers.shape
     arrays = {
         "data": p.data, "aa_data": p.aa_data, "sx": p.sx, "sy": p.sy, "rx": p.rx,

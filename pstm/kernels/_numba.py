@@ -16,9 +16,10 @@ branch (traces carry a zero sample past their end, positions are clamped, the va
 Floating-point contraction is off (``fastmath`` without ``contract``), so the sample
 positions equal the reference's bit for bit.
 
-Three kernels, each with one time loop whose switches are compile-time constants (LLVM
+Four kernels, each with one time loop whose switches are compile-time constants (LLVM
 stops vectorising a loop that tests a run-time switch, and a function that inlines two
 different loops): :func:`_migrate_plain` (nearest sample, weight 1: the default),
+:func:`_migrate_plain_interpolated` (the same with ``traveltime: interpolated``),
 :func:`_migrate_features` (weights, stretch mute, linear interpolation, tapers) and
 :func:`_migrate_antialiased` (the same with the anti-aliasing filter).
 """
@@ -32,7 +33,7 @@ from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
-from pstm.kernels.operator import LEG_TIME_MIN_S, NO_LIMIT, Prepared, prepare
+from pstm.kernels.operator import LEG_TIME_MIN_S, NO_LIMIT, TINY_Q, Prepared, prepare
 
 #: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`).
 TRACE_OPS = NUMBA_TRACE_OPS
@@ -201,6 +202,198 @@ def _first_above(
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
+def _plain_ranges(
+    sx: NDArray[np.float32],
+    sy: NDArray[np.float32],
+    rx: NDArray[np.float32],
+    ry: NDArray[np.float32],
+    x: NDArray[np.float32],
+    y: NDArray[np.float32],
+    rout2: NDArray[np.float32],
+    rin2: NDArray[np.float32],
+    th2: NDArray[np.float32],
+    s2_premax: NDArray[np.float32],
+    s2_sufmin: NDArray[np.float32],
+    t0_in: np.float32,
+    inv_h: np.float32,
+    smax: np.float32,
+    uniform_taper: bool,
+    ap0: np.float32,
+    inv_ap_taper: np.float32,
+    margin: np.float32,
+    k: int,
+    c: int,
+) -> tuple[int, int, int, np.float32, np.float32, np.float32]:
+    """The plain kernels' sample ranges of pair (k, c): it0 (first sample migrated; nt:
+    none), itb and ite, and its taper weight w and squared leg distances ds2, dr2.
+
+    Bounds of the sample position s (float32 sqrt, + and * round monotonically): with the
+    running max of 1/v^2 it bounds s from above for every earlier sample, with the suffix
+    min from below for every later one. So samples it0..itb-1 are proven inside the trace
+    (no checks), samples from ite on proven past its end (never visited: typically the
+    late samples of far traces), and only itb..ite-1 are checked one by one. ``margin``
+    (resampled samples) narrows the proven ranges by the error allowed to positions that
+    are not exact (``traveltime: interpolated``; 0 for exact ones)."""
+    lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
+    it0 = lo if uniform_taper else full
+    w = np.float32(1.0)
+    ds2 = sxr * sxr + syr * syr
+    dr2 = rxr * rxr + ryr * ryr
+    itb, ite = it0, it0
+    if it0 < th2.shape[0]:  # (one return point: an early one stops LLVM vectorising the caller)
+        if it0 < full:  # in the taper zone at every sample (uniform_taper)
+            w = _taper01((ap0 - np.sqrt(d2)) * inv_ap_taper)
+        q0 = th2[it0]
+        s2_0 = s2_sufmin[c, it0]
+        s_lo = (np.sqrt(q0 + ds2 * s2_0) + np.sqrt(q0 + dr2 * s2_0) - t0_in) * inv_h
+        ite = _first_above(th2, s2_sufmin, c, ds2, dr2, t0_in, inv_h, smax + margin, it0)
+        if s_lo >= margin:
+            itb = _first_above(th2, s2_premax, c, ds2, dr2, t0_in, inv_h, smax - margin, it0)
+    return it0, itb, ite, w, ds2, dr2
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _leg_interpolation_error(
+    d: float, tau: float, dt: float, ua: float, du: float, node: int, inv_h: float
+) -> float:
+    """Bound of the linear-interpolation error of one leg sqrt((tau/2)^2 + d u) over a block
+    with u on its chord (ua at its start, du per sample), in resampled samples; float64,
+    the expressions of :func:`pstm.kernels.operator.interpolation_allowed` in its order.
+    Branch-free (the caller's loop over blocks vectorises): where the smallest q is 0 the
+    caller rejects the block, whatever this returns."""
+    a = dt * dt / 4.0
+    c = tau * tau / 4.0 + d * ua
+    b = tau * dt / 2.0 + d * du
+    disc = 4.0 * a * c - b * b
+    x = min(max(-b / (2.0 * a), 0.0), float(node))
+    qmin = max((a * x + b) * x + c, TINY_Q)
+    return (node * node / 8.0) * abs(disc) / (4.0 * qmin * np.sqrt(qmin)) * inv_h
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _leg_qmin_positive(d: float, tau: float, dt: float, ua: float, du: float, node: int) -> bool:
+    """Whether the leg's smallest q on the block is above TINY_Q (see above)."""
+    a = dt * dt / 4.0
+    c = tau * tau / 4.0 + d * ua
+    b = tau * dt / 2.0 + d * du
+    x = min(max(-b / (2.0 * a), 0.0), float(node))
+    return (a * x + b) * x + c > TINY_Q
+
+
+@njit(fastmath=FASTMATH, cache=True)
+def _fill_positions(
+    pos: NDArray[np.float32],
+    nodes: NDArray[np.float32],
+    row: int,
+    th2: NDArray[np.float32],
+    sl2: NDArray[np.float32],
+    th2_nodes: NDArray[np.float32],
+    sl2_nodes: NDArray[np.float32],
+    tau_nodes: NDArray[np.float64],
+    dev: NDArray[np.float64],
+    flags: NDArray[np.uint8],
+    c: int,
+    ds2: np.float32,
+    dr2: np.float32,
+    t0_in: np.float32,
+    inv_h: np.float32,
+    node: int,
+    dt: float,
+    tolerance: float,
+    inv_h64: float,
+    qmin: np.float32,
+    it0: int,
+    it1: int,
+) -> None:
+    """pos[row, it] = the sample position of ``traveltime: interpolated`` at it0..it1-1.
+    First the exact positions at the nodes b node (th2_nodes, sl2_nodes: the tables there)
+    in one vectorised pass into nodes[row, b]; then block by block (block b = samples
+    b node .. b node + node - 1): where the bound of
+    :func:`pstm.kernels.operator.interpolation_allowed` allows it, linear between the
+    block's nodes (two square roots per block instead of two per sample), else exact. Not
+    inlined: in the caller's body its loops stop LLVM from vectorising the gather loops."""
+    n_blocks = dev.shape[1]  # blocks whose end node exists
+    b0, b1 = it0 // node, min((it1 - 1) // node + 1, n_blocks)
+    for b in range(np.uint64(b0), np.uint64(b1 + 1)):  # two square roots per block
+        q = th2_nodes[b]
+        v2 = sl2_nodes[c, b]
+        t = np.sqrt(max(q + ds2 * v2, qmin)) + np.sqrt(max(q + dr2 * v2, qmin))
+        nodes[row, b] = (t - t0_in) * inv_h
+    d_s, d_r = float(ds2), float(dr2)
+    legs = np.sqrt(d_s) + np.sqrt(d_r)
+    half = tolerance / 2.0
+    for b in range(np.uint64(b0), np.uint64(min(b1, n_blocks))):  # vectorised: no branch
+        ua = float(sl2_nodes[c, b])
+        du = (float(sl2_nodes[c, b + np.uint64(1)]) - ua) / node
+        tau = tau_nodes[b]
+        err = _leg_interpolation_error(d_s, tau, dt, ua, du, node, inv_h64)
+        err += _leg_interpolation_error(d_r, tau, dt, ua, du, node, inv_h64)
+        ok = (
+            (err <= half)
+            & (legs * dev[c, b] <= half)
+            & _leg_qmin_positive(d_s, tau, dt, ua, du, node)
+            & _leg_qmin_positive(d_r, tau, dt, ua, du, node)
+        )
+        flags[row, b] = np.uint8(ok)
+    inv_node = np.float32(1.0 / node)
+    for b in range(it0 // node, (it1 - 1) // node + 1):
+        a = b * node
+        lo, hi = max(a, it0), min(a + node, it1)
+        use = b < n_blocks and flags[row, b] != 0
+        if use:
+            s0 = nodes[row, b]
+            step = (nodes[row, b + 1] - s0) * inv_node
+            for j in range(np.uint64(lo - a), np.uint64(hi - a)):
+                pos[row, np.uint64(a) + j] = s0 + np.float32(j) * step
+        else:
+            for it in range(np.uint64(lo), np.uint64(hi)):
+                q = th2[it]
+                v2 = sl2[c, it]
+                pos[row, it] = (np.sqrt(q + ds2 * v2) + np.sqrt(q + dr2 * v2) - t0_in) * inv_h
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _gather_positions(
+    data: NDArray[np.float32],
+    k: int,
+    gathers: NDArray[np.float32],
+    fold: NDArray[np.int32],
+    starts: NDArray[np.int32],
+    g: int,
+    c: int,
+    pos: NDArray[np.float32],
+    row: int,
+    smax: np.float32,
+    w: np.float32,
+    checked: bool,
+    it0: int,
+    it1: int,
+) -> int:
+    """:func:`_plain_nearest` on the positions pos[row, it0..it1-1] (clamped to the trace
+    either way: an interpolated position may stray by the allowed error)."""
+    zero, half = np.float32(0.0), np.float32(0.5)
+    n = 0
+    for it in range(np.uint64(it0), np.uint64(it1)):
+        s = pos[row, it]
+        sc = min(max(s, zero), smax)
+        if checked:
+            ok = (s >= zero) & (s <= smax)
+            gathers[g, c, it] += (
+                data[k, np.uint32(np.int32(sc + half)) & NONNEG31] * w * np.float32(ok)
+            )
+            fold[g, c, it] += np.int32(ok)
+            n += int(ok)
+        else:
+            gathers[g, c, it] += data[k, np.uint32(np.int32(sc + half)) & NONNEG31] * w
+    if not checked:
+        starts[g, c, it0] += 1
+        if it1 < starts.shape[2]:
+            starts[g, c, it1] -= 1
+        n = it1 - it0
+    return n
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
 def _add_fold_starts(starts: NDArray[np.int32], fold: NDArray[np.int32], c: int) -> None:
     """fold[g, c, it] += sum of starts[g, c, :it + 1]: the number of proven-inside ranges
     of column c that cover sample it (each is +1 at its start, -1 past its end)."""
@@ -251,29 +444,13 @@ def _migrate_plain(
     for ic in prange(nchunk):
         for k in range(ntr):  # trace-major: see TRACE_MAJOR in the module docstring
             for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
-                n = 0
-                lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
-                it0 = lo if uniform_taper else full
+                it0, itb, ite, w, ds2, dr2 = _plain_ranges(
+                    sx, sy, rx, ry, x, y, rout2, rin2, th2, s2_premax, s2_sufmin, t0_in, inv_h,
+                    smax, uniform_taper, ap0, inv_ap_taper, np.float32(0.0), k, c,
+                )  # fmt: skip
                 if it0 >= nt:
                     continue
-                w = np.float32(1.0)
-                if it0 < full:  # in the taper zone at every sample (uniform_taper)
-                    w = _taper01((ap0 - np.sqrt(d2)) * inv_ap_taper)
-                ds2 = sxr * sxr + syr * syr
-                dr2 = rxr * rxr + ryr * ryr
-                # bounds of the sample position s (float32 sqrt, + and * round monotonically):
-                # with the running max of 1/v^2 it bounds s from above for every earlier
-                # sample, with the suffix min from below for every later one. So samples
-                # it0..itb-1 are proven inside the trace (no checks), samples from ite on
-                # proven past its end (never visited: typically the late samples of far
-                # traces), and only itb..ite-1 are checked one by one.
-                q0 = th2[it0]
-                s2_0 = s2_sufmin[c, it0]
-                s_lo = (np.sqrt(q0 + ds2 * s2_0) + np.sqrt(q0 + dr2 * s2_0) - t0_in) * inv_h
-                ite = _first_above(th2, s2_sufmin, c, ds2, dr2, t0_in, inv_h, smax, it0)
-                itb = it0
-                if s_lo >= np.float32(0.0):
-                    itb = _first_above(th2, s2_premax, c, ds2, dr2, t0_in, inv_h, smax, it0)
+                n = 0
                 if itb > it0:
                     n += _plain_nearest(
                         data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
@@ -283,6 +460,82 @@ def _migrate_plain(
                     n += _plain_nearest(
                         data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
                         smax, w, True, itb, ite,
+                    )  # fmt: skip
+                counts[c] += n
+        for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+            _add_fold_starts(starts, fold, c)
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def _migrate_plain_interpolated(
+    data: NDArray[np.float32],
+    sx: NDArray[np.float32],
+    sy: NDArray[np.float32],
+    rx: NDArray[np.float32],
+    ry: NDArray[np.float32],
+    cls: NDArray[np.int32],
+    x: NDArray[np.float32],
+    y: NDArray[np.float32],
+    th2: NDArray[np.float32],
+    sl2: NDArray[np.float32],
+    rout2: NDArray[np.float32],
+    rin2: NDArray[np.float32],
+    s2_premax: NDArray[np.float32],
+    s2_sufmin: NDArray[np.float32],
+    t0_in: np.float32,
+    inv_h: np.float32,
+    smax: np.float32,
+    ap0: np.float32,
+    inv_ap_taper: np.float32,
+    node: int,
+    dt: float,
+    tolerance: float,
+    inv_h64: float,
+    margin: np.float32,
+    qmin: np.float32,
+    chunk: int,
+    gathers: NDArray[np.float32],
+    fold: NDArray[np.int32],
+    starts: NDArray[np.int32],
+    counts: NDArray[np.int64],
+    th2_nodes: NDArray[np.float32],
+    sl2_nodes: NDArray[np.float32],
+    tau_nodes: NDArray[np.float64],
+    dev: NDArray[np.float64],
+    pos: NDArray[np.float32],
+    nodes: NDArray[np.float32],
+    flags: NDArray[np.uint8],
+) -> None:
+    """:func:`_migrate_plain` (with a uniform taper: ``traveltime: interpolated`` allows no
+    other) in two passes per pair: its sample positions into ``pos[task]`` (nchunk, nt) by
+    :func:`_fill_positions`, then the gathers; the proven ranges are narrowed by ``margin``,
+    the error allowed to an interpolated position."""
+    ntr = data.shape[0]
+    ncol, nt = sl2.shape
+    nchunk = (ncol + chunk - 1) // chunk
+    for ic in prange(nchunk):
+        for k in range(ntr):  # trace-major: see TRACE_MAJOR in the module docstring
+            for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+                it0, itb, ite, w, ds2, dr2 = _plain_ranges(
+                    sx, sy, rx, ry, x, y, rout2, rin2, th2, s2_premax, s2_sufmin, t0_in, inv_h,
+                    smax, True, ap0, inv_ap_taper, margin, k, c,
+                )  # fmt: skip
+                if it0 >= ite:
+                    continue
+                _fill_positions(
+                    pos, nodes, ic, th2, sl2, th2_nodes, sl2_nodes, tau_nodes, dev, flags, c, ds2, dr2,
+                    t0_in, inv_h, node, dt, tolerance, inv_h64, qmin, it0, ite,
+                )  # fmt: skip
+                n = 0
+                if itb > it0:
+                    n += _gather_positions(
+                        data, k, gathers, fold, starts, cls[k], c, pos, ic, smax, w, False, it0,
+                        itb,
+                    )  # fmt: skip
+                if itb < ite:
+                    n += _gather_positions(
+                        data, k, gathers, fold, starts, cls[k], c, pos, ic, smax, w, True, itb,
+                        ite,
                     )  # fmt: skip
                 counts[c] += n
         for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
@@ -561,12 +814,26 @@ def run_prepared(
         uniform = bool((p.ap == p.ap[0]).all() and (p.ang >= np.float32(NO_LIMIT)).all())
         if not uniform and bool((p.rin2 < p.rout2).any()):  # taper zones of varying weight
             _migrate_features(*args, True, p.nearest, chunk, gathers, fold, counts)
-        _migrate_plain(
-            p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2,
-            np.maximum.accumulate(p.sl2, axis=1),
-            np.ascontiguousarray(np.minimum.accumulate(p.sl2[:, ::-1], axis=1)[:, ::-1]), fp[0], fp[1], fp[2], uniform, p.ap[0],
-            fp[3], chunk, gathers, fold, np.zeros_like(fold), counts,
-        )  # fmt: skip
+        premax = np.maximum.accumulate(p.sl2, axis=1)
+        sufmin = np.ascontiguousarray(np.minimum.accumulate(p.sl2[:, ::-1], axis=1)[:, ::-1])
+        geometry = (p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2)
+        nchunk = (ncol + chunk - 1) // chunk
+        if p.tt_node:  # traveltime: interpolated (pstm.config allows it with a uniform taper)
+            _migrate_plain_interpolated(
+                *geometry, premax, sufmin, fp[0], fp[1], fp[2], p.ap[0], fp[3], p.tt_node,
+                p.tt_dt, p.tt_tolerance, p.inv_h, np.float32(p.tt_tolerance), fp[8], chunk, gathers,
+                fold,
+                np.zeros_like(fold), counts, p.th2[:: p.tt_node].copy(),
+                np.ascontiguousarray(p.sl2[:, :: p.tt_node]), p.tt_tau, p.tt_dev,
+                np.empty((nchunk, nt), np.float32),
+                np.empty((nchunk, (nt - 1) // p.tt_node + 1), np.float32),
+                np.empty((nchunk, (nt - 1) // p.tt_node + 1), np.uint8),
+            )  # fmt: skip
+        else:
+            _migrate_plain(
+                *geometry, premax, sufmin, fp[0], fp[1], fp[2], uniform, p.ap[0], fp[3], chunk,
+                gathers, fold, np.zeros_like(fold), counts,
+            )  # fmt: skip
     return int(counts.sum())
 
 

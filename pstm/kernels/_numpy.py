@@ -12,7 +12,10 @@ v = v_rms(x, tau), all in float32 relative to the tile centre (see
   z = (A - d) / aperture_taper and z = (R_angle - d) / angle_taper_width (product of both);
 * traveltime (straight-ray double square root):
   t = sqrt(tau^2/4 + |S - x|^2 / v^2) + sqrt(tau^2/4 + |R - x|^2 / v^2) = t_s + t_r
-  (each leg at least LEG_TIME_MIN_S, which only matters at tau = 0 below a station);
+  (each leg at least LEG_TIME_MIN_S, which only matters at tau = 0 below a station); with
+  ``traveltime: interpolated`` the sample positions below are exact every N output
+  samples and linear in between where
+  :func:`pstm.kernels.operator.interpolation_allowed` proves the error small enough;
 * the contribution is valid if the resampled sample position s = (t - t0) / h lies in the
   trace (0 <= s <= M - 1) and, with a stretch mute, if (1 + max_stretch) (tau / 4)
   (1/t_s + 1/t_r) >= 1 (operator stretch 1/(dt/dtau) - 1 at most max_stretch);
@@ -41,6 +44,8 @@ from pstm.kernels.operator import (
     NUMPY_TRACE_OPS,
     Prepared,
     antialias_lengths,
+    interpolated_positions,
+    interpolation_allowed,
     oversample_adjoint,
     prepare,
     taper01,
@@ -66,6 +71,8 @@ def _trace_terms(p: Prepared, k: int) -> dict[str, NDArray]:
     t = ts + tr
     inv_p = F32(1.0) / (ts * tr)
     s = (t - F32(p.t0_in)) * F32(p.inv_h)
+    if p.tt_node:  # traveltime: interpolated (the plain operator only: see pstm.config)
+        s = interpolated_positions(s, p.tt_node, interpolation_allowed(p, ds2, dr2))
     smax = F32(p.n_valid - 1)
     valid = (s >= F32(0.0)) & (s <= smax) & visit
     if p.stretch.size:

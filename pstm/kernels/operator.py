@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
-from pstm.config import AntiAlias, Interpolation, Weights
+from pstm.config import (
+    AntiAlias,
+    Interpolation,
+    Traveltime,
+    Weights,
+    interpolated_traveltime_conflicts,
+)
+from pstm.errors import BackendUnavailableError
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch
 
 #: Half length of the oversampling filter in input samples (8 taps per phase).
@@ -40,6 +47,9 @@ AA_THRESHOLDS = 9
 #: Shortest one-way leg time: only at tau = 0 right below a station would a leg be 0 (and
 #: the weights and anti-aliasing length divide by it).
 LEG_TIME_MIN_S = 1e-6
+#: ``traveltime: interpolated``: a leg's q = (tau/2)^2 + d / v^2 (s^2) at most this counts
+#: as 0 (no interpolation bound: the block stays exact), see :func:`interpolation_allowed`.
+TINY_Q = 1e-30
 #: Stand-in for "no limit" in float32 tables: finite, and a product of two stays finite.
 NO_LIMIT = np.float32(1e18)  # squared or times an inverse width, still finite
 
@@ -79,6 +89,14 @@ class Prepared:
     stretch: NDArray[np.float32]  # (nt,) (1 + max_stretch) tau / 4 (or empty: no mute)
     aa_scale: float  # antialias spacing / resampled sample interval
     nearest: bool  # read the nearest resampled sample (else interpolate linearly)
+    #: traveltime: interpolated (:func:`interpolation_allowed`): output samples per node (0:
+    #: exact everywhere), the position tolerance (resampled samples), output sample
+    #: interval and times at the nodes, and the velocity-deviation table (ncol, blocks)
+    tt_node: int = 0
+    tt_tolerance: float = 0.0
+    tt_dt: float = 0.0
+    tt_tau: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    tt_dev: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def ntr(self) -> int:
@@ -253,6 +271,103 @@ def prepared_trace_bytes(ns: int, factor: int, antialias: bool, max_samples: int
     return (m + 1) * 4 * (1 + levels) + work
 
 
+def interpolated_positions(
+    s: NDArray[np.float32], node: int, use: NDArray[np.bool_]
+) -> NDArray[np.float32]:
+    """The sample positions ``traveltime: interpolated`` uses, from the exact ones ``s``
+    (ncol, nt), float32: block b (output samples b N .. b N + N - 1, N = ``node``) takes
+    s_b + j ((s_{b+1} - s_b) / N) at its sample b N + j where ``use[:, b]`` (see
+    :func:`interpolation_allowed`; s_b is the exact position at sample b N), other blocks
+    keep the exact positions."""
+    ncol, nt = s.shape
+    out = s.copy()
+    n_blocks = use.shape[1]
+    if n_blocks == 0:
+        return out
+    nodes = s[:, ::node]
+    s0, s1 = nodes[:, :n_blocks], nodes[:, 1 : n_blocks + 1]
+    step = (s1 - s0) * np.float32(1.0 / node)
+    j = np.arange(node, dtype=np.float32)
+    interp = s0[:, :, None] + j[None, None, :] * step[:, :, None]  # (ncol, n_blocks, node)
+    span = slice(0, node * n_blocks)
+    exact = s[:, span].reshape(ncol, n_blocks, node)
+    out[:, span] = np.where(use[:, :, None], interp, exact).reshape(ncol, -1)
+    return out
+
+
+def interpolation_allowed(
+    p: Prepared, ds2: NDArray[np.float32], dr2: NDArray[np.float32]
+) -> NDArray[np.bool_]:
+    """(ncol, blocks): whether ``traveltime: interpolated`` may interpolate block b of a
+    trace with squared leg distances ``ds2``, ``dr2`` (ncol,) from each column: a bound of
+    the position error is at most the tolerance (float64; the compiled kernels evaluate
+    the same expressions in the same order).
+
+    The bound, in two parts (h: resampled interval, N = node, u = 1/v^2 per output sample):
+    (1) u minus its chord over the block, delta, moves a position by at most
+    (|S - x| + |R - x|) v_max |delta|_max / (2 h), since dt/du = D / (2 t_leg) <= sqrt(D) v / 2
+    per leg (``p.tt_dev`` holds v_max |delta|_max / (2 h)); at the nodes delta = 0, so the
+    interpolation of the exact positions equals that of the chord's. (2) With u on its
+    chord, a leg's q = (tau/2)^2 + D u is a quadratic A x^2 + B x + C in the sample x
+    within the block (A = dt^2 / 4), whose square root has the constant numerator
+    f'' = (4 A C - B^2) / (4 q^(3/2)); linear interpolation errs by at most
+    N^2 max|f''| / 8, taken at the smallest q on the block. Each part may use half the
+    tolerance. At tau = 0 right below a station q = 0: never interpolated."""
+    n_blocks = p.tt_dev.shape[1]
+    node, dt = p.tt_node, p.tt_dt
+    u = p.sl2[:, ::node].astype(np.float64)[:, : n_blocks + 1]
+    tau = p.tt_tau[:n_blocks][None, :]
+    ua = u[:, :n_blocks]
+    du = (u[:, 1:] - ua) / node
+    a = dt * dt / 4.0
+    err = np.zeros(ua.shape)
+    positive = np.ones(ua.shape, dtype=bool)
+    for d in (ds2.astype(np.float64)[:, None], dr2.astype(np.float64)[:, None]):
+        c = tau * tau / 4.0 + d * ua
+        b = tau * dt / 2.0 + d * du
+        disc = 4.0 * a * c - b * b
+        x = np.minimum(np.maximum(-b / (2.0 * a), 0.0), float(node))
+        q = (a * x + b) * x + c
+        positive &= q > TINY_Q
+        qmin = np.maximum(q, TINY_Q)
+        err = err + (node * node / 8.0) * np.abs(disc) / (4.0 * qmin * np.sqrt(qmin)) * p.inv_h
+    legs = np.sqrt(ds2.astype(np.float64)) + np.sqrt(dr2.astype(np.float64))
+    half = p.tt_tolerance / 2.0
+    result: NDArray[np.bool_] = (err <= half) & (legs[:, None] * p.tt_dev <= half) & positive
+    return result
+
+
+def require_exact_traveltime(p: Prepared, backend: str) -> None:
+    """Raise for a problem prepared with ``traveltime: interpolated``: for a backend that
+    implements exact traveltimes only (the registry keeps a config from reaching it; this
+    keeps a direct call from silently computing exact ones)."""
+    if p.tt_node:
+        raise BackendUnavailableError(
+            f"the {backend} backend does not implement migration.traveltime 'interpolated' "
+            "(numpy and numba do); use traveltime: exact"
+        )
+
+
+def traveltime_velocity_deviation(
+    sl2: NDArray[np.float32], node: int, inv_h: float
+) -> NDArray[np.float64]:
+    """(ncol, blocks): for block b (samples b N .. b N + N, N = ``node``; the blocks whose
+    end node exists) the largest deviation of u = 1/v^2 from its chord, times v_max / 2 and
+    1 / h (see :func:`interpolation_allowed`)."""
+    ncol, nt = sl2.shape
+    n_blocks = (nt - 1) // node
+    if n_blocks == 0:
+        return np.zeros((ncol, 0))
+    u = sl2[:, : n_blocks * node + 1].astype(np.float64)
+    blocks = np.lib.stride_tricks.sliding_window_view(u, node + 1, axis=1)[:, ::node]
+    j = np.arange(node + 1) / node
+    chord = blocks[:, :, :1] + (blocks[:, :, -1:] - blocks[:, :, :1]) * j
+    deviation = np.abs(blocks - chord).max(axis=2)
+    v_max = 1.0 / np.sqrt(blocks.min(axis=2))
+    result: NDArray[np.float64] = deviation * v_max / 2.0 * inv_h
+    return result
+
+
 def _aperture_of_time(options: KernelOptions, tau: NDArray[np.float64]) -> NDArray[np.float64]:
     if options.aperture_time_s:
         return np.interp(tau, options.aperture_time_s, options.aperture_table_m)
@@ -291,6 +406,21 @@ def prepare(
     else:
         ops.oversample(data, factor, resampled)
     h = batch.dt / factor
+    interpolated = options.traveltime is Traveltime.INTERPOLATED
+    if interpolated:
+        conflicts = interpolated_traveltime_conflicts(
+            options.weights,
+            options.antialias,
+            options.max_stretch is not None,
+            options.interpolation,
+            bool(options.aperture_time_s),
+            options.max_angle_deg,
+        )
+        if conflicts:
+            raise ValueError(
+                "traveltime interpolated cannot be combined with " + "; ".join(conflicts)
+            )
+    node = options.traveltime_node_samples
     aa = options.antialias is AntiAlias.TRIANGLE
     if aa:
         lengths = antialias_lengths(factor, options.antialias_max_samples)
@@ -338,6 +468,7 @@ def prepare(
         if options.max_stretch is not None
         else np.zeros(0, dtype=np.float32)
     )
+    sl2 = (1.0 / v**2).astype(np.float32)
     return Prepared(
         data=traces,
         aa_data=aa_data,
@@ -354,7 +485,7 @@ def prepare(
         x=x,
         y=y,
         th2=((tau / 2.0) ** 2).astype(np.float32),
-        sl2=(1.0 / v**2).astype(np.float32),
+        sl2=sl2,
         rout2=(rout**2).astype(np.float32),
         rin2=(rin**2).astype(np.float32),
         ap=ap.astype(np.float32),
@@ -365,4 +496,11 @@ def prepare(
         stretch=stretch,
         aa_scale=float(options.antialias_spacing_m / h) if aa else 0.0,
         nearest=options.interpolation is Interpolation.OVERSAMPLED_NEAREST,
+        tt_node=node if interpolated else 0,
+        tt_tolerance=options.traveltime_tolerance_samples * factor if interpolated else 0.0,
+        tt_dt=float(target.dt),
+        tt_tau=tau[::node].copy() if interpolated else np.zeros(0),
+        tt_dev=traveltime_velocity_deviation(sl2, node, 1.0 / h)
+        if interpolated
+        else np.zeros((0, 0)),
     )
