@@ -253,98 +253,88 @@ def _plain_ranges(
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
-def _leg_interpolation_error(
-    d: float, tau: float, dt: float, ua: float, du: float, node: int, inv_h: float
-) -> float:
-    """Bound of the linear-interpolation error of one leg sqrt((tau/2)^2 + d u) over a block
-    with u on its chord (ua at its start, du per sample), in resampled samples; float64,
-    the expressions of :func:`pstm.kernels.operator.interpolation_allowed` in its order.
-    Branch-free (the caller's loop over blocks vectorises): where the smallest q is 0 the
-    caller rejects the block, whatever this returns."""
-    a = dt * dt / 4.0
-    c = tau * tau / 4.0 + d * ua
-    b = tau * dt / 2.0 + d * du
-    disc = 4.0 * a * c - b * b
-    x = min(max(-b / (2.0 * a), 0.0), float(node))
-    qmin = max((a * x + b) * x + c, TINY_Q)
-    return (node * node / 8.0) * abs(disc) / (4.0 * qmin * np.sqrt(qmin)) * inv_h
-
-
-@njit(fastmath=FASTMATH, cache=True, inline="always")
-def _leg_qmin_positive(d: float, tau: float, dt: float, ua: float, du: float, node: int) -> bool:
-    """Whether the leg's smallest q on the block is above TINY_Q (see above)."""
-    a = dt * dt / 4.0
-    c = tau * tau / 4.0 + d * ua
-    b = tau * dt / 2.0 + d * du
-    x = min(max(-b / (2.0 * a), 0.0), float(node))
-    return (a * x + b) * x + c > TINY_Q
+def _leg_bound(
+    d: np.float32,
+    ua: np.float32,
+    du: np.float32,
+    pp: np.float32,
+    qq: np.float32,
+    c0: np.float32,
+    b0: np.float32,
+    a: np.float32,
+    inv2a: np.float32,
+    n: np.float32,
+    k: np.float32,
+) -> tuple[np.float32, np.bool_]:
+    """One leg's bound of the interpolation error on a block and whether its smallest q is
+    above TINY_Q: the float32 expressions of
+    :func:`pstm.kernels.operator.interpolation_allowed`, in its order (branch-free)."""
+    b = b0 + d * du
+    c = c0 + d * ua
+    disc = d * (pp - d * qq)
+    x = min(max(-b * inv2a, np.float32(0.0)), n)
+    q = (a * x + b) * x + c
+    qs = max(q, np.float32(TINY_Q))
+    return k * abs(disc) / (qs * np.sqrt(qs)), q > np.float32(TINY_Q)
 
 
 @njit(fastmath=FASTMATH, cache=True)
 def _fill_positions(
     pos: NDArray[np.float32],
     nodes: NDArray[np.float32],
+    flags: NDArray[np.uint8],
     row: int,
     th2: NDArray[np.float32],
     sl2: NDArray[np.float32],
     th2_nodes: NDArray[np.float32],
     sl2_nodes: NDArray[np.float32],
-    tau_nodes: NDArray[np.float64],
-    dev: NDArray[np.float64],
-    flags: NDArray[np.uint8],
+    blocks: NDArray[np.float32],
+    times: NDArray[np.float32],
+    bp: NDArray[np.float32],
     c: int,
     ds2: np.float32,
     dr2: np.float32,
     t0_in: np.float32,
     inv_h: np.float32,
     node: int,
-    dt: float,
-    tolerance: float,
-    inv_h64: float,
     qmin: np.float32,
     it0: int,
     it1: int,
 ) -> None:
-    """pos[row, it] = the sample position of ``traveltime: interpolated`` at it0..it1-1.
-    First the exact positions at the nodes b node (th2_nodes, sl2_nodes: the tables there)
-    in one vectorised pass into nodes[row, b]; then block by block (block b = samples
-    b node .. b node + node - 1): where the bound of
-    :func:`pstm.kernels.operator.interpolation_allowed` allows it, linear between the
-    block's nodes (two square roots per block instead of two per sample), else exact. Not
-    inlined: in the caller's body its loops stop LLVM from vectorising the gather loops."""
-    n_blocks = dev.shape[1]  # blocks whose end node exists
+    """pos[row, it] = the sample position of ``traveltime: interpolated`` at it0..it1-1, in
+    three vectorised passes over the blocks (block b = samples b node .. b node + node - 1):
+    the exact positions at the nodes b node (th2_nodes, sl2_nodes: the tables there) into
+    nodes[row, b]; the bound of :func:`pstm.kernels.operator.interpolation_allowed` (tables
+    ``blocks``, ``times``; ``bp`` = A, 1/(2A), node, K, tolerance/2) into flags[row, b];
+    then each block, linear between its nodes where allowed (whole blocks 8 lanes at a
+    time: ``node`` is a multiple of 8), else exact. Not inlined: in the caller's body its
+    loops stop LLVM from vectorising the gather loops."""
+    n_blocks = blocks.shape[2]  # blocks whose end node exists
     b0, b1 = it0 // node, min((it1 - 1) // node + 1, n_blocks)
     for b in range(np.uint64(b0), np.uint64(b1 + 1)):  # two square roots per block
         q = th2_nodes[b]
         v2 = sl2_nodes[c, b]
         t = np.sqrt(max(q + ds2 * v2, qmin)) + np.sqrt(max(q + dr2 * v2, qmin))
         nodes[row, b] = (t - t0_in) * inv_h
-    d_s, d_r = float(ds2), float(dr2)
-    legs = np.sqrt(d_s) + np.sqrt(d_r)
-    half = tolerance / 2.0
-    for b in range(np.uint64(b0), np.uint64(min(b1, n_blocks))):  # vectorised: no branch
-        ua = float(sl2_nodes[c, b])
-        du = (float(sl2_nodes[c, b + np.uint64(1)]) - ua) / node
-        tau = tau_nodes[b]
-        err = _leg_interpolation_error(d_s, tau, dt, ua, du, node, inv_h64)
-        err += _leg_interpolation_error(d_r, tau, dt, ua, du, node, inv_h64)
-        ok = (
-            (err <= half)
-            & (legs * dev[c, b] <= half)
-            & _leg_qmin_positive(d_s, tau, dt, ua, du, node)
-            & _leg_qmin_positive(d_r, tau, dt, ua, du, node)
-        )
+    a, inv2a, n, k, half = bp[0], bp[1], bp[2], bp[3], bp[4]
+    legs = np.sqrt(ds2) + np.sqrt(dr2)
+    for b in range(np.uint64(b0), np.uint64(b1)):
+        ua, du, pp, qq = blocks[0, c, b], blocks[1, c, b], blocks[2, c, b], blocks[3, c, b]
+        c0, bb = times[0, b], times[1, b]
+        err_s, pos_s = _leg_bound(ds2, ua, du, pp, qq, c0, bb, a, inv2a, n, k)
+        err_r, pos_r = _leg_bound(dr2, ua, du, pp, qq, c0, bb, a, inv2a, n, k)
+        ok = ((err_s + err_r) <= half) & (legs * blocks[4, c, b] <= half) & pos_s & pos_r
         flags[row, b] = np.uint8(ok)
     inv_node = np.float32(1.0 / node)
     for b in range(it0 // node, (it1 - 1) // node + 1):
-        a = b * node
-        lo, hi = max(a, it0), min(a + node, it1)
-        use = b < n_blocks and flags[row, b] != 0
-        if use:
+        a0 = b * node
+        lo, hi = max(a0, it0), min(a0 + node, it1)
+        if b < n_blocks and flags[row, b] != 0:
             s0 = nodes[row, b]
             step = (nodes[row, b + 1] - s0) * inv_node
-            for j in range(np.uint64(lo - a), np.uint64(hi - a)):
-                pos[row, np.uint64(a) + j] = s0 + np.float32(j) * step
+            for j in range(np.uint64(lo - a0), np.uint64(hi - a0)):
+                # int32 -> float32 converts in one vector instruction (uint64 does not)
+                pos[row, np.uint64(a0) + j] = s0 + np.float32(np.int32(j)) * step
         else:
             for it in range(np.uint64(lo), np.uint64(hi)):
                 q = th2[it]
@@ -488,9 +478,6 @@ def _migrate_plain_interpolated(
     ap0: np.float32,
     inv_ap_taper: np.float32,
     node: int,
-    dt: float,
-    tolerance: float,
-    inv_h64: float,
     margin: np.float32,
     qmin: np.float32,
     chunk: int,
@@ -500,8 +487,9 @@ def _migrate_plain_interpolated(
     counts: NDArray[np.int64],
     th2_nodes: NDArray[np.float32],
     sl2_nodes: NDArray[np.float32],
-    tau_nodes: NDArray[np.float64],
-    dev: NDArray[np.float64],
+    blocks: NDArray[np.float32],
+    times: NDArray[np.float32],
+    bp: NDArray[np.float32],
     pos: NDArray[np.float32],
     nodes: NDArray[np.float32],
     flags: NDArray[np.uint8],
@@ -523,8 +511,8 @@ def _migrate_plain_interpolated(
                 if it0 >= ite:
                     continue
                 _fill_positions(
-                    pos, nodes, ic, th2, sl2, th2_nodes, sl2_nodes, tau_nodes, dev, flags, c, ds2, dr2,
-                    t0_in, inv_h, node, dt, tolerance, inv_h64, qmin, it0, ite,
+                    pos, nodes, flags, ic, th2, sl2, th2_nodes, sl2_nodes, blocks, times, bp, c,
+                    ds2, dr2, t0_in, inv_h, node, qmin, it0, ite,
                 )  # fmt: skip
                 n = 0
                 if itb > it0:
@@ -819,15 +807,24 @@ def run_prepared(
         geometry = (p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2)
         nchunk = (ncol + chunk - 1) // chunk
         if p.tt_node:  # traveltime: interpolated (pstm.config allows it with a uniform taper)
+            node, dt = p.tt_node, p.tt_dt
+            bound_params = np.array(
+                [
+                    dt * dt / 4.0,
+                    2.0 / (dt * dt),
+                    node,
+                    node * node * p.inv_h / 32.0,
+                    p.tt_tolerance / 2.0,
+                ],
+                dtype=np.float32,
+            )  # the constants of pstm.kernels.operator.interpolation_allowed
+            nn = (nt - 1) // node + 1
             _migrate_plain_interpolated(
-                *geometry, premax, sufmin, fp[0], fp[1], fp[2], p.ap[0], fp[3], p.tt_node,
-                p.tt_dt, p.tt_tolerance, p.inv_h, np.float32(p.tt_tolerance), fp[8], chunk, gathers,
-                fold,
-                np.zeros_like(fold), counts, p.th2[:: p.tt_node].copy(),
-                np.ascontiguousarray(p.sl2[:, :: p.tt_node]), p.tt_tau, p.tt_dev,
-                np.empty((nchunk, nt), np.float32),
-                np.empty((nchunk, (nt - 1) // p.tt_node + 1), np.float32),
-                np.empty((nchunk, (nt - 1) // p.tt_node + 1), np.uint8),
+                *geometry, premax, sufmin, fp[0], fp[1], fp[2], p.ap[0], fp[3], node,
+                np.float32(p.tt_tolerance), fp[8], chunk, gathers, fold, np.zeros_like(fold),
+                counts, p.th2[::node].copy(), np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks,
+                p.tt_times, bound_params, np.empty((nchunk, nt), np.float32),
+                np.empty((nchunk, nn), np.float32), np.empty((nchunk, nn), np.uint8),
             )  # fmt: skip
         else:
             _migrate_plain(

@@ -49,7 +49,7 @@ AA_THRESHOLDS = 9
 LEG_TIME_MIN_S = 1e-6
 #: ``traveltime: interpolated``: a leg's q = (tau/2)^2 + d / v^2 (s^2) at most this counts
 #: as 0 (no interpolation bound: the block stays exact), see :func:`interpolation_allowed`.
-TINY_Q = 1e-30
+TINY_Q = 1e-20
 #: Stand-in for "no limit" in float32 tables: finite, and a product of two stays finite.
 NO_LIMIT = np.float32(1e18)  # squared or times an inverse width, still finite
 
@@ -90,13 +90,13 @@ class Prepared:
     aa_scale: float  # antialias spacing / resampled sample interval
     nearest: bool  # read the nearest resampled sample (else interpolate linearly)
     #: traveltime: interpolated (:func:`interpolation_allowed`): output samples per node (0:
-    #: exact everywhere), the position tolerance (resampled samples), output sample
-    #: interval and times at the nodes, and the velocity-deviation table (ncol, blocks)
+    #: exact everywhere), the position tolerance (resampled samples), the output sample
+    #: interval and the tables of :func:`traveltime_block_tables`
     tt_node: int = 0
     tt_tolerance: float = 0.0
     tt_dt: float = 0.0
-    tt_tau: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
-    tt_dev: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))
+    tt_blocks: NDArray[np.float32] = field(default_factory=lambda: np.zeros((5, 0, 0), np.float32))
+    tt_times: NDArray[np.float32] = field(default_factory=lambda: np.zeros((2, 0), np.float32))
 
     @property
     def ntr(self) -> int:
@@ -300,41 +300,65 @@ def interpolation_allowed(
 ) -> NDArray[np.bool_]:
     """(ncol, blocks): whether ``traveltime: interpolated`` may interpolate block b of a
     trace with squared leg distances ``ds2``, ``dr2`` (ncol,) from each column: a bound of
-    the position error is at most the tolerance (float64; the compiled kernels evaluate
-    the same expressions in the same order).
+    the position error is at most the tolerance (float32, from the tables of
+    :func:`traveltime_block_tables`; the compiled kernel evaluates the same expressions in
+    the same order).
 
     The bound, in two parts (h: resampled interval, N = node, u = 1/v^2 per output sample):
     (1) u minus its chord over the block, delta, moves a position by at most
     (|S - x| + |R - x|) v_max |delta|_max / (2 h), since dt/du = D / (2 t_leg) <= sqrt(D) v / 2
-    per leg (``p.tt_dev`` holds v_max |delta|_max / (2 h)); at the nodes delta = 0, so the
-    interpolation of the exact positions equals that of the chord's. (2) With u on its
-    chord, a leg's q = (tau/2)^2 + D u is a quadratic A x^2 + B x + C in the sample x
-    within the block (A = dt^2 / 4), whose square root has the constant numerator
-    f'' = (4 A C - B^2) / (4 q^(3/2)); linear interpolation errs by at most
-    N^2 max|f''| / 8, taken at the smallest q on the block. Each part may use half the
-    tolerance. At tau = 0 right below a station q = 0: never interpolated."""
-    n_blocks = p.tt_dev.shape[1]
-    node, dt = p.tt_node, p.tt_dt
-    u = p.sl2[:, ::node].astype(np.float64)[:, : n_blocks + 1]
-    tau = p.tt_tau[:n_blocks][None, :]
-    ua = u[:, :n_blocks]
-    du = (u[:, 1:] - ua) / node
-    a = dt * dt / 4.0
-    err = np.zeros(ua.shape)
+    per leg; at the nodes delta = 0, so the interpolation of the exact positions equals
+    that of the chord's. (2) With u on its chord, a leg's q = (tau/2)^2 + D u is a quadratic
+    A x^2 + B x + C in the sample x within the block (A = dt^2 / 4), whose square root has
+    the constant numerator f'' = (4 A C - B^2) / (4 q^(3/2)), 4 A C - B^2 =
+    D (dt^2 u_a - tau dt du - D du^2); linear interpolation errs by at most N^2 max|f''| / 8,
+    taken at the smallest q on the block. Each part may use half the tolerance. Where a
+    leg's smallest q is 0 (tau = 0 right below a station) the block stays exact."""
+    ua, du, pp, qq, dev = p.tt_blocks
+    c0, b0 = p.tt_times
+    f32 = np.float32
+    dt, node = p.tt_dt, p.tt_node
+    a, inv2a = f32(dt * dt / 4.0), f32(2.0 / (dt * dt))
+    k = f32(node * node * p.inv_h / 32.0)
+    err = np.zeros(ua.shape, np.float32)
     positive = np.ones(ua.shape, dtype=bool)
-    for d in (ds2.astype(np.float64)[:, None], dr2.astype(np.float64)[:, None]):
-        c = tau * tau / 4.0 + d * ua
-        b = tau * dt / 2.0 + d * du
-        disc = 4.0 * a * c - b * b
-        x = np.minimum(np.maximum(-b / (2.0 * a), 0.0), float(node))
+    for d in (ds2[:, None], dr2[:, None]):
+        b = b0 + d * du
+        c = c0 + d * ua
+        disc = d * (pp - d * qq)
+        x = np.minimum(np.maximum(-b * inv2a, f32(0.0)), f32(node))
         q = (a * x + b) * x + c
-        positive &= q > TINY_Q
-        qmin = np.maximum(q, TINY_Q)
-        err = err + (node * node / 8.0) * np.abs(disc) / (4.0 * qmin * np.sqrt(qmin)) * p.inv_h
-    legs = np.sqrt(ds2.astype(np.float64)) + np.sqrt(dr2.astype(np.float64))
-    half = p.tt_tolerance / 2.0
-    result: NDArray[np.bool_] = (err <= half) & (legs[:, None] * p.tt_dev <= half) & positive
+        positive &= q > f32(TINY_Q)
+        qs = np.maximum(q, f32(TINY_Q))
+        err = err + k * np.abs(disc) / (qs * np.sqrt(qs))
+    legs = np.sqrt(ds2) + np.sqrt(dr2)
+    half = f32(p.tt_tolerance / 2.0)
+    result: NDArray[np.bool_] = (err <= half) & (legs[:, None] * dev <= half) & positive
     return result
+
+
+def traveltime_block_tables(
+    sl2: NDArray[np.float32], tau: NDArray[np.float64], dt: float, node: int, inv_h: float
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """The per-block tables of :func:`interpolation_allowed` for the blocks whose end node
+    exists (block b = samples b N .. b N + N, N = ``node``): (5, ncol, blocks) u at the
+    block's start, its chord's slope du per sample, dt^2 u - tau dt du, du^2, and the
+    largest deviation of u from the chord times v_max / (2 h); (2, blocks) (tau/2)^2 and
+    tau dt / 2 at the block's start. Computed in float64, stored in float32."""
+    ncol, nt = sl2.shape
+    n_blocks = (nt - 1) // node
+    if n_blocks == 0:
+        return np.zeros((5, ncol, 0), np.float32), np.zeros((2, 0), np.float32)
+    u = sl2[:, : n_blocks * node + 1].astype(np.float64)
+    blocks = np.lib.stride_tricks.sliding_window_view(u, node + 1, axis=1)[:, ::node]
+    ua, ub = blocks[:, :, 0], blocks[:, :, -1]
+    du = (ub - ua) / node
+    chord = ua[:, :, None] + du[:, :, None] * np.arange(node + 1)
+    deviation = np.abs(blocks - chord).max(axis=2) * inv_h / (2.0 * np.sqrt(blocks.min(axis=2)))
+    ta = tau[: n_blocks * node : node][None, :]
+    tables = np.stack([ua, du, dt * dt * ua - ta * dt * du, du * du, deviation])
+    times = np.stack([ta[0] ** 2 / 4.0, ta[0] * dt / 2.0])
+    return tables.astype(np.float32), times.astype(np.float32)
 
 
 def require_exact_traveltime(p: Prepared, backend: str) -> None:
@@ -346,26 +370,6 @@ def require_exact_traveltime(p: Prepared, backend: str) -> None:
             f"the {backend} backend does not implement migration.traveltime 'interpolated' "
             "(numpy and numba do); use traveltime: exact"
         )
-
-
-def traveltime_velocity_deviation(
-    sl2: NDArray[np.float32], node: int, inv_h: float
-) -> NDArray[np.float64]:
-    """(ncol, blocks): for block b (samples b N .. b N + N, N = ``node``; the blocks whose
-    end node exists) the largest deviation of u = 1/v^2 from its chord, times v_max / 2 and
-    1 / h (see :func:`interpolation_allowed`)."""
-    ncol, nt = sl2.shape
-    n_blocks = (nt - 1) // node
-    if n_blocks == 0:
-        return np.zeros((ncol, 0))
-    u = sl2[:, : n_blocks * node + 1].astype(np.float64)
-    blocks = np.lib.stride_tricks.sliding_window_view(u, node + 1, axis=1)[:, ::node]
-    j = np.arange(node + 1) / node
-    chord = blocks[:, :, :1] + (blocks[:, :, -1:] - blocks[:, :, :1]) * j
-    deviation = np.abs(blocks - chord).max(axis=2)
-    v_max = 1.0 / np.sqrt(blocks.min(axis=2))
-    result: NDArray[np.float64] = deviation * v_max / 2.0 * inv_h
-    return result
 
 
 def _aperture_of_time(options: KernelOptions, tau: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -469,6 +473,11 @@ def prepare(
         else np.zeros(0, dtype=np.float32)
     )
     sl2 = (1.0 / v**2).astype(np.float32)
+    tt_blocks, tt_times = (
+        traveltime_block_tables(sl2, tau, target.dt, node, 1.0 / h)
+        if interpolated
+        else (np.zeros((5, 0, 0), np.float32), np.zeros((2, 0), np.float32))
+    )
     return Prepared(
         data=traces,
         aa_data=aa_data,
@@ -499,8 +508,6 @@ def prepare(
         tt_node=node if interpolated else 0,
         tt_tolerance=options.traveltime_tolerance_samples * factor if interpolated else 0.0,
         tt_dt=float(target.dt),
-        tt_tau=tau[::node].copy() if interpolated else np.zeros(0),
-        tt_dev=traveltime_velocity_deviation(sl2, node, 1.0 / h)
-        if interpolated
-        else np.zeros((0, 0)),
+        tt_blocks=tt_blocks,
+        tt_times=tt_times,
     )
