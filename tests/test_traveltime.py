@@ -109,6 +109,53 @@ def test_interpolated_traveltime_interpolates_most_samples(dt_out: float) -> Non
     assert (used != exact).mean() > 0.6
 
 
+@pytest.mark.parametrize("node", [8, 16])
+def test_numba_positions_equal_the_reference(node: int) -> None:
+    """The compiled position pass (nodes, bound, blocks) gives the reference's positions
+    bit for bit, over whole pairs and over ranges starting and ending inside blocks."""
+    from pstm.kernels._numba import _fill_positions
+
+    rng = np.random.default_rng(node)
+    dt_out, nt, n = 0.004, 500, 300
+    ds, dr = rng.uniform(1.0, 3000, n), rng.uniform(1.0, 3000, n)
+    vrms = random_vrms(rng, dt_out, nt, n)
+    zero = np.zeros(n)
+    batch = TraceBatch(
+        np.zeros((1, 10), np.float32), 0.0, DT_IN_S, zero[:1], zero[:1], zero[:1], zero[:1],
+        np.zeros(1, np.int32),
+    )  # fmt: skip
+    target = ImageTarget(zero[:, None], zero[:, None], 0.1, dt_out, vrms[:, None, :])
+    options = KernelOptions(
+        aperture_m=1e9, traveltime=Traveltime.INTERPOLATED, traveltime_node_samples=node
+    )
+    p = prepare(batch, target, options)
+    ds2, dr2 = (ds**2).astype(np.float32), (dr**2).astype(np.float32)
+    q = p.th2 + ds2[:, None] * p.sl2, p.th2 + dr2[:, None] * p.sl2
+    exact = (np.sqrt(q[0]) + np.sqrt(q[1])) * np.float32(p.inv_h)
+    expected = interpolated_positions(exact, node, interpolation_allowed(p, ds2, dr2))
+    dt = p.tt_dt
+    bp = np.array(
+        [dt * dt / 4.0, 2.0 / (dt * dt), node, node * node * p.inv_h / 32.0, p.tt_tolerance / 2],
+        np.float32,
+    )
+    nn = (nt - 1) // node + 1
+    pos, nodes, flags = (
+        np.zeros((1, m), d) for m, d in ((nt, np.float32), (nn, np.float32), (nn, np.uint8))
+    )
+    for c in range(n):
+        lo, hi = (
+            (0, nt) if c % 2 else (int(rng.integers(0, nt // 2)), int(rng.integers(nt // 2, nt)))
+        )
+        pos[:] = np.nan
+        _fill_positions(
+            pos, nodes, flags, 0, p.th2, p.sl2, p.th2[::node].copy(),
+            np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks, p.tt_times, bp, c, ds2[c],
+            dr2[c], np.float32(0.0), np.float32(p.inv_h), node, np.float32(1e-12), lo, hi,
+        )  # fmt: skip
+        np.testing.assert_array_equal(pos[0, lo:hi], expected[c, lo:hi])
+    assert (expected != exact).mean() > 0.2
+
+
 def test_without_the_bound_the_error_exceeds_the_tolerance() -> None:
     """The bound above comes from the test of each block, not from easy data: interpolating
     every block errs by far more than the tolerance on the same kind of problem."""

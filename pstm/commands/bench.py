@@ -15,6 +15,7 @@ from pstm.bench import (
     run_pylops,
 )
 from pstm.config import TRAVELTIME_NODE_SAMPLES, Backend, Interpolation, Traveltime
+from pstm.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,11 +74,19 @@ def run(args: argparse.Namespace) -> int:
     if args.accuracy:
         print(accuracy_table(args.oversampling))
         return 0
+    interps = args.interpolation or [Interpolation.OVERSAMPLED_NEAREST]
+    if Traveltime.INTERPOLATED in (args.traveltime or []) and any(
+        i is not Interpolation.OVERSAMPLED_NEAREST for i in interps
+    ):
+        raise ConfigError(
+            "--traveltime interpolated runs with the oversampled_nearest interpolation only "
+            "(a plain-operator mode): drop the other --interpolation values"
+        )
     problem = make_problem(args.traces, args.nx, args.ny, args.nt)
     results = []
     for backend in args.backend or [Backend.AUTO]:
         for features in args.features or ["plain"]:
-            for interp in args.interpolation or [Interpolation.OVERSAMPLED_NEAREST]:
+            for interp in interps:
                 modes = args.traveltime or [Traveltime.EXACT]
                 for traveltime in modes if features == "plain" else [Traveltime.EXACT]:
                     options = options_for(

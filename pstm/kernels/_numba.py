@@ -306,9 +306,8 @@ def _fill_positions(
     the exact positions at the nodes b node (th2_nodes, sl2_nodes: the tables there) into
     nodes[row, b]; the bound of :func:`pstm.kernels.operator.interpolation_allowed` (tables
     ``blocks``, ``times``; ``bp`` = A, 1/(2A), node, K, tolerance/2) into flags[row, b];
-    then each block, linear between its nodes where allowed (whole blocks 8 lanes at a
-    time: ``node`` is a multiple of 8), else exact. Not inlined: in the caller's body its
-    loops stop LLVM from vectorising the gather loops."""
+    then each block, linear between its nodes where allowed, else exact. Not inlined: in
+    the caller's body its loops stop LLVM from vectorising the gather loops."""
     n_blocks = blocks.shape[2]  # blocks whose end node exists
     b0, b1 = it0 // node, min((it1 - 1) // node + 1, n_blocks)
     for b in range(np.uint64(b0), np.uint64(b1 + 1)):  # two square roots per block
@@ -793,6 +792,8 @@ def run_prepared(
         p.data, aa_data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
         p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp, aa_thr,
     )  # fmt: skip
+    if p.tt_node and (use_aa or use_ta or use_st or not p.nearest):
+        raise ValueError("traveltime interpolated is a plain-operator mode (see prepare)")
     if use_aa:
         _migrate_antialiased(*args, chunk, gathers, fold, counts)
     elif use_ta or use_st or not p.nearest:
@@ -806,7 +807,11 @@ def run_prepared(
         sufmin = np.ascontiguousarray(np.minimum.accumulate(p.sl2[:, ::-1], axis=1)[:, ::-1])
         geometry = (p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2)
         nchunk = (ncol + chunk - 1) // chunk
-        if p.tt_node:  # traveltime: interpolated (pstm.config allows it with a uniform taper)
+        if p.tt_node:  # traveltime: interpolated (prepare() allows it with the plain operator)
+            if not uniform:
+                raise ValueError(
+                    "traveltime interpolated needs a constant aperture, no angle limit"
+                )
             node, dt = p.tt_node, p.tt_dt
             bound_params = np.array(
                 [

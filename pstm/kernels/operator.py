@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pstm.config import (
+    TRAVELTIME_MAX_ERROR_SAMPLES,
     AntiAlias,
     Interpolation,
     Traveltime,
@@ -312,8 +313,9 @@ def interpolation_allowed(
     A x^2 + B x + C in the sample x within the block (A = dt^2 / 4), whose square root has
     the constant numerator f'' = (4 A C - B^2) / (4 q^(3/2)), 4 A C - B^2 =
     D (dt^2 u_a - tau dt du - D du^2); linear interpolation errs by at most N^2 max|f''| / 8,
-    taken at the smallest q on the block. Each part may use half the tolerance. Where a
-    leg's smallest q is 0 (tau = 0 right below a station) the block stays exact."""
+    taken at the smallest q on the block. Each part may use half the tolerance (the bound
+    holds up to the float32 rounding of the positions, ~1e-4 input sample). Where a leg's
+    smallest q is 0 (tau = 0 right below a station) the block stays exact."""
     ua, du, pp, qq, dev = p.tt_blocks
     c0, b0 = p.tt_times
     f32 = np.float32
@@ -425,6 +427,14 @@ def prepare(
                 "traveltime interpolated cannot be combined with " + "; ".join(conflicts)
             )
     node = options.traveltime_node_samples
+    if interpolated and not (
+        node >= 2 and 0.0 < options.traveltime_tolerance_samples <= TRAVELTIME_MAX_ERROR_SAMPLES
+    ):
+        raise ValueError(
+            f"traveltime interpolated needs traveltime_node_samples >= 2 (got {node}) and 0 < "
+            f"traveltime_tolerance_samples <= {TRAVELTIME_MAX_ERROR_SAMPLES} "
+            f"(got {options.traveltime_tolerance_samples})"
+        )
     aa = options.antialias is AntiAlias.TRIANGLE
     if aa:
         lengths = antialias_lengths(factor, options.antialias_max_samples)
