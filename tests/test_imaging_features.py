@@ -464,8 +464,9 @@ def test_antialiasing_removes_the_operator_aliasing_noise() -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="measured 5.8 % (not < 1 %; without anti-aliasing the coarse image is within "
-    "2.5 % of the dense one): quantised levels switch abruptly along the operator and the "
-    "triangles damp its flanks (see report)",
+    "2.5 % of the dense one); an exact-length LCB gives 2.5 %, an ideal local low-pass "
+    "4.2 % (docs/bench/antialias_limits.py): a cut-off varying along the operator breaks "
+    "the cancellation where it crosses the event",
 )
 def test_antialiasing_leaves_an_unaliased_flat_reflector_unchanged() -> None:
     """A flat reflector is not aliased (zero data dip): its image must not change."""
@@ -479,7 +480,8 @@ def test_antialiasing_leaves_an_unaliased_flat_reflector_unchanged() -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="measured 19 % (L2; energy -32 %), not < 1 %: the LCB triangle of half-length "
-    "L = |dt/dx| dx (response sinc^2(f L)) also damps the unaliased band (see report)",
+    "L = |dt/dx| dx (response sinc^2(f L)) also damps the unaliased band (README, "
+    "'Imaging options')",
 )
 def test_antialiasing_keeps_the_unaliased_band_of_a_steep_event() -> None:
     """Below half its aliasing frequency the coarse data sample the steep event without
