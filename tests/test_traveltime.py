@@ -19,6 +19,7 @@ from pstm.config import (
 from pstm.errors import BackendUnavailableError, ConfigError
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, resolve_backend
 from pstm.kernels.operator import (
+    Prepared,
     interpolated_positions,
     interpolation_allowed,
     prepare,
@@ -36,17 +37,23 @@ H = DT_IN_S / FACTOR
 
 
 def positions(
-    dt_out: float, ds: NDArray[np.float64], dr: NDArray[np.float64], vrms: NDArray, node: int
-) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    dt_out: float,
+    ds: NDArray[np.float64],
+    dr: NDArray[np.float64],
+    vrms: NDArray,
+    node: int,
+    t0: float = 0.0,
+) -> tuple[NDArray[np.float32], NDArray[np.float32], Prepared]:
     """Exact and interpolated sample positions (pairs, nt) in resampled samples, as the
-    reference computes them (one output column per pair), tolerance 0.05 input sample."""
+    reference computes them (one output column per pair, output times from ``t0``),
+    tolerance 0.05 input sample; and the prepared problem."""
     n, nt = vrms.shape
     zero = np.zeros(n)
     batch = TraceBatch(
         np.zeros((1, 10), np.float32), 0.0, DT_IN_S, zero[:1], zero[:1], zero[:1], zero[:1],
         np.zeros(1, np.int32),
     )  # fmt: skip
-    target = ImageTarget(zero[:, None], zero[:, None], 0.0, dt_out, vrms[:, None, :])
+    target = ImageTarget(zero[:, None], zero[:, None], t0, dt_out, vrms[:, None, :])
     options = KernelOptions(
         aperture_m=1e9, traveltime=Traveltime.INTERPOLATED, traveltime_node_samples=node
     )
@@ -55,7 +62,7 @@ def positions(
     exact = (np.sqrt(p.th2 + ds2[:, None] * p.sl2) + np.sqrt(p.th2 + dr2[:, None] * p.sl2)) * (
         np.float32(p.inv_h)
     )
-    return exact, interpolated_positions(exact, node, interpolation_allowed(p, ds2, dr2))
+    return exact, interpolated_positions(exact, node, interpolation_allowed(p, ds2, dr2)), p
 
 
 def random_vrms(rng: np.random.Generator, dt_out: float, nt: int, n: int) -> NDArray:
@@ -89,7 +96,7 @@ def test_interpolated_traveltime_error_is_bounded(node: int, dt_out: float) -> N
     rng = np.random.default_rng(node)
     nt, n = int(3.0 / dt_out), 3000
     ds, dr = random_pairs(rng, n)
-    exact, used = positions(dt_out, ds, dr, random_vrms(rng, dt_out, nt, n), node)
+    exact, used, _ = positions(dt_out, ds, dr, random_vrms(rng, dt_out, nt, n), node)
     error = np.abs(used.astype(np.float64) - exact)
     assert error.max() <= TRAVELTIME_MAX_ERROR_SAMPLES * FACTOR, f"{error.max() / FACTOR:.3f}"
     assert (used != exact).any()
@@ -104,7 +111,7 @@ def test_interpolated_traveltime_interpolates_most_samples(dt_out: float) -> Non
     ds, dr = rng.uniform(0, 2000, n), rng.uniform(0, 2000, n)
     slope = rng.uniform(200.0, 800.0, n)[:, None]
     vrms = 1500.0 + slope * dt_out * np.arange(nt)[None, :]
-    exact, used = positions(dt_out, ds, dr, vrms, node)
+    exact, used, _ = positions(dt_out, ds, dr, vrms, node)
     assert np.abs(used.astype(np.float64) - exact).max() <= TRAVELTIME_MAX_ERROR_SAMPLES * FACTOR
     assert (used != exact).mean() > 0.6
 
@@ -118,21 +125,8 @@ def test_numba_positions_equal_the_reference(node: int) -> None:
     rng = np.random.default_rng(node)
     dt_out, nt, n = 0.004, 500, 300
     ds, dr = rng.uniform(1.0, 3000, n), rng.uniform(1.0, 3000, n)
-    vrms = random_vrms(rng, dt_out, nt, n)
-    zero = np.zeros(n)
-    batch = TraceBatch(
-        np.zeros((1, 10), np.float32), 0.0, DT_IN_S, zero[:1], zero[:1], zero[:1], zero[:1],
-        np.zeros(1, np.int32),
-    )  # fmt: skip
-    target = ImageTarget(zero[:, None], zero[:, None], 0.1, dt_out, vrms[:, None, :])
-    options = KernelOptions(
-        aperture_m=1e9, traveltime=Traveltime.INTERPOLATED, traveltime_node_samples=node
-    )
-    p = prepare(batch, target, options)
+    exact, expected, p = positions(dt_out, ds, dr, random_vrms(rng, dt_out, nt, n), node, 0.1)
     ds2, dr2 = (ds**2).astype(np.float32), (dr**2).astype(np.float32)
-    q = p.th2 + ds2[:, None] * p.sl2, p.th2 + dr2[:, None] * p.sl2
-    exact = (np.sqrt(q[0]) + np.sqrt(q[1])) * np.float32(p.inv_h)
-    expected = interpolated_positions(exact, node, interpolation_allowed(p, ds2, dr2))
     dt = p.tt_dt
     bp = np.array(
         [dt * dt / 4.0, 2.0 / (dt * dt), node, node * node * p.inv_h / 32.0, p.tt_tolerance / 2],
@@ -162,7 +156,7 @@ def test_without_the_bound_the_error_exceeds_the_tolerance() -> None:
     rng = np.random.default_rng(0)
     nt, n = 750, 500
     ds, dr = random_pairs(rng, n)
-    exact, _ = positions(0.004, ds, dr, random_vrms(rng, 0.004, nt, n), 16)
+    exact, _, _ = positions(0.004, ds, dr, random_vrms(rng, 0.004, nt, n), 16)
     every = np.ones((n, (nt - 1) // 16), dtype=bool)
     used = interpolated_positions(exact, 16, every)
     assert np.abs(used - exact).max() > 10 * TRAVELTIME_MAX_ERROR_SAMPLES * FACTOR
