@@ -22,6 +22,7 @@ from pstm.kernels.operator import (
     Prepared,
     interpolated_positions,
     interpolation_allowed,
+    interpolation_bound_constants,
     prepare,
     require_exact_traveltime,
 )
@@ -127,11 +128,6 @@ def test_numba_positions_equal_the_reference(node: int) -> None:
     ds, dr = rng.uniform(1.0, 3000, n), rng.uniform(1.0, 3000, n)
     exact, expected, p = positions(dt_out, ds, dr, random_vrms(rng, dt_out, nt, n), node, 0.1)
     ds2, dr2 = (ds**2).astype(np.float32), (dr**2).astype(np.float32)
-    dt = p.tt_dt
-    bp = np.array(
-        [dt * dt / 4.0, 2.0 / (dt * dt), node, node * node * p.inv_h / 32.0, p.tt_tolerance / 2],
-        np.float32,
-    )
     nn = (nt - 1) // node + 1
     pos, nodes, flags = (
         np.zeros((1, m), d) for m, d in ((nt, np.float32), (nn, np.float32), (nn, np.uint8))
@@ -143,7 +139,7 @@ def test_numba_positions_equal_the_reference(node: int) -> None:
         pos[:] = np.nan
         _fill_positions(
             pos, nodes, flags, 0, p.th2, p.sl2, p.th2[::node].copy(),
-            np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks, p.tt_times, bp, c, ds2[c],
+            np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks, p.tt_times, interpolation_bound_constants(p), c, ds2[c],
             dr2[c], np.float32(0.0), np.float32(p.inv_h), node, np.float32(1e-12), lo, hi,
         )  # fmt: skip
         np.testing.assert_array_equal(pos[0, lo:hi], expected[c, lo:hi])

@@ -33,7 +33,14 @@ from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
-from pstm.kernels.operator import LEG_TIME_MIN_S, NO_LIMIT, TINY_Q, Prepared, prepare
+from pstm.kernels.operator import (
+    LEG_TIME_MIN_S,
+    NO_LIMIT,
+    TINY_Q,
+    Prepared,
+    interpolation_bound_constants,
+    prepare,
+)
 
 #: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`).
 TRACE_OPS = NUMBA_TRACE_OPS
@@ -90,6 +97,59 @@ def _taper01(z: np.float32) -> np.float32:
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
+def _position(
+    q: np.float32,
+    v2: np.float32,
+    ds2: np.float32,
+    dr2: np.float32,
+    t0_in: np.float32,
+    inv_h: np.float32,
+) -> np.float32:
+    """Resampled sample position of the DSR time sqrt(q + ds2 v2) + sqrt(q + dr2 v2)
+    (q = (tau/2)^2, v2 = 1/v^2), the reference's float32 operations in their order."""
+    return (np.sqrt(q + ds2 * v2) + np.sqrt(q + dr2 * v2) - t0_in) * inv_h
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _accumulate(
+    data: NDArray[np.float32],
+    k: int,
+    gathers: NDArray[np.float32],
+    fold: NDArray[np.int32],
+    g: int,
+    c: int,
+    it: int,
+    s: np.float32,
+    sc: np.float32,
+    smax: np.float32,
+    w: np.float32,
+    checked: bool,
+) -> int:
+    """One sample of the plain kernels: add w times the resampled sample nearest to ``sc``
+    (the position ``s``, clamped where it may leave the trace); ``checked`` (a constant at
+    each call site) also tests s against the trace's ends and counts the fold, else the
+    caller proved the sample inside and counts it with :func:`_mark_proven`."""
+    index = np.uint32(np.int32(sc + np.float32(0.5))) & NONNEG31
+    if checked:
+        ok = (s >= np.float32(0.0)) & (s <= smax)
+        gathers[g, c, it] += data[k, index] * w * np.float32(ok)
+        fold[g, c, it] += np.int32(ok)
+        return int(ok)
+    gathers[g, c, it] += data[k, index] * w
+    return 0
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _mark_proven(starts: NDArray[np.int32], g: int, c: int, it0: int, it1: int) -> int:
+    """Fold += 1 on the proven-inside samples it0..it1-1: +1 in ``starts[g, c, it0]``, -1
+    in ``starts[g, c, it1]`` (summed by :func:`_add_fold_starts`); returns their count."""
+    starts[g, c, it0] += 1
+    if it1 < starts.shape[2]:
+        starts[g, c, it1] -= 1
+    return it1 - it0
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
 def _plain_nearest(
     data: NDArray[np.float32],
     k: int,
@@ -117,29 +177,14 @@ def _plain_nearest(
     the range it0..it1-1 is then +1 in ``starts[g, c, it0]`` and -1 in
     ``starts[g, c, it1]`` instead of a read-modify-write per sample. (Arrays are indexed
     whole, not through row views, so LLVM knows they do not alias and vectorises.)"""
-    zero, half = np.float32(0.0), np.float32(0.5)
     n = 0
     # unsigned loop index: no negative-index wrap-around code, so the loop vectorises
     for it in range(np.uint64(it0), np.uint64(it1)):
-        q = th2[it]
-        s2 = sl2[c, it]
-        t = np.sqrt(q + ds2 * s2) + np.sqrt(q + dr2 * s2)
-        s = (t - t0_in) * inv_h
-        if checked:
-            ok = (s >= zero) & (s <= smax)
-            sc = min(max(s, zero), smax)
-            gathers[g, c, it] += (
-                data[k, np.uint32(np.int32(sc + half)) & NONNEG31] * w * np.float32(ok)
-            )
-            fold[g, c, it] += np.int32(ok)
-            n += int(ok)
-        else:
-            gathers[g, c, it] += data[k, np.uint32(np.int32(s + half)) & NONNEG31] * w
+        s = _position(th2[it], sl2[c, it], ds2, dr2, t0_in, inv_h)
+        sc = min(max(s, np.float32(0.0)), smax) if checked else s  # proven inside: no clamp
+        n += _accumulate(data, k, gathers, fold, g, c, it, s, sc, smax, w, checked)
     if not checked:
-        starts[g, c, it0] += 1  # fold += 1 on it0..it1-1, added by _add_fold_starts
-        if it1 < starts.shape[2]:
-            starts[g, c, it1] -= 1
-        n = it1 - it0
+        n = _mark_proven(starts, g, c, it0, it1)
     return n
 
 
@@ -185,16 +230,11 @@ def _first_above(
     increases, so the position is nondecreasing in it (float32 sqrt, + and * round
     monotonically) and bisection finds it."""
     lo, hi = it0, th2.shape[0]
-    q = th2[hi - 1]
-    if (
-        np.sqrt(q + ds2 * s2[c, hi - 1]) + np.sqrt(q + dr2 * s2[c, hi - 1]) - t0_in
-    ) * inv_h <= smax:
+    if _position(th2[hi - 1], s2[c, hi - 1], ds2, dr2, t0_in, inv_h) <= smax:
         return hi  # none: one evaluation instead of a search (e.g. traces longer than needed)
     while lo < hi:
         mid = (lo + hi) // 2
-        q = th2[mid]
-        s = (np.sqrt(q + ds2 * s2[c, mid]) + np.sqrt(q + dr2 * s2[c, mid]) - t0_in) * inv_h
-        if s > smax:
+        if _position(th2[mid], s2[c, mid], ds2, dr2, t0_in, inv_h) > smax:
             hi = mid
         else:
             lo = mid + 1
@@ -243,9 +283,7 @@ def _plain_ranges(
     if it0 < th2.shape[0]:  # (one return point: an early one stops LLVM vectorising the caller)
         if it0 < full:  # in the taper zone at every sample (uniform_taper)
             w = _taper01((ap0 - np.sqrt(d2)) * inv_ap_taper)
-        q0 = th2[it0]
-        s2_0 = s2_sufmin[c, it0]
-        s_lo = (np.sqrt(q0 + ds2 * s2_0) + np.sqrt(q0 + dr2 * s2_0) - t0_in) * inv_h
+        s_lo = _position(th2[it0], s2_sufmin[c, it0], ds2, dr2, t0_in, inv_h)
         ite = _first_above(th2, s2_sufmin, c, ds2, dr2, t0_in, inv_h, smax + margin, it0)
         if s_lo >= margin:
             itb = _first_above(th2, s2_premax, c, ds2, dr2, t0_in, inv_h, smax - margin, it0)
@@ -336,9 +374,7 @@ def _fill_positions(
                 pos[row, np.uint64(a0) + j] = s0 + np.float32(np.int32(j)) * step
         else:
             for it in range(np.uint64(lo), np.uint64(hi)):
-                q = th2[it]
-                v2 = sl2[c, it]
-                pos[row, it] = (np.sqrt(q + ds2 * v2) + np.sqrt(q + dr2 * v2) - t0_in) * inv_h
+                pos[row, it] = _position(th2[it], sl2[c, it], ds2, dr2, t0_in, inv_h)
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -360,25 +396,13 @@ def _gather_positions(
 ) -> int:
     """:func:`_plain_nearest` on the positions pos[row, it0..it1-1] (clamped to the trace
     either way: an interpolated position may stray by the allowed error)."""
-    zero, half = np.float32(0.0), np.float32(0.5)
     n = 0
     for it in range(np.uint64(it0), np.uint64(it1)):
         s = pos[row, it]
-        sc = min(max(s, zero), smax)
-        if checked:
-            ok = (s >= zero) & (s <= smax)
-            gathers[g, c, it] += (
-                data[k, np.uint32(np.int32(sc + half)) & NONNEG31] * w * np.float32(ok)
-            )
-            fold[g, c, it] += np.int32(ok)
-            n += int(ok)
-        else:
-            gathers[g, c, it] += data[k, np.uint32(np.int32(sc + half)) & NONNEG31] * w
+        sc = min(max(s, np.float32(0.0)), smax)
+        n += _accumulate(data, k, gathers, fold, g, c, it, s, sc, smax, w, checked)
     if not checked:
-        starts[g, c, it0] += 1
-        if it1 < starts.shape[2]:
-            starts[g, c, it1] -= 1
-        n = it1 - it0
+        n = _mark_proven(starts, g, c, it0, it1)
     return n
 
 
@@ -792,8 +816,6 @@ def run_prepared(
         p.data, aa_data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
         p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp, aa_thr,
     )  # fmt: skip
-    if p.tt_node and (use_aa or use_ta or use_st or not p.nearest):
-        raise ValueError("traveltime interpolated is a plain-operator mode (see prepare)")
     if use_aa:
         _migrate_antialiased(*args, chunk, gathers, fold, counts)
     elif use_ta or use_st or not p.nearest:
@@ -808,27 +830,13 @@ def run_prepared(
         geometry = (p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2)
         nchunk = (ncol + chunk - 1) // chunk
         if p.tt_node:  # traveltime: interpolated (prepare() allows it with the plain operator)
-            if not uniform:
-                raise ValueError(
-                    "traveltime interpolated needs a constant aperture, no angle limit"
-                )
-            node, dt = p.tt_node, p.tt_dt
-            bound_params = np.array(
-                [
-                    dt * dt / 4.0,
-                    2.0 / (dt * dt),
-                    node,
-                    node * node * p.inv_h / 32.0,
-                    p.tt_tolerance / 2.0,
-                ],
-                dtype=np.float32,
-            )  # the constants of pstm.kernels.operator.interpolation_allowed
+            node = p.tt_node
             nn = (nt - 1) // node + 1
             _migrate_plain_interpolated(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], p.ap[0], fp[3], node,
                 np.float32(p.tt_tolerance), fp[8], chunk, gathers, fold, np.zeros_like(fold),
                 counts, p.th2[::node].copy(), np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks,
-                p.tt_times, bound_params, np.empty((nchunk, nt), np.float32),
+                p.tt_times, interpolation_bound_constants(p), np.empty((nchunk, nt), np.float32),
                 np.empty((nchunk, nn), np.float32), np.empty((nchunk, nn), np.uint8),
             )  # fmt: skip
         else:

@@ -319,24 +319,31 @@ def interpolation_allowed(
     ua, du, pp, qq, dev = p.tt_blocks
     c0, b0 = p.tt_times
     f32 = np.float32
-    dt, node = p.tt_dt, p.tt_node
-    a, inv2a = f32(dt * dt / 4.0), f32(2.0 / (dt * dt))
-    k = f32(node * node * p.inv_h / 32.0)
+    a, inv2a, n, k, half = interpolation_bound_constants(p)
     err = np.zeros(ua.shape, np.float32)
     positive = np.ones(ua.shape, dtype=bool)
     for d in (ds2[:, None], dr2[:, None]):
         b = b0 + d * du
         c = c0 + d * ua
         disc = d * (pp - d * qq)
-        x = np.minimum(np.maximum(-b * inv2a, f32(0.0)), f32(node))
+        x = np.minimum(np.maximum(-b * inv2a, f32(0.0)), n)
         q = (a * x + b) * x + c
         positive &= q > f32(TINY_Q)
         qs = np.maximum(q, f32(TINY_Q))
         err = err + k * np.abs(disc) / (qs * np.sqrt(qs))
     legs = np.sqrt(ds2) + np.sqrt(dr2)
-    half = f32(p.tt_tolerance / 2.0)
     result: NDArray[np.bool_] = (err <= half) & (legs[:, None] * dev <= half) & positive
     return result
+
+
+def interpolation_bound_constants(p: Prepared) -> NDArray[np.float32]:
+    """The float32 constants of :func:`interpolation_allowed`'s bound, shared with the
+    compiled kernel: A = dt^2 / 4, 1 / (2 A), N, K = N^2 / (32 h) and half the tolerance."""
+    dt, node = p.tt_dt, p.tt_node
+    return np.array(
+        [dt * dt / 4.0, 2.0 / (dt * dt), node, node * node * p.inv_h / 32.0, p.tt_tolerance / 2],
+        dtype=np.float32,
+    )
 
 
 def traveltime_block_tables(
