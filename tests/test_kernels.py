@@ -137,6 +137,24 @@ def test_backend_matches_reference(
     assert abs(n - n_ref) <= 1e-4 * n_ref
 
 
+@pytest.mark.skipif(Backend.NUMBA not in FAST, reason="numba is not available")
+@pytest.mark.parametrize("features", list(FEATURES))
+def test_numba_trace_blocks_leave_the_image_unchanged(
+    features: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The numba kernels take the traces in blocks (TRACE_BLOCKS): every block size gives
+    the same image bit for bit (each output sample still sums its traces in order)."""
+    from pstm.kernels import _numba
+
+    batch, target, options = random_problem(5, 6, 3, 100, 120, 2)
+    options = with_features(options, features)
+    g_one, f_one, n_one = run(Backend.NUMBA, batch, target, options)
+    monkeypatch.setattr(_numba, "TRACE_BLOCK_BYTES", 1)  # one trace per block
+    g, f, n = run(Backend.NUMBA, batch, target, options)
+    assert n_one > 0 and np.abs(g_one).sum() > 0, "the problem must exercise the kernel"
+    assert np.array_equal(g, g_one) and np.array_equal(f, f_one) and n == n_one
+
+
 def test_reference_single_contribution_is_linear_interpolation() -> None:
     """One trace, one output sample: the reference returns exactly the lerp at the DSR time."""
     ns, dt = 100, 0.004

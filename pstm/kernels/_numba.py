@@ -8,7 +8,10 @@ loop.
 Speed (see docs/benchmarks.md): TRACE_MAJOR order: a parallel task owns a chunk of
 ``COLUMN_CHUNK`` columns and visits every trace once, migrating it into all the chunk's
 columns in turn: the trace's resampled samples (gathered, scattered over many cache lines)
-stay in L1 while its columns (read and written contiguously) stream from L2. Per (trace,
+stay in L1 while its columns (read and written contiguously) stream from L2. TRACE_BLOCKS:
+the traces are taken in blocks of about ``TRACE_BLOCK_BYTES`` (one parallel region per
+block, every chunk in it), so a trace comes from main memory once per call rather than
+once per chunk: the other chunks find it in the shared L3. Per (trace,
 column) pair the aperture limits become an index range found by bisection
 (samples outside are never visited); the inner loop over output time has no data-dependent
 branch (traces carry a zero sample past their end, positions are clamped, the validity is a
@@ -50,6 +53,12 @@ TRACE_OPS = NUMBA_TRACE_OPS
 COLUMN_CHUNK = 8
 #: Smallest number of chunks per thread (load balance on small tiles).
 CHUNKS_PER_THREAD = 4
+#: Bytes of prepared trace rows one parallel region migrates into every column chunk (see
+#: TRACE_BLOCKS in the module docstring): the block is read from main memory once and then
+#: from cache by the other chunks. About one core's L2; measured 1.3x faster than no
+#: blocking on the plain and the anti-aliased kernels, flat from 0.2 to 1.5 MB
+#: (docs/benchmarks.md).
+TRACE_BLOCK_BYTES = 1 << 20
 #: Mask of a sample index known to be >= 0: ``uint32(i) & NONNEG31`` has 31 significant bits,
 #: so LLVM gathers with 32-bit indices (16 lanes of AVX-512) instead of 64-bit ones (8 lanes)
 #: and needs no negative-index wrap-around.
@@ -440,6 +449,7 @@ def _migrate_plain(
     ap0: np.float32,
     inv_ap_taper: np.float32,
     chunk: int,
+    block: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
     starts: NDArray[np.int32],
@@ -454,27 +464,29 @@ def _migrate_plain(
     ntr = data.shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
+    for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
+        for ic in prange(nchunk):
+            for k in range(k0, min(ntr, k0 + block)):  # trace-major: see TRACE_MAJOR
+                for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+                    it0, itb, ite, w, ds2, dr2 = _plain_ranges(
+                        sx, sy, rx, ry, x, y, rout2, rin2, th2, s2_premax, s2_sufmin, t0_in, inv_h,
+                        smax, uniform_taper, ap0, inv_ap_taper, np.float32(0.0), k, c,
+                    )  # fmt: skip
+                    if it0 >= nt:
+                        continue
+                    n = 0
+                    if itb > it0:
+                        n += _plain_nearest(
+                            data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in,
+                            inv_h, smax, w, False, it0, itb,
+                        )  # fmt: skip
+                    if itb < ite:
+                        n += _plain_nearest(
+                            data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in,
+                            inv_h, smax, w, True, itb, ite,
+                        )  # fmt: skip
+                    counts[c] += n
     for ic in prange(nchunk):
-        for k in range(ntr):  # trace-major: see TRACE_MAJOR in the module docstring
-            for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
-                it0, itb, ite, w, ds2, dr2 = _plain_ranges(
-                    sx, sy, rx, ry, x, y, rout2, rin2, th2, s2_premax, s2_sufmin, t0_in, inv_h,
-                    smax, uniform_taper, ap0, inv_ap_taper, np.float32(0.0), k, c,
-                )  # fmt: skip
-                if it0 >= nt:
-                    continue
-                n = 0
-                if itb > it0:
-                    n += _plain_nearest(
-                        data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
-                        smax, w, False, it0, itb,
-                    )  # fmt: skip
-                if itb < ite:
-                    n += _plain_nearest(
-                        data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in, inv_h,
-                        smax, w, True, itb, ite,
-                    )  # fmt: skip
-                counts[c] += n
         for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
             _add_fold_starts(starts, fold, c)
 
@@ -504,6 +516,7 @@ def _migrate_plain_interpolated(
     margin: np.float32,
     qmin: np.float32,
     chunk: int,
+    block: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
     starts: NDArray[np.int32],
@@ -524,31 +537,33 @@ def _migrate_plain_interpolated(
     ntr = data.shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
+    for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
+        for ic in prange(nchunk):
+            for k in range(k0, min(ntr, k0 + block)):  # trace-major: see TRACE_MAJOR
+                for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+                    it0, itb, ite, w, ds2, dr2 = _plain_ranges(
+                        sx, sy, rx, ry, x, y, rout2, rin2, th2, s2_premax, s2_sufmin, t0_in, inv_h,
+                        smax, True, ap0, inv_ap_taper, margin, k, c,
+                    )  # fmt: skip
+                    if it0 >= ite:
+                        continue
+                    _fill_positions(
+                        pos, nodes, flags, ic, th2, sl2, th2_nodes, sl2_nodes, blocks, times, bp, c,
+                        ds2, dr2, t0_in, inv_h, node, qmin, it0, ite,
+                    )  # fmt: skip
+                    n = 0
+                    if itb > it0:
+                        n += _gather_positions(
+                            data, k, gathers, fold, starts, cls[k], c, pos, ic, smax, w, False, it0,
+                            itb,
+                        )  # fmt: skip
+                    if itb < ite:
+                        n += _gather_positions(
+                            data, k, gathers, fold, starts, cls[k], c, pos, ic, smax, w, True, itb,
+                            ite,
+                        )  # fmt: skip
+                    counts[c] += n
     for ic in prange(nchunk):
-        for k in range(ntr):  # trace-major: see TRACE_MAJOR in the module docstring
-            for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
-                it0, itb, ite, w, ds2, dr2 = _plain_ranges(
-                    sx, sy, rx, ry, x, y, rout2, rin2, th2, s2_premax, s2_sufmin, t0_in, inv_h,
-                    smax, True, ap0, inv_ap_taper, margin, k, c,
-                )  # fmt: skip
-                if it0 >= ite:
-                    continue
-                _fill_positions(
-                    pos, nodes, flags, ic, th2, sl2, th2_nodes, sl2_nodes, blocks, times, bp, c,
-                    ds2, dr2, t0_in, inv_h, node, qmin, it0, ite,
-                )  # fmt: skip
-                n = 0
-                if itb > it0:
-                    n += _gather_positions(
-                        data, k, gathers, fold, starts, cls[k], c, pos, ic, smax, w, False, it0,
-                        itb,
-                    )  # fmt: skip
-                if itb < ite:
-                    n += _gather_positions(
-                        data, k, gathers, fold, starts, cls[k], c, pos, ic, smax, w, True, itb,
-                        ite,
-                    )  # fmt: skip
-                counts[c] += n
         for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
             _add_fold_starts(starts, fold, c)
 
@@ -705,6 +720,7 @@ def _migrate_features(
     zones_only: bool,
     nearest: bool,
     chunk: int,
+    block: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
     counts: NDArray[np.int64],
@@ -715,27 +731,30 @@ def _migrate_features(
     ntr = data.shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
-    for ic in prange(nchunk):
-        for k in range(ntr):  # trace-major: see TRACE_MAJOR in the module docstring
-            for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
-                lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
-                if lo >= nt:
-                    continue
-                g, d = cls[k], np.sqrt(d2)
-                end = full if zones_only else nt
-                if nearest:  # a compile-time constant in each call below
-                    n = _features_pair(
-                        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, lo, full,
-                        end,
-                    )  # fmt: skip
-                else:
-                    n = _features_pair(
-                        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False, lo, full,
-                        end,
-                    )  # fmt: skip
-                counts[c] += n
+    for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
+        for ic in prange(nchunk):
+            for k in range(k0, min(ntr, k0 + block)):  # trace-major: see TRACE_MAJOR
+                for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+                    lo, full, sxr, syr, rxr, ryr, d2 = _pair(
+                        sx, sy, rx, ry, x, y, rout2, rin2, k, c
+                    )
+                    if lo >= nt:
+                        continue
+                    g, d = cls[k], np.sqrt(d2)
+                    end = full if zones_only else nt
+                    if nearest:  # a compile-time constant in each call below
+                        n = _features_pair(
+                            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, lo, full,
+                            end,
+                        )  # fmt: skip
+                    else:
+                        n = _features_pair(
+                            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False, lo,
+                            full, end,
+                        )  # fmt: skip
+                    counts[c] += n
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -761,6 +780,7 @@ def _migrate_antialiased(
     fp: NDArray[np.float32],
     aa_thr: tuple[float, ...],
     chunk: int,
+    block: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
     counts: NDArray[np.int64],
@@ -769,18 +789,21 @@ def _migrate_antialiased(
     ntr = data.shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
-    for ic in prange(nchunk):
-        for k in range(ntr):  # trace-major: see TRACE_MAJOR in the module docstring
-            for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
-                lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
-                if lo >= nt:
-                    continue
-                g, d = cls[k], np.sqrt(d2)
-                n = _features_pair(
-                    data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                    inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, False, lo, full, nt,
-                )  # fmt: skip
-                counts[c] += n
+    for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
+        for ic in prange(nchunk):
+            for k in range(k0, min(ntr, k0 + block)):  # trace-major: see TRACE_MAJOR
+                for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+                    lo, full, sxr, syr, rxr, ryr, d2 = _pair(
+                        sx, sy, rx, ry, x, y, rout2, rin2, k, c
+                    )
+                    if lo >= nt:
+                        continue
+                    g, d = cls[k], np.sqrt(d2)
+                    n = _features_pair(
+                        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, False, lo, full, nt,
+                    )  # fmt: skip
+                    counts[c] += n
 
 
 def run_prepared(
@@ -816,15 +839,17 @@ def run_prepared(
         p.data, aa_data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
         p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp, aa_thr,
     )  # fmt: skip
+    rows = p.aa_data if use_aa else p.data  # what the kernel gathers from
+    block = max(1, TRACE_BLOCK_BYTES // max(rows[:1].nbytes, 1))  # traces per TRACE_BLOCK
     if use_aa:
-        _migrate_antialiased(*args, chunk, gathers, fold, counts)
+        _migrate_antialiased(*args, chunk, block, gathers, fold, counts)
     elif use_ta or use_st or not p.nearest:
-        _migrate_features(*args, False, p.nearest, chunk, gathers, fold, counts)
+        _migrate_features(*args, False, p.nearest, chunk, block, gathers, fold, counts)
     else:
         # constant aperture, no angle limit: a pair's taper weight is the same at all samples
         uniform = bool((p.ap == p.ap[0]).all() and (p.ang >= np.float32(NO_LIMIT)).all())
         if not uniform and bool((p.rin2 < p.rout2).any()):  # taper zones of varying weight
-            _migrate_features(*args, True, p.nearest, chunk, gathers, fold, counts)
+            _migrate_features(*args, True, p.nearest, chunk, block, gathers, fold, counts)
         premax = np.maximum.accumulate(p.sl2, axis=1)
         sufmin = np.ascontiguousarray(np.minimum.accumulate(p.sl2[:, ::-1], axis=1)[:, ::-1])
         geometry = (p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2)
@@ -834,7 +859,7 @@ def run_prepared(
             nn = (nt - 1) // node + 1
             _migrate_plain_interpolated(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], p.ap[0], fp[3], node,
-                np.float32(p.tt_tolerance), fp[8], chunk, gathers, fold, np.zeros_like(fold),
+                np.float32(p.tt_tolerance), fp[8], chunk, block, gathers, fold, np.zeros_like(fold),
                 counts, p.th2[::node].copy(), np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks,
                 p.tt_times, interpolation_bound_constants(p), np.empty((nchunk, nt), np.float32),
                 np.empty((nchunk, nn), np.float32), np.empty((nchunk, nn), np.uint8),
@@ -842,7 +867,7 @@ def run_prepared(
         else:
             _migrate_plain(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], uniform, p.ap[0], fp[3], chunk,
-                gathers, fold, np.zeros_like(fold), counts,
+                block, gathers, fold, np.zeros_like(fold), counts,
             )  # fmt: skip
     return int(counts.sum())
 
