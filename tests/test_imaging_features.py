@@ -542,6 +542,41 @@ def flat_reflector_amplitudes(weights: Weights) -> tuple[F64, NDArray[np.int32]]
     return amp, fold[..., k]
 
 
+def test_antialiasing_builds_only_the_levels_an_operator_reaches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """prepare() builds the anti-aliasing levels up to the steepest possible dip only
+    (pstm.kernels.operator.reachable_antialias_lengths): the image equals the one with every
+    level built (up to float rounding), and the top level built is within one of the highest
+    used."""
+    from pstm.kernels import _numpy, operator
+
+    batch, target, options = random_problem(11, 8, 3, 120, 150)
+    options = dataclasses.replace(
+        options, **{**FEATURES["everything"], "antialias_max_samples": 16}
+    )
+    prepared = operator.prepare(batch, target, options)
+    full = operator.antialias_lengths(options.factor, options.antialias_max_samples)
+    assert 1 < prepared.aa_levels < len(full), "the problem must trim some levels"
+    top = prepared.aa_levels - 1
+
+    def highest_level(p: operator.Prepared) -> int:
+        terms = [_numpy._trace_terms(p, k) for k in range(batch.ntr)]
+        return max(int(t["aa_level"][t["valid"]].max(initial=0)) for t in terms)
+
+    assert highest_level(prepared) >= top - 1  # the bound (a horizontal ray): within one
+    g, f = run(Backend.NUMPY, batch, target, options)
+    monkeypatch.setattr(operator, "reachable_antialias_lengths", lambda lengths, *_: lengths)
+    every = operator.prepare(batch, target, options)
+    assert every.aa_levels == len(full)
+    assert highest_level(every) <= top  # no sample needs a level that was not built
+    g_all, f_all = run(Backend.NUMPY, batch, target, options)
+    # same levels everywhere; the filtered traces differ by float rounding only (the
+    # double integration's padding depends on the longest triangle)
+    assert np.array_equal(f, f_all)
+    assert np.linalg.norm(g - g_all) <= 1e-6 * np.linalg.norm(g_all)
+
+
 def test_true_amplitude_is_constant_across_offsets_and_fold() -> None:
     amp, fold = flat_reflector_amplitudes(Weights.TRUE_AMPLITUDE)
     full, half = fold[:, :3], fold[:, 3:]

@@ -23,7 +23,8 @@ v = v_rms(x, tau), all in float32 relative to the tile centre (see
   anti-aliasing, the nearest sample of the trace smoothed by a triangle whose half-length
   follows the ideal L / h = |grad_M t| dx / h (Lumley, Claerbout & Bevc 1994), quantised to
   the levels of :func:`pstm.kernels.operator.antialias_lengths` (none below one input
-  sample, where the operator does not alias), with
+  sample, where the operator does not alias; only those the steepest possible dip reaches
+  are built, see :func:`pstm.kernels.operator.reachable_antialias_lengths`), with
   |grad_M t| = |(S - x) t_r + (R - x) t_s| / (v^2 t_s t_r);
 * weight: 1, or true amplitude W = R_out^2 tau t (1/t_s^2 + 1/t_r^2) / (4 v) (README,
   "Amplitudes");
@@ -174,7 +175,7 @@ def demigrate(
             np.add.at(resampled[k], i[valid], (1.0 - w[valid]) * amp[valid])
             np.add.at(resampled[k], i[valid] + 1, w[valid] * amp[valid])
     if p.aa_data.size:
-        lengths = antialias_lengths(factor, options.antialias_max_samples)
+        lengths = antialias_lengths(factor, options.antialias_max_samples)[: p.aa_levels]
         per_level = aa_adj.reshape(p.ntr, len(lengths), p.n_valid + 1)
         resampled[:, : p.n_valid] += triangle_filtered_adjoint(per_level, lengths)
     if factor == 1:

@@ -45,6 +45,9 @@ AA_LEVELS_PER_OCTAVE = 2
 #: length is part of its type, so the level search is unrolled. Allows triangles up to
 #: 2 ** ((AA_THRESHOLDS - 1) / AA_LEVELS_PER_OCTAVE) = 16 input samples.
 AA_THRESHOLDS = 9
+#: Relative margin on the steepest operator dip an anti-aliasing level must reach to be
+#: built (:func:`reachable_antialias_lengths`): covers float32 rounding of the kernels' dip.
+AA_REACH_MARGIN = 1.01
 #: Shortest one-way leg time: only at tau = 0 right below a station would a leg be 0 (and
 #: the weights and anti-aliasing length divide by it).
 LEG_TIME_MIN_S = 1e-6
@@ -193,6 +196,31 @@ def antialias_thresholds(lengths: tuple[int, ...]) -> tuple[float, ...]:
     if len(thr) > AA_THRESHOLDS:
         raise ValueError(f"at most {AA_THRESHOLDS + 1} anti-aliasing levels, got {len(lengths)}")
     return tuple(float(np.float32(v)) for v in thr)
+
+
+def reachable_antialias_lengths(
+    lengths: tuple[int, ...], aa_scale: float, max_slowness2: float
+) -> tuple[int, ...]:
+    """The levels of ``lengths`` that an operator can reach on this call: each leg's time
+    changes with the image point by at most the slowness (|d t_s / d x| = u |S - x| / t_s
+    <= sqrt(u), u = 1/v^2: a horizontal ray), so the ideal half-length is at most
+    2 ``aa_scale`` sqrt(max u) (``aa_scale``: anti-aliasing spacing / resampled interval).
+    Levels above it are never used: they are not built (AA_REACH_MARGIN covers rounding)."""
+    steepest = 2.0 * aa_scale * math.sqrt(max_slowness2) * AA_REACH_MARGIN
+    reached = sum(t <= steepest for t in antialias_thresholds(lengths))
+    return lengths[: 1 + reached]
+
+
+def antialias_thresholds2(
+    lengths: tuple[int, ...], max_samples: int, factor: int
+) -> tuple[float, ...]:
+    """The kernels' squared thresholds (float32 values) of the levels ``lengths``, padded
+    with NO_LIMIT (never reached) to the length of the full set for ``max_samples``: the
+    tuple's length is part of a compiled kernel's type, so a call that builds fewer levels
+    (:func:`reachable_antialias_lengths`) runs the kernel already compiled."""
+    full = len(antialias_lengths(factor, max_samples)) - 1
+    thr = tuple(float(np.float32(t) ** 2) for t in antialias_thresholds(lengths))
+    return thr + (float(NO_LIMIT),) * (full - len(thr))
 
 
 def triangle_filtered(data: NDArray[np.float32], lengths: tuple[int, ...]) -> NDArray[np.float32]:
@@ -442,14 +470,6 @@ def prepare(
             f"traveltime_tolerance_samples <= {TRAVELTIME_MAX_ERROR_SAMPLES} "
             f"(got {options.traveltime_tolerance_samples})"
         )
-    aa = options.antialias is AntiAlias.TRIANGLE
-    if aa:
-        lengths = antialias_lengths(factor, options.antialias_max_samples)
-        aa_data = ops.triangle_filtered(resampled, lengths).reshape(ntr, -1)
-        aa_thresholds2 = tuple(float(np.float32(t) ** 2) for t in antialias_thresholds(lengths))
-    else:
-        aa_data, aa_thresholds2, lengths = np.zeros((0, 0), dtype=np.float32), (), (1,)
-
     if target.origin is None:
         ox, oy = float(np.mean(target.x)), float(np.mean(target.y))
     else:
@@ -490,6 +510,17 @@ def prepare(
         else np.zeros(0, dtype=np.float32)
     )
     sl2 = (1.0 / v**2).astype(np.float32)
+    aa = options.antialias is AntiAlias.TRIANGLE
+    if aa:
+        lengths = reachable_antialias_lengths(
+            antialias_lengths(factor, options.antialias_max_samples),
+            options.antialias_spacing_m / h,
+            float(sl2.max()) if sl2.size else 0.0,
+        )
+        aa_data = ops.triangle_filtered(resampled, lengths).reshape(ntr, -1)
+        aa_thresholds2 = antialias_thresholds2(lengths, options.antialias_max_samples, factor)
+    else:
+        aa_data, aa_thresholds2, lengths = np.zeros((0, 0), dtype=np.float32), (), (1,)
     tt_blocks, tt_times = (
         traveltime_block_tables(sl2, tau, target.dt, node, 1.0 / h)
         if interpolated
