@@ -24,14 +24,14 @@ OVERSAMPLE_BLOCKS = 64
 @njit(parallel=True, cache=True)
 def _oversample(
     data: NDArray[np.float32],
-    taps: NDArray[np.float64],
+    taps: NDArray[np.float32],
     half: int,
-    padded: NDArray[np.float64],
-    acc: NDArray[np.float64],
+    padded: NDArray[np.float32],
+    acc: NDArray[np.float32],
     out: NDArray[np.float32],
 ) -> None:
     """out[k, m * K + p] = sum_j taps[p, j] data[k, m + j - half + 1] (zero outside), summed
-    in float64 in tap order like the numpy version. ``prange`` runs over the rows b of the
+    in float32 in tap order like the numpy version. ``prange`` runs over the rows b of the
     work arrays ``padded`` (nblk, ns + 2 half: the zero-padded trace) and ``acc`` (nblk, ns):
     task b owns row b and traces b, b + nblk, ...; the loops over output samples have no
     branch and vectorise."""
@@ -43,7 +43,7 @@ def _oversample(
             padded[b, i] = 0.0
         for k in range(b, ntr, nblk):
             for m in range(ns):
-                padded[b, half + m] = np.float64(data[k, m])
+                padded[b, half + m] = data[k, m]
             for p in range(factor):
                 for m in range(ns):
                     acc[b, m] = 0.0
@@ -52,7 +52,7 @@ def _oversample(
                     for m in range(ns):
                         acc[b, m] += tap * padded[b, m + j + 1]
                 for m in range(ns):
-                    out[k, m * factor + p] = np.float32(acc[b, m])
+                    out[k, m * factor + p] = acc[b, m]
 
 
 @njit(parallel=True, cache=True)
@@ -112,8 +112,10 @@ def oversample(
     """:func:`pstm.kernels.operator.oversample` into ``out`` (ntr, ns * factor), compiled."""
     ntr, ns = data.shape
     nblk = max(1, min(ntr, OVERSAMPLE_BLOCKS))
-    padded, acc = np.empty((nblk, ns + 2 * SINC_HALF_TAPS)), np.empty((nblk, ns))
-    _oversample(np.ascontiguousarray(data), sinc_phases(factor), SINC_HALF_TAPS, padded, acc, out)
+    padded = np.empty((nblk, ns + 2 * SINC_HALF_TAPS), np.float32)
+    acc = np.empty((nblk, ns), np.float32)
+    taps = sinc_phases(factor).astype(np.float32)
+    _oversample(np.ascontiguousarray(data), taps, SINC_HALF_TAPS, padded, acc, out)
     return out
 
 
