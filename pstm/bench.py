@@ -49,8 +49,13 @@ BENCH_VELOCITY_MPS = 2000.0
 #: Sample interval of traces and output, seconds.
 BENCH_DT_S = 0.004
 
+#: Offset classes of ``--features everything`` (common-image gathers: each trace goes to
+#: the class of its offset rank, equal counts).
+BENCH_OFFSET_CLASSES = 4
+
 #: Every imaging feature at once (what ``--features everything`` switches on).
 EVERYTHING: dict[str, Any] = {
+    "n_offset_classes": BENCH_OFFSET_CLASSES,
     "aperture_taper_m": 200.0,
     "max_angle_deg": 80.0,
     "angle_taper_deg": 10.0,
@@ -149,6 +154,13 @@ def _time(fn: Callable[[], int], repeat: int) -> tuple[int, float, float, float]
     return n, walls[best], statistics.median(walls), cpus[best]
 
 
+def with_offset_classes(batch: TraceBatch, n: int) -> TraceBatch:
+    """The batch with its traces in ``n`` offset classes of equal counts (by offset rank)."""
+    offset = np.hypot(batch.rx - batch.sx, batch.ry - batch.sy)
+    rank = np.argsort(np.argsort(offset, kind="stable"), kind="stable")
+    return dataclasses.replace(batch, offset_class=(rank * n // batch.ntr).astype(np.int32))
+
+
 def run_backend(
     problem: Problem,
     backend: Backend,
@@ -160,16 +172,18 @@ def run_backend(
     kernel = get_kernel(backend)
     nx, ny, nt = problem.target.shape
 
+    batch = with_offset_classes(problem.batch, options.n_offset_classes)
+
     def once() -> int:
-        gathers = np.zeros((1, nx, ny, nt), np.float32)
+        gathers = np.zeros((options.n_offset_classes, nx, ny, nt), np.float32)
         fold = np.zeros(gathers.shape, np.int32)
-        return kernel(problem.batch, problem.target, options, gathers, fold)
+        return kernel(batch, problem.target, options, gathers, fold)
 
     n, best, median, cpu = _time(once, repeat)
     ops = get_trace_ops(backend)
 
     def prep_only() -> int:
-        prepare(problem.batch, problem.target, options, ops)
+        prepare(batch, problem.target, options, ops)
         return 0
 
     _, prep, _, _ = _time(prep_only, repeat)
