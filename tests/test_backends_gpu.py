@@ -109,7 +109,7 @@ def _ptx_counts() -> dict[str, Any]:
 
     f1, f2, f3 = (types.Array(types.float32, n, "C") for n in (1, 2, 3))
     i1, i3 = types.Array(types.int32, 1, "C"), types.Array(types.int32, 3, "C")
-    sig = (f2, f2, f1, f1, f1, f1, i1, f1, f1, f1, f2, f2, f2, f1, f2, f2, f2, f1, f1, f1, i1, f3, i3)  # fmt: skip
+    sig = (f2, f2, f1, f1, f1, f1, i1, f1, f1, f1, f2, f2, f2, f1, f2, f2, f2, f1, f1, i1, f3, i3)  # fmt: skip
     ptx, _ = cuda.compile_ptx(_cuda._migrate_kernel.py_func, sig, cc=PTX_COMPUTE_CAPABILITY)
     return {
         name: len(re.findall(pattern, ptx))

@@ -463,7 +463,7 @@ def test_antialiasing_removes_the_operator_aliasing_noise() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 5.8 % (not < 1 %; without anti-aliasing the coarse image is within "
+    reason="measured 5.9 % (not < 1 %; without anti-aliasing the coarse image is within "
     "2.5 % of the dense one); an exact-length LCB gives 2.5 %, an ideal local low-pass "
     "4.2 % (docs/bench/antialias_limits.py): a cut-off varying along the operator breaks "
     "the cancellation where it crosses the event",

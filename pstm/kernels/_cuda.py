@@ -43,7 +43,6 @@ from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
 from pstm.kernels.operator import (
     LEG_TIME_MIN_S,
-    NO_LIMIT,
     Prepared,
     prepare,
     require_exact_traveltime,
@@ -74,12 +73,22 @@ if SIMULATOR:
         """Product of two float32 (numpy float32 scalars: rounded like the reference)."""
         return a * b
 
+    @cuda.jit(device=True)
+    def _octave(y: np.float32) -> int:
+        """floor(log2 y) of a normal float32 y >= 0 (0 or denormal: negative)."""
+        return math.frexp(y)[1] - 1
+
 else:
 
     @cuda.jit(device=True)
     def _mul(a: np.float32, b: np.float32) -> np.float32:
         """Product of two float32, never contracted into a fused multiply-add."""
         return libdevice.fmul_rn(a, b)
+
+    @cuda.jit(device=True)
+    def _octave(y: np.float32) -> int:
+        """floor(log2 y) of a float32 y >= 0: its binary exponent (0 or denormal: -127)."""
+        return (libdevice.float_as_int(y) >> 23) - 127
 
 
 @cuda.jit(device=True)
@@ -125,13 +134,13 @@ def _migrate_kernel(
     wta: NDArray[np.float32],
     stretch: NDArray[np.float32],
     fp: NDArray[np.float32],
-    aa_thr: NDArray[np.float32],
     flags: NDArray[np.int32],
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
 ) -> None:
     """One thread per output sample; see the module notes. ``fp`` = (t0_in, inv_h, smax,
-    inv_ap_taper, aa_scale, qmin); ``flags`` = (anti-aliasing, true amplitude, stretch
+    inv_ap_taper, aa_scale, qmin, and the anti-aliasing level rule's factor^2 and
+    sqrt(2) / factor^2, see :func:`pstm.kernels.operator.antialias_level`); ``flags`` = (anti-aliasing, true amplitude, stretch
     mute, nearest sample, highest anti-aliasing level). Tables of unused features may be
     placeholders: they are not read."""
     i = cuda.grid(1)
@@ -141,6 +150,7 @@ def _migrate_kernel(
     c = i // nt
     it = i - c * nt
     t0_in, inv_h, smax, inv_ap_taper, aa_scale, qmin = fp[0], fp[1], fp[2], fp[3], fp[4], fp[5]
+    aa_first2, aa_scale2 = fp[6], fp[7]
     use_aa, use_ta, use_st, nearest = flags[0] != 0, flags[1] != 0, flags[2] != 0, flags[3] != 0
     top = flags[4]
     stride = data.shape[1]  # M + 1 samples per anti-aliasing level
@@ -180,12 +190,10 @@ def _migrate_kernel(
                 vx = _mul(sxr, tr) + _mul(rxr, ts)
                 vy = _mul(syr, tr) + _mul(ryr, ts)
                 lhs = _mul(_mul(a_aa, a_aa), _mul(vx, vx) + _mul(vy, vy))
-                qq = _mul(qs, qr)
-                level = 0
-                for j in range(aa_thr.shape[0]):
-                    if lhs >= _mul(aa_thr[j], qq):
-                        level += 1
-                level = min(level, top)
+                inv_tstr = one / tstr
+                r = _mul(_mul(lhs, inv_tstr), inv_tstr)  # (ideal length)^2
+                octave = _octave(_mul(r, aa_scale2))  # see operator.antialias_level
+                level = min((1 if r >= aa_first2 else 0) + max(octave, 0), top)
                 value = aa_data[k, level * stride + np.int32(sc + half)]
             elif nearest:
                 value = data[k, np.int32(sc + half)]
@@ -253,10 +261,12 @@ def run_prepared(
         "wta": p.wta if use_ta else placeholder,
         "stretch": p.stretch if use_st else placeholder[0],
         "fp": np.array(
-            [p.t0_in, p.inv_h, p.n_valid - 1, p.inv_ap_taper, p.aa_scale, LEG_TIME_MIN_S**2],
+            [
+                p.t0_in, p.inv_h, p.n_valid - 1, p.inv_ap_taper, p.aa_scale, LEG_TIME_MIN_S**2,
+                p.aa_first2, p.aa_scale2,
+            ],
             dtype=np.float32,
         ),
-        "aa_thr": np.array(p.aa_thresholds2 if use_aa else (float(NO_LIMIT),), np.float32),
         "flags": np.array(
             [use_aa, use_ta, use_st, p.nearest, max(p.aa_levels - 1, 0)], dtype=np.int32
         ),
@@ -283,7 +293,7 @@ def run_prepared(
             cuda.to_device(cstart),
             dev["x"], dev["y"], dev["th2"], dev["sl2"], dev["rout2"], dev["rin2"], dev["ap"],
             dev["ang"], dev["inv_ang_taper"], dev["wta"], dev["stretch"], dev["fp"],
-            dev["aa_thr"], dev["flags"], g_dev, f_dev,
+            dev["flags"], g_dev, f_dev,
         )  # fmt: skip
     g_host = g_dev.copy_to_host()
     f_host = f_dev.copy_to_host()

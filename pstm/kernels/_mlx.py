@@ -100,10 +100,9 @@ def _block(
         vy = syr[:, :, None] * tr + ryr[:, :, None] * ts
         a = _f(p.aa_scale) * sl2
         lhs = a * a * (vx * vx + vy * vy)
-        qq = qs * qr
-        level = mx.zeros(lhs.shape, dtype=mx.int32)
-        for threshold2 in p.aa_thresholds2:
-            level = level + (lhs >= _f(threshold2) * qq).astype(mx.int32)
+        r = lhs * inv_p * inv_p  # (ideal length)^2: operator.antialias_level's rule
+        octave = mx.right_shift(mx.view(r * _f(p.aa_scale2), mx.int32), 23) - 127
+        level = (r >= _f(p.aa_first2)).astype(mx.int32) + mx.maximum(octave, 0)
         level = mx.minimum(level, p.aa_levels - 1)
         i = (sc + _f(0.5)).astype(mx.int32) + level * (p.n_valid + 1)
         value = mx.take_along_axis(t["aa_data"][k0:k1], i.reshape(shape), axis=1)

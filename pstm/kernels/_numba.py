@@ -32,6 +32,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 from numba import njit, prange
+from numba.core import types
+from numba.extending import intrinsic
 from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
@@ -66,6 +68,18 @@ NONNEG31 = np.uint32(0x7FFFFFFF)
 #: fastmath flags: no NaN/sign-of-zero care, but no contraction or reassociation, so the
 #: float32 operations round exactly like the numpy reference's.
 FASTMATH = {"nnan", "nsz"}
+
+
+@intrinsic
+def _float32_bits(typingctx: object, x: types.Type) -> tuple[object, object] | None:
+    """The bits of a float32 as an int32 (a bitcast: free, and LLVM vectorises it)."""
+    if x != types.float32:
+        return None
+
+    def codegen(context: object, builder: object, signature: object, args: list) -> object:
+        return builder.bitcast(args[0], context.get_value_type(types.int32))  # type: ignore[attr-defined]
+
+    return types.int32(types.float32), codegen
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -590,7 +604,6 @@ def _features_loop(
     ryr: np.float32,
     d: np.float32,
     fp: NDArray[np.float32],
-    aa_thr: tuple[float, ...],
     antialias: bool,
     tapered: bool,
     nearest: bool,
@@ -604,6 +617,7 @@ def _features_loop(
     resampled sample, else the lerp weight is ``fp[7]`` (1 for the linear interpolations)."""
     t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
     w_off, round_off, lin, qmin, top = fp[5], fp[6], fp[7], fp[8], np.int32(fp[9])
+    aa_first2, aa_scale2 = fp[10], fp[11]
     stride = np.int32(smax) + 2  # M + 1 samples per anti-aliasing level
     zero, half = np.float32(0.0), np.float32(0.5)
     ds2 = sxr * sxr + syr * syr
@@ -625,12 +639,11 @@ def _features_loop(
             vx = sxr * tr + rxr * ts
             vy = syr * tr + ryr * ts
             a = aa_scale * s2
-            lhs = a * a * (vx * vx + vy * vy)  # (ideal length)^2 * (ts tr)^2: no sqrt, no division
-            qq = qs * qr
-            level = np.int32(0)
-            for threshold2 in aa_thr:  # squared thresholds; fixed length: unrolled
-                level += np.int32(lhs >= np.float32(threshold2) * qq)
-            level = min(level, top)
+            lhs = a * a * (vx * vx + vy * vy)  # (ideal length)^2 * (ts tr)^2: no sqrt
+            r = lhs * inv_p * inv_p  # (ideal length)^2: operator.antialias_level's rule
+            exponent = _float32_bits(r * aa_scale2) >> np.int32(23)  # type: ignore[call-arg]
+            octave = exponent - np.int32(127)  # floor(log2 y): see operator.antialias_level
+            level = min(np.int32(r >= aa_first2) + max(octave, np.int32(0)), top)
             # sc >= 0: non-negative int32 indices (31 bits), gathered with 16 lanes
             i = np.uint32(level * stride + np.int32(sc + half)) & NONNEG31
             value = aa_data[k, i]
@@ -675,7 +688,6 @@ def _features_pair(
     ryr: np.float32,
     d: np.float32,
     fp: NDArray[np.float32],
-    aa_thr: tuple[float, ...],
     antialias: bool,
     nearest: bool,
     lo: int,
@@ -686,11 +698,11 @@ def _features_pair(
     inside both tapers. ``antialias`` and ``nearest`` must be constants at each call site."""
     n = _features_loop(
         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang, inv_ang_taper,
-        sxr, syr, rxr, ryr, d, fp, aa_thr, antialias, True, nearest, lo, full,
+        sxr, syr, rxr, ryr, d, fp, antialias, True, nearest, lo, full,
     )  # fmt: skip
     n += _features_loop(
         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang, inv_ang_taper,
-        sxr, syr, rxr, ryr, d, fp, aa_thr, antialias, False, nearest, full, end,
+        sxr, syr, rxr, ryr, d, fp, antialias, False, nearest, full, end,
     )  # fmt: skip
     return n
 
@@ -716,7 +728,6 @@ def _migrate_features(
     wta: NDArray[np.float32],
     stretch: NDArray[np.float32],
     fp: NDArray[np.float32],
-    aa_thr: tuple[float, ...],
     zones_only: bool,
     nearest: bool,
     chunk: int,
@@ -745,13 +756,13 @@ def _migrate_features(
                     if nearest:  # a compile-time constant in each call below
                         n = _features_pair(
                             data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, True, lo, full,
+                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, True, lo, full,
                             end,
                         )  # fmt: skip
                     else:
                         n = _features_pair(
                             data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, False, False, lo,
+                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, False, lo,
                             full, end,
                         )  # fmt: skip
                     counts[c] += n
@@ -778,7 +789,6 @@ def _migrate_antialiased(
     wta: NDArray[np.float32],
     stretch: NDArray[np.float32],
     fp: NDArray[np.float32],
-    aa_thr: tuple[float, ...],
     chunk: int,
     block: int,
     gathers: NDArray[np.float32],
@@ -801,7 +811,7 @@ def _migrate_antialiased(
                     g, d = cls[k], np.sqrt(d2)
                     n = _features_pair(
                         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, aa_thr, True, False, lo, full, nt,
+                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, True, False, lo, full, nt,
                     )  # fmt: skip
                     counts[c] += n
 
@@ -828,16 +838,17 @@ def run_prepared(
             0.0 if p.nearest else 1.0,  # linear interpolation weight factor
             LEG_TIME_MIN_S**2,
             max(p.aa_levels - 1, 0),  # highest anti-aliasing level
+            p.aa_first2,  # anti-aliasing level rule (operator.antialias_level)
+            p.aa_scale2,
         ],
         dtype=np.float32,
     )
     aa_data = p.aa_data if use_aa else np.zeros((0, 1), dtype=np.float32)
-    aa_thr = p.aa_thresholds2 if use_aa else (float(NO_LIMIT),)
     wta = p.wta if use_ta else np.zeros((ncol, nt), dtype=np.float32)
     stretch = p.stretch if use_st else np.full(nt, NO_LIMIT, dtype=np.float32)
     args = (
         p.data, aa_data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
-        p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp, aa_thr,
+        p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp,
     )  # fmt: skip
     rows = p.aa_data if use_aa else p.data  # what the kernel gathers from
     block = max(1, TRACE_BLOCK_BYTES // max(rows[:1].nbytes, 1))  # traces per TRACE_BLOCK

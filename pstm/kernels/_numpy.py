@@ -45,6 +45,7 @@ from pstm.kernels.operator import (
     NUMPY_TRACE_OPS,
     Prepared,
     antialias_lengths,
+    antialias_level,
     interpolated_positions,
     interpolation_allowed,
     oversample_adjoint,
@@ -94,10 +95,8 @@ def _trace_terms(p: Prepared, k: int) -> dict[str, NDArray]:
         vy = syr[:, None] * tr + ryr[:, None] * ts
         a = F32(p.aa_scale) * p.sl2
         lhs = a * a * (vx * vx + vy * vy)  # (ideal L/h)^2 (t_s t_r)^2
-        qq = qs * qr
-        for threshold2 in p.aa_thresholds2:
-            aa_level += lhs >= F32(threshold2) * qq
-        aa_level = np.minimum(aa_level, p.aa_levels - 1)
+        r = lhs * inv_p * inv_p  # (ideal L/h)^2
+        aa_level = antialias_level(r, p.aa_first2, p.aa_scale2, p.aa_levels - 1)
     return {
         "visit": visit,
         "valid": valid,

@@ -40,11 +40,9 @@ SINC_KAISER_BETA = 5.0
 SINC_PASSBAND = 0.8
 #: Anti-aliasing: triangle half-lengths are quantised to this many levels per octave;
 #: each trace is filtered once per level (Gray 1992's precomputed low-passed traces).
+#: Fixed at 2: the kernels find a level from the binary exponent of the squared ideal
+#: length (:func:`antialias_level`), one level per doubling of it.
 AA_LEVELS_PER_OCTAVE = 2
-#: Most anti-aliasing thresholds (levels - 1); the kernels get them as a tuple, whose
-#: length is part of its type, so the level search is unrolled. Allows triangles up to
-#: 2 ** ((AA_THRESHOLDS - 1) / AA_LEVELS_PER_OCTAVE) = 16 input samples.
-AA_THRESHOLDS = 9
 #: Relative margin on the steepest operator dip an anti-aliasing level must reach to be
 #: built (:func:`reachable_antialias_lengths`): covers float32 rounding of the kernels' dip.
 AA_REACH_MARGIN = 1.01
@@ -67,7 +65,8 @@ class Prepared:
     #: anti-aliasing: (ntr, L * (M + 1)) the traces filtered with each triangle length
     #: (level l at columns l (M + 1) ...; level 0 is the trace itself), or (0, 0)
     aa_data: NDArray[np.float32]
-    aa_thresholds2: tuple[float, ...]  # level = number of these <= (ideal length)^2
+    aa_first2: float  # constants of antialias_level: factor^2
+    aa_scale2: float  # and sqrt(2) / factor^2
     aa_levels: int  # number of anti-aliasing levels (0 without anti-aliasing)
     n_valid: int  # M: real samples per resampled trace
     inv_h: float  # 1 / (resampled sample interval)
@@ -176,31 +175,51 @@ def oversample_adjoint(data_os: NDArray[np.float64], factor: int, ns: int) -> ND
 
 
 def antialias_lengths(factor: int, max_samples: int) -> tuple[int, ...]:
-    """Triangle half-lengths of the anti-aliasing levels, in resampled samples: 1 (the trace
-    itself: the operator does not alias below one input sample), then factor * 2^(m / L)
-    (L = AA_LEVELS_PER_OCTAVE) up to ``max_samples`` input samples."""
+    """Triangle half-lengths of the anti-aliasing levels, in resampled samples (``factor``
+    per input sample): level 0 is the trace itself (1: the operator does not alias below
+    one input sample), level l >= 1 the nearest integer to factor 2^((l - 1) / 2), up to
+    ``max_samples`` input samples. (Without oversampling the shortest ones round to 1, the
+    trace itself: a triangle needs a whole number of samples.)"""
     lengths = [1]
-    for m in range(AA_THRESHOLDS):
-        j = int(round(factor * 2.0 ** (m / AA_LEVELS_PER_OCTAVE)))
+    while True:
+        j = int(round(factor * 2.0 ** ((len(lengths) - 1) / AA_LEVELS_PER_OCTAVE)))
         if j > max_samples * factor:
-            break
-        if j > lengths[-1]:
-            lengths.append(j)
-    return tuple(lengths)
+            return tuple(lengths)
+        lengths.append(j)
 
 
-def antialias_thresholds(lengths: tuple[int, ...]) -> tuple[float, ...]:
-    """Level l is used where the ideal half-length L/h is at least threshold l - 1:
-    lengths[1] for the first filter, then the geometric means of neighbouring lengths."""
-    thr = [float(lengths[1])] if len(lengths) > 1 else []
-    thr += [float(np.sqrt(a * b)) for a, b in zip(lengths[1:], lengths[2:], strict=False)]
-    if len(thr) > AA_THRESHOLDS:
-        raise ValueError(f"at most {AA_THRESHOLDS + 1} anti-aliasing levels, got {len(lengths)}")
-    return tuple(float(np.float32(v)) for v in thr)
+def antialias_thresholds(factor: int, levels: int) -> tuple[float, ...]:
+    """Where level l (1 .. levels - 1) starts, in ideal half-lengths L/h: one input sample
+    (``factor``) for level 1, then factor 2^((l - 1.5) / 2), the geometric mean of the
+    nominal lengths of levels l - 1 and l (see :func:`antialias_level`)."""
+    return tuple(
+        float(factor) if level == 1 else factor * 2.0 ** ((level - 1.5) / AA_LEVELS_PER_OCTAVE)
+        for level in range(1, levels)
+    )
+
+
+def antialias_level_constants(factor: int) -> tuple[float, float]:
+    """float32 constants of :func:`antialias_level`: factor^2 (where level 1 starts, in
+    squared resampled samples) and sqrt(2) / factor^2."""
+    return float(np.float32(factor * factor)), float(np.float32(math.sqrt(2.0) / factor**2))
+
+
+def antialias_level(
+    r: NDArray[np.float32], first2: float, scale2: float, top: int
+) -> NDArray[np.int64]:
+    """The anti-aliasing level of squared ideal half-lengths ``r`` = (L/h)^2 (float32):
+    [r >= factor^2] + max(0, floor(log2(r sqrt(2) / factor^2))), at most ``top``; i.e. the
+    levels start at the thresholds of :func:`antialias_thresholds` (squared: they double).
+    floor(log2 y) is the binary exponent of the float32 y (0 or denormal: -127, level 0):
+    the compiled kernels compute the same from the same float32 product."""
+    y = np.asarray(r * np.float32(scale2), dtype=np.float32)
+    octave = (y.view(np.int32) >> 23).astype(np.int64) - 127
+    level = (r >= np.float32(first2)).astype(np.int64) + np.maximum(octave, 0)
+    return np.minimum(level, top)
 
 
 def reachable_antialias_lengths(
-    lengths: tuple[int, ...], aa_scale: float, max_slowness2: float
+    lengths: tuple[int, ...], factor: int, aa_scale: float, max_slowness2: float
 ) -> tuple[int, ...]:
     """The levels of ``lengths`` that an operator can reach on this call: each leg's time
     changes with the image point by at most the slowness (|d t_s / d x| = u |S - x| / t_s
@@ -208,20 +227,8 @@ def reachable_antialias_lengths(
     2 ``aa_scale`` sqrt(max u) (``aa_scale``: anti-aliasing spacing / resampled interval).
     Levels above it are never used: they are not built (AA_REACH_MARGIN covers rounding)."""
     steepest = 2.0 * aa_scale * math.sqrt(max_slowness2) * AA_REACH_MARGIN
-    reached = sum(t <= steepest for t in antialias_thresholds(lengths))
+    reached = sum(t <= steepest for t in antialias_thresholds(factor, len(lengths)))
     return lengths[: 1 + reached]
-
-
-def antialias_thresholds2(
-    lengths: tuple[int, ...], max_samples: int, factor: int
-) -> tuple[float, ...]:
-    """The kernels' squared thresholds (float32 values) of the levels ``lengths``, padded
-    with NO_LIMIT (never reached) to the length of the full set for ``max_samples``: the
-    tuple's length is part of a compiled kernel's type, so a call that builds fewer levels
-    (:func:`reachable_antialias_lengths`) runs the kernel already compiled."""
-    full = len(antialias_lengths(factor, max_samples)) - 1
-    thr = tuple(float(np.float32(t) ** 2) for t in antialias_thresholds(lengths))
-    return thr + (float(NO_LIMIT),) * (full - len(thr))
 
 
 def triangle_filtered(data: NDArray[np.float32], lengths: tuple[int, ...]) -> NDArray[np.float32]:
@@ -515,13 +522,14 @@ def prepare(
     if aa:
         lengths = reachable_antialias_lengths(
             antialias_lengths(factor, options.antialias_max_samples),
+            factor,
             options.antialias_spacing_m / h,
             float(sl2.max()) if sl2.size else 0.0,
         )
         aa_data = ops.triangle_filtered(resampled, lengths).reshape(ntr, -1)
-        aa_thresholds2 = antialias_thresholds2(lengths, options.antialias_max_samples, factor)
     else:
-        aa_data, aa_thresholds2, lengths = np.zeros((0, 0), dtype=np.float32), (), (1,)
+        aa_data, lengths = np.zeros((0, 0), dtype=np.float32), (1,)
+    aa_first2, aa_scale2 = antialias_level_constants(factor)
     tt_blocks, tt_times = (
         traveltime_block_tables(sl2, tau, target.dt, node, 1.0 / h)
         if interpolated
@@ -530,7 +538,8 @@ def prepare(
     return Prepared(
         data=traces,
         aa_data=aa_data,
-        aa_thresholds2=aa_thresholds2,
+        aa_first2=aa_first2,
+        aa_scale2=aa_scale2,
         aa_levels=len(lengths) if aa else 0,
         n_valid=m,
         inv_h=1.0 / h,
