@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -128,16 +128,11 @@ class KernelVariant(BaseModel):
     #: an angle limit with a taper (a constant aperture's taper is one weight per pair, which
     #: the plain numba kernel applies itself; the general kernel then never runs)
     varying_taper: bool
-    #: with anti-aliasing, what sets its number of levels (the length of the threshold
-    #: tuple, part of the compiled kernel's type); None without
-    antialias_max_samples: int | None = None
-    oversampling: int | None = None
 
     @classmethod
     def of(cls, migration: MigrationConfig) -> KernelVariant:
         tapered = migration.aperture_taper_m > 0 or migration.angle_taper_deg > 0
         varying = migration.aperture_table is not None or migration.max_angle_deg < 90.0
-        aa = migration.antialias is not AntiAlias.NONE
         return cls(
             backend=migration.backend,
             interpolation=migration.interpolation,
@@ -146,8 +141,6 @@ class KernelVariant(BaseModel):
             stretch_mute=migration.max_stretch is not None,
             traveltime=migration.traveltime,
             varying_taper=tapered and varying,
-            antialias_max_samples=migration.antialias_max_samples if aa else None,
-            oversampling=migration.oversampling if aa else None,
         )
 
 
@@ -169,12 +162,6 @@ def warm_up(variant: KernelVariant, threads: int) -> float:
         traveltime=variant.traveltime,
         threads=threads,
     )
-    if variant.antialias_max_samples is not None and variant.oversampling is not None:
-        options = replace(
-            options,
-            antialias_max_samples=variant.antialias_max_samples,
-            oversampling=variant.oversampling,
-        )
     ns, nt = 64, 16
     rng = np.random.default_rng(0)
     offsets = np.array([-200.0, 0.0, 150.0])
