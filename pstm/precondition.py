@@ -8,6 +8,8 @@ Seismic Data Analysis, 2001, sec. 4.1; Bleistein, Cohen & Stockwell 2001, ch. 5)
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import zarr
 from numpy.typing import NDArray
@@ -51,10 +53,21 @@ def apply_rho(data: NDArray[np.float32], dt: float, kind: RhoFilter) -> NDArray[
     return np.fft.irfft(spec, n=n_fft, axis=1)[:, :ns].astype(np.float32)
 
 
-def precondition(store: TraceStore, kind: RhoFilter, non_finite: NonFinitePolicy, out: str) -> int:
+def precondition(
+    store: TraceStore, kind: RhoFilter, non_finite: NonFinitePolicy, out: str, threads: int = 1
+) -> int:
     """Check traces for NaN/Inf (``non_finite`` policy) and write them filtered to ``out``
-    (same layout and attributes), chunk by chunk."""
-    with atomic_output(out) as tmp:
+    (same layout and attributes), chunk by chunk; ``threads`` chunks are read and filtered
+    at once (numpy's FFT releases the GIL), written in order."""
+    ranges = [
+        np.arange(start, min(start + PRECONDITION_CHUNK_TRACES, store.ntr))
+        for start in range(0, store.ntr, PRECONDITION_CHUNK_TRACES)
+    ]
+
+    def filtered(ids: NDArray[np.int64]) -> NDArray[np.float32]:
+        return apply_rho(clean_traces(store.read(ids), ids, non_finite, store.path), store.dt, kind)
+
+    with atomic_output(out) as tmp, ThreadPoolExecutor(max(1, threads)) as pool:
         arr = zarr.create_array(
             store=str(tmp),
             shape=(store.ntr, store.ns),
@@ -62,9 +75,10 @@ def precondition(store: TraceStore, kind: RhoFilter, non_finite: NonFinitePolicy
             dtype="float32",
             zarr_format=3,
         )
-        for start in range(0, store.ntr, PRECONDITION_CHUNK_TRACES):
-            ids = np.arange(start, min(start + PRECONDITION_CHUNK_TRACES, store.ntr))
-            data = clean_traces(store.read(ids), ids, non_finite, store.path)
-            arr[start : start + len(ids)] = apply_rho(data, store.dt, kind)
+        # map() yields in order; at most ``threads`` chunks wait beyond the one being written
+        for i in range(0, len(ranges), max(1, threads)):
+            group = ranges[i : i + max(1, threads)]
+            for ids, data in zip(group, pool.map(filtered, group), strict=True):
+                arr[int(ids[0]) : int(ids[-1]) + 1] = data
         arr.attrs.update({DT_ATTR: store.dt, T0_ATTR: store.t0, "rho_filter": kind.value})
     return store.ntr

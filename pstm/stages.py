@@ -91,12 +91,12 @@ def coverage(params: dict[str, Any], index_dir: str, out: str) -> None:
     )
 
 
-def precondition(params: dict[str, Any], traces: str, out: str) -> None:
+def precondition(params: dict[str, Any], traces: str, out: str, threads: int = 1) -> None:
     from pstm.precondition import precondition as precondition_traces
 
     inp = InputConfig.model_validate(params["input"])
     rho = RhoFilter(params["rho_filter"])
-    n = precondition_traces(open_traces(traces), rho, inp.non_finite, out)
+    n = precondition_traces(open_traces(traces), rho, inp.non_finite, out, threads)
     log.info("preconditioned %d traces (rho filter %s)", n, rho.value)
 
 

@@ -10,6 +10,7 @@ rule precondition:
         **RUN.params("precondition", "input", rho_filter=RUN.config.migration.rho_filter.value),
     conda:
         "../../environment.yml"
+    threads: RUN.plan.threads_per_job
     log:
         "logs/precondition/precondition.log",
     script:

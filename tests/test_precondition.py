@@ -1,0 +1,42 @@
+"""The preconditioning stage (NaN/Inf check, rho filter) on a store of several chunks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from pstm.config import NonFinitePolicy, RhoFilter
+from pstm.errors import InputDataError
+from pstm.io.traces import open_traces, write_traces
+from pstm.precondition import PRECONDITION_CHUNK_TRACES, apply_rho, precondition
+
+
+def test_precondition_in_threads_writes_every_chunk_in_order(tmp_path: Path) -> None:
+    """Chunks filtered side by side land where they belong: the output equals the rho
+    filter of the whole array, for one thread and for several."""
+    rng = np.random.default_rng(3)
+    ntr = 2 * PRECONDITION_CHUNK_TRACES + 123  # three chunks, the last one short
+    data = rng.standard_normal((ntr, 40)).astype(np.float32)
+    write_traces(tmp_path / "in.zarr", data, 0.0, 0.004)
+    store = open_traces(tmp_path / "in.zarr")
+    expected = apply_rho(data, 0.004, RhoFilter.THREE_D)
+    for threads in (1, 2, 3):
+        out = tmp_path / f"out{threads}.zarr"
+        n = precondition(store, RhoFilter.THREE_D, NonFinitePolicy.ERROR, str(out), threads)
+        assert n == ntr
+        np.testing.assert_array_equal(zarr.open_array(str(out))[:], expected)
+
+
+def test_precondition_in_threads_leaves_nothing_on_bad_input(tmp_path: Path) -> None:
+    data = np.ones((PRECONDITION_CHUNK_TRACES + 10, 20), np.float32)
+    data[PRECONDITION_CHUNK_TRACES + 3, 5] = np.nan  # in the second chunk
+    write_traces(tmp_path / "in.zarr", data, 0.0, 0.004)
+    out = tmp_path / "out.zarr"
+    with pytest.raises(InputDataError, match=r"non-finite"):
+        precondition(
+            open_traces(tmp_path / "in.zarr"), RhoFilter.THREE_D, NonFinitePolicy.ERROR, str(out), 2
+        )
+    assert not out.exists()
