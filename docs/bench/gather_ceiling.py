@@ -37,19 +37,11 @@ def contiguous(data, idx, out, nchunk):  # type: ignore[no-untyped-def]
 
 
 @njit(fastmath=FASTMATH, parallel=True)
-def gather(data, idx, out, nchunk):  # type: ignore[no-untyped-def]
-    ntr, nt = data.shape[0], idx.shape[1]
-    for r in prange(nchunk):
-        for k in range(ntr):
-            for c in range(COLUMNS):
-                for it in range(np.uint64(0), np.uint64(nt)):
-                    out[r * COLUMNS + c, it] += data[k, idx[k, it] & NONNEG31]
-
-
-@njit(fastmath=FASTMATH, parallel=True)
 def gather_blocked(data, idx, out, nchunk, block):  # type: ignore[no-untyped-def]
-    """``gather`` with the traces in blocks (one parallel region per block, every chunk in
-    it), as the numba kernels take them (TRACE_BLOCKS in pstm.kernels._numba)."""
+    """One gathered load per contribution, indices from a table, the traces in blocks of
+    ``block`` (one parallel region per block, every chunk in it, as the numba kernels take
+    them: TRACE_BLOCKS in pstm.kernels._numba); block = all traces: every chunk reads
+    every trace from wherever it is."""
     ntr, nt = data.shape[0], idx.shape[1]
     for k0 in range(0, ntr, block):
         for r in prange(nchunk):
@@ -61,7 +53,8 @@ def gather_blocked(data, idx, out, nchunk, block):  # type: ignore[no-untyped-de
 
 @njit(fastmath=FASTMATH, parallel=True)
 def sqrt_gather_blocked(data, th2, a2, inv_h, out, nchunk, block):  # type: ignore[no-untyped-def]
-    """``sqrt_gather`` with the traces in blocks, like ``gather_blocked``."""
+    """Two square roots per contribution, then one gathered load; blocks as in
+    ``gather_blocked``."""
     ntr, nt = data.shape[0], th2.shape[0]
     for k0 in range(0, ntr, block):
         for r in prange(nchunk):
@@ -73,20 +66,6 @@ def sqrt_gather_blocked(data, th2, a2, inv_h, out, nchunk, block):  # type: igno
                         t = np.sqrt(q + a) + np.sqrt(q + a * np.float32(0.5))
                         i = np.uint32(np.int32(t * inv_h + np.float32(0.5))) & NONNEG31
                         out[r * COLUMNS + c, it] += data[k, i]
-
-
-@njit(fastmath=FASTMATH, parallel=True)
-def sqrt_gather(data, th2, a2, inv_h, out, nchunk):  # type: ignore[no-untyped-def]
-    ntr, nt = data.shape[0], th2.shape[0]
-    for r in prange(nchunk):
-        for k in range(ntr):
-            for c in range(COLUMNS):
-                a = a2[k] + np.float32(c) * np.float32(1e-3)
-                for it in range(np.uint64(0), np.uint64(nt)):
-                    q = th2[it]
-                    t = np.sqrt(q + a) + np.sqrt(q + a * np.float32(0.5))
-                    i = np.uint32(np.int32(t * inv_h + np.float32(0.5))) & NONNEG31
-                    out[r * COLUMNS + c, it] += data[k, i]
 
 
 def main() -> None:
@@ -102,8 +81,8 @@ def main() -> None:
     block = (1 << 20) // (ns * 4)  # traces per block, as TRACE_BLOCK_BYTES gives
     runs = {
         "contiguous": lambda: contiguous(data, idx, out, nchunk),
-        "gather": lambda: gather(data, idx, out, nchunk),
-        "sqrt_gather": lambda: sqrt_gather(data, th2, a2, inv_h, out, nchunk),
+        "gather": lambda: gather_blocked(data, idx, out, nchunk, ntr),
+        "sqrt_gather": lambda: sqrt_gather_blocked(data, th2, a2, inv_h, out, nchunk, ntr),
         "gather_blocked": lambda: gather_blocked(data, idx, out, nchunk, block),
         "sqrt_gather_blocked": lambda: sqrt_gather_blocked(
             data, th2, a2, inv_h, out, nchunk, block
