@@ -19,12 +19,14 @@ branch (traces carry a zero sample past their end, positions are clamped, the va
 Floating-point contraction is off (``fastmath`` without ``contract``), so the sample
 positions equal the reference's bit for bit.
 
-Four kernels, each with one time loop whose switches are compile-time constants (LLVM
-stops vectorising a loop that tests a run-time switch, and a function that inlines two
-different loops): :func:`_migrate_plain` (nearest sample, weight 1: the default),
-:func:`_migrate_plain_interpolated` (the same with ``traveltime: interpolated``),
-:func:`_migrate_features` (weights, stretch mute, linear interpolation, tapers) and
-:func:`_migrate_antialiased` (the same with the anti-aliasing filter).
+Three kernels. Every time loop's switches are compile-time constants (LLVM stops
+vectorising a loop that tests a run-time switch): a run-time flag selects between whole
+loops, each inlined with constant switches. :func:`_migrate_plain` (nearest sample,
+weight 1: the default; a kernel of its own: inlining a second, different time loop into
+it stops LLVM from vectorising its loop), :func:`_migrate_plain_interpolated` (the same
+with ``traveltime: interpolated``) and :func:`_migrate_features` (weights, stretch mute,
+linear interpolation, tapers, anti-aliasing: its three loops, anti-aliased / nearest /
+linear, run at the speed they ran as separate kernels).
 """
 
 from __future__ import annotations
@@ -729,6 +731,7 @@ def _migrate_features(
     stretch: NDArray[np.float32],
     fp: NDArray[np.float32],
     zones_only: bool,
+    antialias: bool,
     nearest: bool,
     chunk: int,
     block: int,
@@ -736,9 +739,10 @@ def _migrate_features(
     fold: NDArray[np.int32],
     counts: NDArray[np.int64],
 ) -> None:
-    """Every feature but anti-aliasing on samples lo..nt-1 of each pair, or only on its taper
-    zone lo..full-1 when ``zones_only`` (the rest then goes to :func:`_migrate_plain`);
-    ``nearest``: the oversampled-nearest interpolation, one gathered load per sample."""
+    """Every feature on samples lo..nt-1 of each pair, or only on its taper zone lo..full-1
+    when ``zones_only`` (the rest then goes to :func:`_migrate_plain`); ``antialias``: read
+    the anti-aliasing level of each sample (nearest sample of it), else ``nearest``: the
+    oversampled-nearest interpolation, one gathered load per sample, else linear."""
     ntr = data.shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
@@ -753,7 +757,13 @@ def _migrate_features(
                         continue
                     g, d = cls[k], np.sqrt(d2)
                     end = full if zones_only else nt
-                    if nearest:  # a compile-time constant in each call below
+                    if antialias:  # compile-time constants in each call below
+                        n = _features_pair(
+                            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, True, False, lo, full,
+                            end,
+                        )  # fmt: skip
+                    elif nearest:
                         n = _features_pair(
                             data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, True, lo, full,
@@ -765,54 +775,6 @@ def _migrate_features(
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, False, lo,
                             full, end,
                         )  # fmt: skip
-                    counts[c] += n
-
-
-@njit(parallel=True, fastmath=FASTMATH, cache=True)
-def _migrate_antialiased(
-    data: NDArray[np.float32],
-    aa_data: NDArray[np.float32],
-    sx: NDArray[np.float32],
-    sy: NDArray[np.float32],
-    rx: NDArray[np.float32],
-    ry: NDArray[np.float32],
-    cls: NDArray[np.int32],
-    x: NDArray[np.float32],
-    y: NDArray[np.float32],
-    th2: NDArray[np.float32],
-    sl2: NDArray[np.float32],
-    rout2: NDArray[np.float32],
-    rin2: NDArray[np.float32],
-    ap: NDArray[np.float32],
-    ang: NDArray[np.float32],
-    inv_ang_taper: NDArray[np.float32],
-    wta: NDArray[np.float32],
-    stretch: NDArray[np.float32],
-    fp: NDArray[np.float32],
-    chunk: int,
-    block: int,
-    gathers: NDArray[np.float32],
-    fold: NDArray[np.int32],
-    counts: NDArray[np.int64],
-) -> None:
-    """Every feature with anti-aliasing, samples lo..nt-1 of each pair."""
-    ntr = data.shape[0]
-    ncol, nt = sl2.shape
-    nchunk = (ncol + chunk - 1) // chunk
-    for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
-        for ic in prange(nchunk):
-            for k in range(k0, min(ntr, k0 + block)):  # trace-major: see TRACE_MAJOR
-                for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
-                    lo, full, sxr, syr, rxr, ryr, d2 = _pair(
-                        sx, sy, rx, ry, x, y, rout2, rin2, k, c
-                    )
-                    if lo >= nt:
-                        continue
-                    g, d = cls[k], np.sqrt(d2)
-                    n = _features_pair(
-                        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                        inv_ang_taper, sxr, syr, rxr, ryr, d, fp, True, False, lo, full, nt,
-                    )  # fmt: skip
                     counts[c] += n
 
 
@@ -852,15 +814,13 @@ def run_prepared(
     )  # fmt: skip
     rows = p.aa_data if use_aa else p.data  # what the kernel gathers from
     block = max(1, TRACE_BLOCK_BYTES // max(rows[:1].nbytes, 1))  # traces per TRACE_BLOCK
-    if use_aa:
-        _migrate_antialiased(*args, chunk, block, gathers, fold, counts)
-    elif use_ta or use_st or not p.nearest:
-        _migrate_features(*args, False, p.nearest, chunk, block, gathers, fold, counts)
+    if use_aa or use_ta or use_st or not p.nearest:
+        _migrate_features(*args, False, use_aa, p.nearest, chunk, block, gathers, fold, counts)
     else:
         # constant aperture, no angle limit: a pair's taper weight is the same at all samples
         uniform = bool((p.ap == p.ap[0]).all() and (p.ang >= np.float32(NO_LIMIT)).all())
         if not uniform and bool((p.rin2 < p.rout2).any()):  # taper zones of varying weight
-            _migrate_features(*args, True, p.nearest, chunk, block, gathers, fold, counts)
+            _migrate_features(*args, True, False, p.nearest, chunk, block, gathers, fold, counts)
         premax = np.maximum.accumulate(p.sl2, axis=1)
         sufmin = np.ascontiguousarray(np.minimum.accumulate(p.sl2[:, ::-1], axis=1)[:, ::-1])
         geometry = (p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2)
