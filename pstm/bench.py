@@ -120,8 +120,9 @@ class Result:
     seconds_median: float
     cpu_seconds: float  # process CPU time of the best run (all threads)
     repeat: int
-    #: best time of the trace preparation alone (oversampling, anti-aliasing levels,
-    #: tables), which is part of ``seconds``; 0 where not separable (peers)
+    #: best time of :func:`pstm.kernels.operator.prepare` alone (tables; the oversampling
+    #: and anti-aliasing levels too, except for numba, whose kernels build them per block
+    #: of traces), which is part of ``seconds``; 0 where not separable (peers)
     prep_seconds: float = 0.0
 
     @property

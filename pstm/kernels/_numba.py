@@ -9,9 +9,12 @@ Speed (see docs/benchmarks.md): TRACE_MAJOR order: a parallel task owns a chunk 
 ``COLUMN_CHUNK`` columns and visits every trace once, migrating it into all the chunk's
 columns in turn: the trace's resampled samples (gathered, scattered over many cache lines)
 stay in L1 while its columns (read and written contiguously) stream from L2. TRACE_BLOCKS:
-the traces are taken in blocks of about ``TRACE_BLOCK_BYTES`` (one parallel region per
-block, every chunk in it), so a trace comes from main memory once per call rather than
-once per chunk: the other chunks find it in the shared L3. Per (trace,
+the traces are taken in blocks of about ``TRACE_BLOCK_BYTES``: first the block's traces
+are resampled (and their anti-aliasing levels built) into buffers of one block
+(:func:`pstm.kernels._numba_traces.prepare_block`, parallel over the block's traces),
+then one parallel region over every column chunk migrates the block, which the chunks
+find in cache: the resampled traces never go to main memory, and no chunk reads a trace
+from there again. Per (trace,
 column) pair the aperture limits become an index range found by bisection
 (samples outside are never visited); the inner loop over output time has no data-dependent
 branch (traces carry a zero sample past their end, positions are clamped, the validity is a
@@ -39,29 +42,30 @@ from numba.extending import intrinsic
 from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
-from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
+from pstm.kernels._numba_traces import NUMBA_IN_KERNEL_OPS, prepare_block
 from pstm.kernels.operator import (
     LEG_TIME_MIN_S,
     NO_LIMIT,
+    SINC_HALF_TAPS,
     TINY_Q,
     Prepared,
     interpolation_bound_constants,
     prepare,
+    sinc_phases,
 )
 
 #: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`).
-TRACE_OPS = NUMBA_TRACE_OPS
+TRACE_OPS = NUMBA_IN_KERNEL_OPS
 #: Columns one parallel task migrates together (trace-major, see the module docstring): a
 #: trace is read once per chunk while it is in L1, the chunk's image columns stay in L2,
 #: and the parallel region is entered once per call. 8 measured best (docs/benchmarks.md).
 COLUMN_CHUNK = 8
 #: Smallest number of chunks per thread (load balance on small tiles).
 CHUNKS_PER_THREAD = 4
-#: Bytes of prepared trace rows one parallel region migrates into every column chunk (see
-#: TRACE_BLOCKS in the module docstring): the block is read from main memory once and then
-#: from cache by the other chunks. About one core's L2; measured 1.3x faster than no
-#: blocking on the plain and the anti-aliased kernels, flat from 0.2 to 1.5 MB
-#: (docs/benchmarks.md).
+#: Bytes of prepared trace rows (resampled trace and its anti-aliasing levels) per block of
+#: traces (see TRACE_BLOCKS in the module docstring). About one core's L2; blocks measured
+#: 1.3x faster than none on the plain and the anti-aliased kernels, flat from 0.2 to
+#: 1.5 MB (docs/benchmarks.md).
 TRACE_BLOCK_BYTES = 1 << 20
 #: Mask of a sample index known to be >= 0: ``uint32(i) & NONNEG31`` has 31 significant bits,
 #: so LLVM gathers with 32-bit indices (16 lanes of AVX-512) instead of 64-bit ones (8 lanes)
@@ -464,6 +468,7 @@ def _migrate_plain(
     uniform_taper: bool,
     ap0: np.float32,
     inv_ap_taper: np.float32,
+    prep: tuple,  # see _block_buffers
     chunk: int,
     block: int,
     gathers: NDArray[np.float32],
@@ -477,12 +482,14 @@ def _migrate_plain(
     inside the aperture, a taper-zone pair weighted by its one taper weight. A kernel of its
     own: inlining a second, different time loop into the same function stops LLVM from
     vectorising this one."""
-    ntr = data.shape[0]
+    ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
+        k1 = min(ntr, k0 + block)
+        prepare_block(prep[0], k0, k1, prep[1], prep[2], prep[3], data, prep[4], prep[5], prep[6])
         for ic in prange(nchunk):
-            for k in range(k0, min(ntr, k0 + block)):  # trace-major: see TRACE_MAJOR
+            for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
                 for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
                     it0, itb, ite, w, ds2, dr2 = _plain_ranges(
                         sx, sy, rx, ry, x, y, rout2, rin2, th2, s2_premax, s2_sufmin, t0_in, inv_h,
@@ -493,12 +500,12 @@ def _migrate_plain(
                     n = 0
                     if itb > it0:
                         n += _plain_nearest(
-                            data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in,
+                            data, k - k0, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in,
                             inv_h, smax, w, False, it0, itb,
                         )  # fmt: skip
                     if itb < ite:
                         n += _plain_nearest(
-                            data, k, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in,
+                            data, k - k0, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in,
                             inv_h, smax, w, True, itb, ite,
                         )  # fmt: skip
                     counts[c] += n
@@ -531,6 +538,7 @@ def _migrate_plain_interpolated(
     node: int,
     margin: np.float32,
     qmin: np.float32,
+    prep: tuple,  # see _block_buffers
     chunk: int,
     block: int,
     gathers: NDArray[np.float32],
@@ -550,12 +558,14 @@ def _migrate_plain_interpolated(
     other) in two passes per pair: its sample positions into ``pos[task]`` (nchunk, nt) by
     :func:`_fill_positions`, then the gathers; the proven ranges are narrowed by ``margin``,
     the error allowed to an interpolated position."""
-    ntr = data.shape[0]
+    ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
+        k1 = min(ntr, k0 + block)
+        prepare_block(prep[0], k0, k1, prep[1], prep[2], prep[3], data, prep[4], prep[5], prep[6])
         for ic in prange(nchunk):
-            for k in range(k0, min(ntr, k0 + block)):  # trace-major: see TRACE_MAJOR
+            for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
                 for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
                     it0, itb, ite, w, ds2, dr2 = _plain_ranges(
                         sx, sy, rx, ry, x, y, rout2, rin2, th2, s2_premax, s2_sufmin, t0_in, inv_h,
@@ -570,12 +580,12 @@ def _migrate_plain_interpolated(
                     n = 0
                     if itb > it0:
                         n += _gather_positions(
-                            data, k, gathers, fold, starts, cls[k], c, pos, ic, smax, w, False, it0,
+                            data, k - k0, gathers, fold, starts, cls[k], c, pos, ic, smax, w, False, it0,
                             itb,
                         )  # fmt: skip
                     if itb < ite:
                         n += _gather_positions(
-                            data, k, gathers, fold, starts, cls[k], c, pos, ic, smax, w, True, itb,
+                            data, k - k0, gathers, fold, starts, cls[k], c, pos, ic, smax, w, True, itb,
                             ite,
                         )  # fmt: skip
                     counts[c] += n
@@ -733,6 +743,7 @@ def _migrate_features(
     zones_only: bool,
     antialias: bool,
     nearest: bool,
+    prep: tuple,  # see _block_buffers
     chunk: int,
     block: int,
     gathers: NDArray[np.float32],
@@ -743,12 +754,14 @@ def _migrate_features(
     when ``zones_only`` (the rest then goes to :func:`_migrate_plain`); ``antialias``: read
     the anti-aliasing level of each sample (nearest sample of it), else ``nearest``: the
     oversampled-nearest interpolation, one gathered load per sample, else linear."""
-    ntr = data.shape[0]
+    ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
+        k1 = min(ntr, k0 + block)
+        prepare_block(prep[0], k0, k1, prep[1], prep[2], prep[3], data, prep[4], prep[5], aa_data)
         for ic in prange(nchunk):
-            for k in range(k0, min(ntr, k0 + block)):  # trace-major: see TRACE_MAJOR
+            for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
                 for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
                     lo, full, sxr, syr, rxr, ryr, d2 = _pair(
                         sx, sy, rx, ry, x, y, rout2, rin2, k, c
@@ -759,23 +772,50 @@ def _migrate_features(
                     end = full if zones_only else nt
                     if antialias:  # compile-time constants in each call below
                         n = _features_pair(
-                            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                            data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, True, False, lo, full,
                             end,
                         )  # fmt: skip
                     elif nearest:
                         n = _features_pair(
-                            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                            data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, True, lo, full,
                             end,
                         )  # fmt: skip
                     else:
                         n = _features_pair(
-                            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                            data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, False, lo,
                             full, end,
                         )  # fmt: skip
                     counts[c] += n
+
+
+def _block_buffers(
+    p: Prepared, antialias: bool
+) -> tuple[NDArray[np.float32], NDArray[np.float32], int, tuple]:
+    """The buffers of one block of traces (TRACE_BLOCKS) and the kernels' ``prep`` tuple for
+    :func:`pstm.kernels._numba_traces.prepare_block`: (recorded traces, oversampling taps,
+    its two work rows per trace, the anti-aliasing half-lengths, their float64 work rows, an
+    empty level buffer for the kernels without anti-aliasing). Returns the resampled rows
+    (block, M + 1), the level rows (block, L (M + 1)) or (0, 1), and the block's size."""
+    ns, m = p.data.shape[1], p.n_valid
+    levels = p.aa_levels if antialias else 0
+    block = max(1, min(p.ntr, TRACE_BLOCK_BYTES // ((m + 1) * 4 * (1 + levels))))
+    pad = max(p.aa_lengths) + 1 if antialias else 0
+    empty = np.zeros((0, 1), dtype=np.float32)
+    prep = (
+        p.data,
+        sinc_phases(m // max(ns, 1)).astype(np.float32),
+        np.empty((block, ns + 2 * SINC_HALF_TAPS), np.float32),
+        np.empty((block, ns), np.float32),
+        np.asarray(p.aa_lengths if antialias else (1,), np.int64),
+        np.empty((block, m + 2 * pad) if antialias else (1, m), np.float64),
+        empty,
+    )
+    rows = np.empty((block, m + 1), np.float32)
+    aa_rows = np.empty((block, levels * (m + 1)), np.float32) if antialias else empty
+    return rows, aa_rows, block, prep
 
 
 def run_prepared(
@@ -786,7 +826,9 @@ def run_prepared(
     counts = np.zeros(p.x.shape[0], dtype=np.int64)
     ncol = p.x.shape[0]
     chunk = max(1, min(COLUMN_CHUNK, ncol // (CHUNKS_PER_THREAD * max(threads, 1))))
-    use_ta, use_st, use_aa = p.wta.size > 0, p.stretch.size > 0, p.aa_data.size > 0
+    if p.resampled:
+        raise ValueError("the numba kernels resample the traces themselves: prepare with TRACE_OPS")
+    use_ta, use_st, use_aa = p.wta.size > 0, p.stretch.size > 0, p.aa_levels > 0
     ncol, nt = p.sl2.shape
     fp = np.array(
         [
@@ -805,40 +847,43 @@ def run_prepared(
         ],
         dtype=np.float32,
     )
-    aa_data = p.aa_data if use_aa else np.zeros((0, 1), dtype=np.float32)
     wta = p.wta if use_ta else np.zeros((ncol, nt), dtype=np.float32)
     stretch = p.stretch if use_st else np.full(nt, NO_LIMIT, dtype=np.float32)
+    rows, aa_rows, block, prep = _block_buffers(p, use_aa)
     args = (
-        p.data, aa_data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
+        rows, aa_rows, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
         p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp,
     )  # fmt: skip
-    rows = p.aa_data if use_aa else p.data  # what the kernel gathers from
-    block = max(1, TRACE_BLOCK_BYTES // max(rows[:1].nbytes, 1))  # traces per TRACE_BLOCK
     if use_aa or use_ta or use_st or not p.nearest:
-        _migrate_features(*args, False, use_aa, p.nearest, chunk, block, gathers, fold, counts)
+        _migrate_features(
+            *args, False, use_aa, p.nearest, prep, chunk, block, gathers, fold, counts
+        )
     else:
         # constant aperture, no angle limit: a pair's taper weight is the same at all samples
         uniform = bool((p.ap == p.ap[0]).all() and (p.ang >= np.float32(NO_LIMIT)).all())
         if not uniform and bool((p.rin2 < p.rout2).any()):  # taper zones of varying weight
-            _migrate_features(*args, True, False, p.nearest, chunk, block, gathers, fold, counts)
+            _migrate_features(
+                *args, True, False, p.nearest, prep, chunk, block, gathers, fold, counts
+            )
         premax = np.maximum.accumulate(p.sl2, axis=1)
         sufmin = np.ascontiguousarray(np.minimum.accumulate(p.sl2[:, ::-1], axis=1)[:, ::-1])
-        geometry = (p.data, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2)
+        geometry = (rows, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2)
         nchunk = (ncol + chunk - 1) // chunk
         if p.tt_node:  # traveltime: interpolated (prepare() allows it with the plain operator)
             node = p.tt_node
             nn = (nt - 1) // node + 1
             _migrate_plain_interpolated(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], p.ap[0], fp[3], node,
-                np.float32(p.tt_tolerance), fp[8], chunk, block, gathers, fold, np.zeros_like(fold),
+                np.float32(p.tt_tolerance), fp[8], prep, chunk, block, gathers, fold,
+                np.zeros_like(fold),
                 counts, p.th2[::node].copy(), np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks,
                 p.tt_times, interpolation_bound_constants(p), np.empty((nchunk, nt), np.float32),
                 np.empty((nchunk, nn), np.float32), np.empty((nchunk, nn), np.uint8),
             )  # fmt: skip
         else:
             _migrate_plain(
-                *geometry, premax, sufmin, fp[0], fp[1], fp[2], uniform, p.ap[0], fp[3], chunk,
-                block, gathers, fold, np.zeros_like(fold), counts,
+                *geometry, premax, sufmin, fp[0], fp[1], fp[2], uniform, p.ap[0], fp[3], prep,
+                chunk, block, gathers, fold, np.zeros_like(fold), counts,
             )  # fmt: skip
     return int(counts.sum())
 
@@ -851,4 +896,4 @@ def migrate(
     fold: NDArray[np.int32],
 ) -> int:
     g, f = column_views(target, gathers, fold)
-    return run_prepared(prepare(batch, target, options, NUMBA_TRACE_OPS), g, f, options.threads)
+    return run_prepared(prepare(batch, target, options, TRACE_OPS), g, f, options.threads)

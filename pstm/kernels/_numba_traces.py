@@ -21,6 +21,40 @@ from pstm.kernels.operator import SINC_HALF_TAPS, TraceOps, sinc_phases
 OVERSAMPLE_BLOCKS = 64
 
 
+@njit(cache=True, inline="always")
+def _oversample_row(
+    data: NDArray[np.float32],
+    k: int,
+    taps: NDArray[np.float32],
+    half: int,
+    padded: NDArray[np.float32],
+    acc: NDArray[np.float32],
+    b: int,
+    out: NDArray[np.float32],
+    row: int,
+) -> None:
+    """out[row, m * K + p] = sum_j taps[p, j] data[k, m + j - half + 1] (zero outside),
+    summed in float32 in tap order like the numpy version, with work rows ``padded[b]``
+    (ns + 2 half: the zero-padded trace) and ``acc[b]`` (ns); the loops over output samples
+    have no branch and vectorise."""
+    ns = data.shape[1]
+    factor, ntaps = taps.shape
+    for i in range(half):
+        padded[b, i] = 0.0
+        padded[b, half + ns + i] = 0.0
+    for m in range(ns):
+        padded[b, half + m] = data[k, m]
+    for p in range(factor):
+        for m in range(ns):
+            acc[b, m] = 0.0
+        for j in range(ntaps):
+            tap = taps[p, j]
+            for m in range(ns):
+                acc[b, m] += tap * padded[b, m + j + 1]
+        for m in range(ns):
+            out[row, m * factor + p] = acc[b, m]
+
+
 @njit(parallel=True, cache=True)
 def _oversample(
     data: NDArray[np.float32],
@@ -30,29 +64,71 @@ def _oversample(
     acc: NDArray[np.float32],
     out: NDArray[np.float32],
 ) -> None:
-    """out[k, m * K + p] = sum_j taps[p, j] data[k, m + j - half + 1] (zero outside), summed
-    in float32 in tap order like the numpy version. ``prange`` runs over the rows b of the
-    work arrays ``padded`` (nblk, ns + 2 half: the zero-padded trace) and ``acc`` (nblk, ns):
-    task b owns row b and traces b, b + nblk, ...; the loops over output samples have no
-    branch and vectorise."""
-    ntr, ns = data.shape
-    factor, ntaps = taps.shape
+    """:func:`_oversample_row` of every trace k into out[k]; ``prange`` runs over the rows b
+    of the work arrays: task b owns row b and traces b, b + nblk, ..."""
+    ntr = data.shape[0]
     nblk = padded.shape[0]
     for b in prange(nblk):
-        for i in range(padded.shape[1]):
-            padded[b, i] = 0.0
         for k in range(b, ntr, nblk):
-            for m in range(ns):
-                padded[b, half + m] = data[k, m]
-            for p in range(factor):
-                for m in range(ns):
-                    acc[b, m] = 0.0
-                for j in range(ntaps):
-                    tap = taps[p, j]
-                    for m in range(ns):
-                        acc[b, m] += tap * padded[b, m + j + 1]
-                for m in range(ns):
-                    out[k, m * factor + p] = acc[b, m]
+            _oversample_row(data, k, taps, half, padded, acc, b, out, k)
+
+
+@njit(cache=True, inline="always")
+def _triangle_row(
+    data: NDArray[np.float32],
+    k: int,
+    m: int,
+    lengths: NDArray[np.int64],
+    pad: int,
+    work: NDArray[np.float64],
+    b: int,
+    out: NDArray[np.float32],
+    row: int,
+) -> None:
+    """out[row, l (m + 1) + n] = the triangle of half-length lengths[l] centred on sample n
+    of data[k, :m] (see :func:`pstm.kernels.operator.triangle_filtered`), a zero at
+    n = m; ``work[b]`` (m + 2 pad, float64) holds the double running sum."""
+    width = m + 2 * pad
+    u_mean = (width - 1) / 2.0
+    u_norm = 0.0
+    for i in range(width):
+        u_norm += (i - u_mean) ** 2
+    acc = 0.0
+    for i in range(width):  # first running sum
+        if pad <= i < pad + m:
+            acc += np.float64(data[k, i - pad])
+        work[b, i] = acc
+    mean = 0.0
+    for i in range(width):
+        mean += work[b, i]
+    mean /= width
+    acc = 0.0
+    for i in range(width):  # second running sum of the mean-free first
+        acc += work[b, i] - mean
+        work[b, i] = acc
+    mean, slope = 0.0, 0.0
+    for i in range(width):  # straight-line trend
+        mean += work[b, i]
+        slope += work[b, i] * (i - u_mean)
+    mean /= width
+    slope /= u_norm
+    for i in range(width):
+        work[b, i] -= mean + slope * (i - u_mean)
+    stride = m + 1
+    for level in range(lengths.shape[0]):
+        j = lengths[level]
+        base = level * stride
+        out[row, base + m] = 0.0
+        if j == 1:
+            for n in range(m):
+                out[row, base + n] = data[k, n]
+            continue
+        jj = np.float64(j * j)
+        for n in range(m):
+            c = n + pad - 1
+            out[row, base + n] = np.float32(
+                (work[b, c + j] - 2.0 * work[b, c] + work[b, c - j]) / jj
+            )
 
 
 @njit(parallel=True, cache=True)
@@ -63,47 +139,40 @@ def _triangle_levels(
     work: NDArray[np.float64],
     out: NDArray[np.float32],
 ) -> None:
-    """out[k, l, n] = triangle of half-length lengths[l] centred on sample n (see
-    :func:`pstm.kernels.operator.triangle_filtered`); ``work`` is one float64 row per trace
-    (ntr, M + 2 pad) for the double running sum."""
+    """:func:`_triangle_row` of every trace k into out[k] (ntr, L (M + 1)); ``work`` is one
+    float64 row per trace (ntr, M + 2 pad)."""
     ntr, m = data.shape
-    width = m + 2 * pad
-    u_mean = (width - 1) / 2.0
-    u_norm = 0.0
-    for i in range(width):
-        u_norm += (i - u_mean) ** 2
     for k in prange(ntr):
-        row = work[k]
-        acc = 0.0
-        for i in range(width):  # first running sum
-            if pad <= i < pad + m:
-                acc += np.float64(data[k, i - pad])
-            row[i] = acc
-        mean = 0.0
-        for i in range(width):
-            mean += row[i]
-        mean /= width
-        acc = 0.0
-        for i in range(width):  # second running sum of the mean-free first
-            acc += row[i] - mean
-            row[i] = acc
-        mean, slope = 0.0, 0.0
-        for i in range(width):  # straight-line trend
-            mean += row[i]
-            slope += row[i] * (i - u_mean)
-        mean /= width
-        slope /= u_norm
-        for i in range(width):
-            row[i] -= mean + slope * (i - u_mean)
-        for level in range(lengths.shape[0]):
-            j = lengths[level]
-            if j == 1:
-                out[k, level, :m] = data[k]
-                continue
-            jj = np.float64(j * j)
-            for n in range(m):
-                b = n + pad - 1
-                out[k, level, n] = np.float32((row[b + j] - 2.0 * row[b] + row[b - j]) / jj)
+        _triangle_row(data, k, m, lengths, pad, work, k, out, k)
+
+
+@njit(parallel=True, cache=True)
+def prepare_block(
+    raw: NDArray[np.float32],
+    k0: int,
+    k1: int,
+    taps: NDArray[np.float32],
+    padded: NDArray[np.float32],
+    acc: NDArray[np.float32],
+    rows: NDArray[np.float32],
+    lengths: NDArray[np.int64],
+    work: NDArray[np.float64],
+    aa_rows: NDArray[np.float32],
+) -> None:
+    """Traces k0..k1-1 of the recorded ``raw`` (ntr, ns), resampled into ``rows[k - k0]``
+    (M + 1, one zero past the end) and, when ``aa_rows`` has rows, their anti-aliasing
+    levels ``lengths`` into ``aa_rows[k - k0]``: what :func:`oversample` and
+    :func:`triangle_filtered` compute, for one block of traces of the numba kernels (their
+    TRACE_BLOCKS), into buffers that stay in cache. ``prange`` runs over the block's traces;
+    each owns its rows of every buffer."""
+    half = (padded.shape[1] - raw.shape[1]) // 2
+    m = raw.shape[1] * taps.shape[0]
+    pad = (work.shape[1] - m) // 2
+    for i in prange(k1 - k0):
+        _oversample_row(raw, k0 + i, taps, half, padded, acc, i, rows, i)
+        rows[i, m] = 0.0
+        if aa_rows.shape[0] > 0:
+            _triangle_row(rows, i, m, lengths, pad, work, i, aa_rows, i)
 
 
 def oversample(
@@ -122,11 +191,16 @@ def oversample(
 def triangle_filtered(data: NDArray[np.float32], lengths: tuple[int, ...]) -> NDArray[np.float32]:
     ntr, m = data.shape
     pad = max(lengths) + 1
-    out = np.zeros((ntr, len(lengths), m + 1), dtype=np.float32)
+    out = np.empty((ntr, len(lengths) * (m + 1)), dtype=np.float32)
     work = np.empty((ntr, m + 2 * pad), dtype=np.float64)
     _triangle_levels(np.ascontiguousarray(data), np.asarray(lengths, np.int64), pad, work, out)
-    return out
+    return out.reshape(ntr, len(lengths), m + 1)
 
 
 #: The trace operations of the numba backend, for :func:`pstm.kernels.operator.prepare`.
 NUMBA_TRACE_OPS = TraceOps(oversample=oversample, triangle_filtered=triangle_filtered)
+#: The same, resampling and building the levels per block of traces inside the kernels
+#: (:func:`prepare_block`): the numba backend's.
+NUMBA_IN_KERNEL_OPS = TraceOps(
+    oversample=oversample, triangle_filtered=triangle_filtered, in_kernel=True
+)

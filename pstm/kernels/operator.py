@@ -61,13 +61,18 @@ class Prepared:
     """One kernel call's inputs, ready for any backend (see the module notes)."""
 
     # traces
-    data: NDArray[np.float32]  # (ntr, M + 1): resampled traces, one zero sample appended
+    #: (ntr, M + 1): resampled traces, one zero sample appended; or, where ``resampled`` is
+    #: False, the recorded traces (ntr, ns), which the backend resamples itself
+    data: NDArray[np.float32]
     #: anti-aliasing: (ntr, L * (M + 1)) the traces filtered with each triangle length
-    #: (level l at columns l (M + 1) ...; level 0 is the trace itself), or (0, 0)
+    #: (level l at columns l (M + 1) ...; level 0 is the trace itself), or (0, 0) (also
+    #: where the backend builds the levels itself, see ``resampled``)
     aa_data: NDArray[np.float32]
     aa_first2: float  # constants of antialias_level: factor^2
     aa_scale2: float  # and sqrt(2) / factor^2
     aa_levels: int  # number of anti-aliasing levels (0 without anti-aliasing)
+    aa_lengths: tuple[int, ...]  # their triangle half-lengths (resampled samples)
+    resampled: bool  # data holds the resampled traces (and aa_data the levels)
     n_valid: int  # M: real samples per resampled trace
     inv_h: float  # 1 / (resampled sample interval)
     t0_in: float
@@ -431,6 +436,9 @@ class TraceOps:
     #: (data, factor, out) -> out: see :func:`oversample`
     oversample: Callable[[NDArray[np.float32], int, NDArray[np.float32]], NDArray[np.float32]]
     triangle_filtered: Callable[[NDArray[np.float32], tuple[int, ...]], NDArray[np.float32]]
+    #: the backend resamples the traces and builds the anti-aliasing levels itself, per
+    #: block of traces (:func:`prepare` passes the recorded traces; see ``Prepared.resampled``)
+    in_kernel: bool = False
 
 
 NUMPY_TRACE_OPS = TraceOps(oversample=oversample, triangle_filtered=triangle_filtered)
@@ -447,13 +455,16 @@ def prepare(
     data = np.ascontiguousarray(batch.data, dtype=np.float32)
     ntr, ns = data.shape
     m = ns * factor
-    traces = np.empty((ntr, m + 1), dtype=np.float32)  # one zero sample past the end
-    traces[:, m] = 0.0
-    resampled = traces[:, :m]
-    if factor == 1:
-        resampled[...] = data
+    if ops.in_kernel:  # the backend resamples per block of traces itself
+        traces = resampled = data
     else:
-        ops.oversample(data, factor, resampled)
+        traces = np.empty((ntr, m + 1), dtype=np.float32)  # one zero sample past the end
+        traces[:, m] = 0.0
+        resampled = traces[:, :m]
+        if factor == 1:
+            resampled[...] = data
+        else:
+            ops.oversample(data, factor, resampled)
     h = batch.dt / factor
     interpolated = options.traveltime is Traveltime.INTERPOLATED
     if interpolated:
@@ -526,7 +537,11 @@ def prepare(
             options.antialias_spacing_m / h,
             float(sl2.max()) if sl2.size else 0.0,
         )
-        aa_data = ops.triangle_filtered(resampled, lengths).reshape(ntr, -1)
+        aa_data = (
+            np.zeros((0, 0), dtype=np.float32)
+            if ops.in_kernel
+            else ops.triangle_filtered(resampled, lengths).reshape(ntr, -1)
+        )
     else:
         aa_data, lengths = np.zeros((0, 0), dtype=np.float32), (1,)
     aa_first2, aa_scale2 = antialias_level_constants(factor)
@@ -541,6 +556,8 @@ def prepare(
         aa_first2=aa_first2,
         aa_scale2=aa_scale2,
         aa_levels=len(lengths) if aa else 0,
+        aa_lengths=lengths if aa else (),
+        resampled=not ops.in_kernel,
         n_valid=m,
         inv_h=1.0 / h,
         t0_in=float(batch.t0),
