@@ -73,6 +73,28 @@ def _oversample(
             _oversample_row(data, k, taps, half, padded, acc, b, out, k)
 
 
+@njit(fastmath={"reassoc", "nsz"}, cache=True)
+def _sum_and_moment(
+    values: NDArray[np.float64], b: int, n: int, centre: float
+) -> tuple[float, float]:
+    """sum_i values[b, i] and sum_i values[b, i] (i - centre) over i < n: reductions that may
+    be reordered (vectorised), unlike the running sums around them."""
+    total, moment = 0.0, 0.0
+    for i in range(n):
+        total += values[b, i]
+        moment += values[b, i] * (i - centre)
+    return total, moment
+
+
+@njit(fastmath={"reassoc", "nsz"}, cache=True)
+def _weighted_sum(data: NDArray[np.float32], k: int, m: int, weight0: float) -> float:
+    """sum_j data[k, j] (weight0 - j): a reduction that may be reordered (vectorised)."""
+    total = 0.0
+    for j in range(m):
+        total += np.float64(data[k, j]) * (weight0 - j)
+    return total
+
+
 @njit(cache=True, inline="always")
 def _triangle_row(
     data: NDArray[np.float32],
@@ -87,31 +109,28 @@ def _triangle_row(
 ) -> None:
     """out[row, l (m + 1) + n] = the triangle of half-length lengths[l] centred on sample n
     of data[k, :m] (see :func:`pstm.kernels.operator.triangle_filtered`), a zero at
-    n = m; ``work[b]`` (m + 2 pad, float64) holds the double running sum."""
+    n = m; ``work[b]`` (m + 2 pad, float64) holds the double running sum, mean-free and
+    detrended like the numpy version's (the same numbers up to float64 rounding: the mean
+    of the first sum comes from one weighted sum, both running sums from one pass, and the
+    trend's reductions may be reordered)."""
     width = m + 2 * pad
     u_mean = (width - 1) / 2.0
-    u_norm = 0.0
-    for i in range(width):
-        u_norm += (i - u_mean) ** 2
-    acc = 0.0
-    for i in range(width):  # first running sum
-        if pad <= i < pad + m:
-            acc += np.float64(data[k, i - pad])
-        work[b, i] = acc
-    mean = 0.0
-    for i in range(width):
-        mean += work[b, i]
-    mean /= width
-    acc = 0.0
-    for i in range(width):  # second running sum of the mean-free first
-        acc += work[b, i] - mean
-        work[b, i] = acc
-    mean, slope = 0.0, 0.0
-    for i in range(width):  # straight-line trend
-        mean += work[b, i]
-        slope += work[b, i] * (i - u_mean)
-    mean /= width
-    slope /= u_norm
+    u_norm = width * (width * width - 1.0) / 12.0  # sum of (i - u_mean)^2
+    # mean of the first running sum S1 (S1[i] = sum of the padded trace up to i)
+    mean = _weighted_sum(data, k, m, np.float64(width - pad)) / width
+    first, second = 0.0, 0.0
+    for i in range(pad):  # the second running sum of S1 - mean
+        second -= mean
+        work[b, i] = second
+    for i in range(pad, pad + m):
+        first += np.float64(data[k, i - pad])
+        second += first - mean
+        work[b, i] = second
+    for i in range(pad + m, width):
+        second += first - mean
+        work[b, i] = second
+    total, moment = _sum_and_moment(work, b, width, u_mean)  # straight-line trend
+    mean, slope = total / width, moment / u_norm
     for i in range(width):
         work[b, i] -= mean + slope * (i - u_mean)
     stride = m + 1
