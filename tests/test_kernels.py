@@ -156,7 +156,7 @@ def test_numba_trace_blocks_leave_the_image_unchanged(
 
 
 @pytest.mark.skipif(Backend.NUMBA not in FAST, reason="numba is not available")
-@pytest.mark.parametrize("factor", [2, 8])
+@pytest.mark.parametrize("factor", [1, 2, 8])
 def test_numba_trace_preparation_equals_numpy(factor: int) -> None:
     """The compiled oversampling computes what the numpy reference computes, bit for bit
     (the same float32 operations in the same order); the anti-aliasing levels agree to
@@ -172,6 +172,7 @@ def test_numba_trace_preparation_equals_numpy(factor: int) -> None:
         levels = ops.triangle_filtered(resampled, antialias_lengths(factor, 8))
         out[name] = (resampled, levels)
     assert np.abs(out["numpy"][1]).max() > 0
+    assert np.array_equal(out["numpy"][0][:, ::factor], batch.data)  # phase 0: the samples
     assert np.array_equal(out["numba"][0], out["numpy"][0])
     levels, ref = out["numba"][1], out["numpy"][1]
     assert np.abs(levels - ref).max() <= 2e-7 * np.abs(ref).max()

@@ -136,6 +136,8 @@ def sinc_phases(factor: int) -> NDArray[np.float64]:
     u = offsets[None, :] - np.arange(factor, dtype=np.float64)[:, None] / factor
     window = np.i0(SINC_KAISER_BETA * np.sqrt(np.clip(1.0 - (u / half) ** 2, 0.0, 1.0)))
     taps = np.sinc(u) * window / np.i0(SINC_KAISER_BETA)
+    # at whole-sample offsets the sinc is exactly 1 (offset 0) or 0 (np.sinc leaves ~1e-17)
+    taps = np.where(u == np.round(u), (u == 0).astype(np.float64), taps)
     result: NDArray[np.float64] = taps / taps.sum(axis=1, keepdims=True)
     return result
 
