@@ -8,7 +8,8 @@ Seismic Data Analysis, 2001, sec. 4.1; Bleistein, Cohen & Stockwell 2001, ch. 5)
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import zarr
@@ -19,7 +20,8 @@ from pstm.io.atomic import atomic_output
 from pstm.io.traces import DT_ATTR, T0_ATTR, TRACE_CHUNK, TraceStore
 from pstm.migrate import clean_traces
 
-#: Traces filtered per chunk; bounds the stage's memory to a few chunks of traces.
+#: Traces filtered per chunk; the stage holds up to ``threads`` chunks (and their FFTs)
+#: at once.
 PRECONDITION_CHUNK_TRACES = 8 * TRACE_CHUNK
 
 
@@ -75,10 +77,15 @@ def precondition(
             dtype="float32",
             zarr_format=3,
         )
-        # map() yields in order; at most ``threads`` chunks wait beyond the one being written
-        for i in range(0, len(ranges), max(1, threads)):
-            group = ranges[i : i + max(1, threads)]
-            for ids, data in zip(group, pool.map(filtered, group), strict=True):
-                arr[int(ids[0]) : int(ids[-1]) + 1] = data
+        # a window of ``threads`` chunks in flight, written in order as each completes
+        pending: deque[tuple[NDArray[np.int64], Future[NDArray[np.float32]]]] = deque()
+        for ids in ranges:
+            pending.append((ids, pool.submit(filtered, ids)))
+            if len(pending) >= max(1, threads):
+                done, future = pending.popleft()
+                arr[int(done[0]) : int(done[-1]) + 1] = future.result()
+        while pending:
+            done, future = pending.popleft()
+            arr[int(done[0]) : int(done[-1]) + 1] = future.result()
         arr.attrs.update({DT_ATTR: store.dt, T0_ATTR: store.t0, "rho_filter": kind.value})
     return store.ntr

@@ -138,18 +138,24 @@ def test_backend_matches_reference(
 
 
 @pytest.mark.skipif(Backend.NUMBA not in FAST, reason="numba is not available")
+@pytest.mark.parametrize("per_block", [1, 7])
 @pytest.mark.parametrize("features", list(FEATURES))
 def test_numba_trace_blocks_leave_the_image_unchanged(
-    features: str, monkeypatch: pytest.MonkeyPatch
+    features: str, per_block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The numba kernels take the traces in blocks (TRACE_BLOCKS): every block size gives
-    the same image bit for bit (each output sample still sums its traces in order)."""
+    """The numba kernels take the traces in blocks (TRACE_BLOCKS): small blocks (at least
+    one trace per thread: 2 here; 7), the last one partial, give the same image as one
+    block of every trace, bit for bit (each output sample still sums its traces in order)."""
     from pstm.kernels import _numba
+    from pstm.kernels.operator import prepare
 
-    batch, target, options = random_problem(5, 6, 3, 100, 120, 2)
+    batch, target, options = random_problem(5, 6, 3, 100, 121, 2)
     options = with_features(options, features)
+    monkeypatch.setattr(_numba, "TRACE_BLOCK_BYTES", 1 << 40)  # one block
     g_one, f_one, n_one = run(Backend.NUMBA, batch, target, options)
-    monkeypatch.setattr(_numba, "TRACE_BLOCK_BYTES", 1)  # one trace per block
+    p = prepare(batch, target, options, _numba.TRACE_OPS)
+    row_bytes = _numba.block_row_bytes(p, p.aa_levels > 0)
+    monkeypatch.setattr(_numba, "TRACE_BLOCK_BYTES", per_block * row_bytes)
     g, f, n = run(Backend.NUMBA, batch, target, options)
     assert n_one > 0 and np.abs(g_one).sum() > 0, "the problem must exercise the kernel"
     assert np.array_equal(g, g_one) and np.array_equal(f, f_one) and n == n_one
@@ -161,8 +167,13 @@ def test_numba_trace_preparation_equals_numpy(factor: int) -> None:
     """The compiled oversampling computes what the numpy reference computes, bit for bit
     (the same float32 operations in the same order); the anti-aliasing levels agree to
     float32 rounding (numpy sums the double integral's mean and trend pairwise)."""
-    from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
-    from pstm.kernels.operator import NUMPY_TRACE_OPS, antialias_lengths
+    from pstm.kernels._numba_traces import NUMBA_TRACE_OPS, prepare_block
+    from pstm.kernels.operator import (
+        NUMPY_TRACE_OPS,
+        SINC_HALF_TAPS,
+        antialias_lengths,
+        sinc_phases,
+    )
 
     batch, _, _ = random_problem(6, 1, 1, 10, 70)
     ntr, ns = batch.data.shape
@@ -176,6 +187,19 @@ def test_numba_trace_preparation_equals_numpy(factor: int) -> None:
     assert np.array_equal(out["numba"][0], out["numpy"][0])
     levels, ref = out["numba"][1], out["numpy"][1]
     assert np.abs(levels - ref).max() <= 2e-7 * np.abs(ref).max()
+    # the numba kernels' own path: one block of traces (here all but the first), in call
+    lengths = np.asarray(antialias_lengths(factor, 8), np.int64)
+    m, pad, k0 = ns * factor, int(lengths.max()) + 1, 1
+    rows = np.empty((ntr - k0, m + 1), np.float32)
+    aa_rows = np.empty((ntr - k0, len(lengths) * (m + 1)), np.float32)
+    prepare_block(
+        batch.data, k0, ntr, sinc_phases(factor).astype(np.float32),
+        np.empty((ntr - k0, ns + 2 * SINC_HALF_TAPS), np.float32),
+        np.empty((ntr - k0, ns), np.float32), rows, lengths,
+        np.empty((ntr - k0, m + 2 * pad)), aa_rows,
+    )  # fmt: skip
+    assert np.array_equal(rows[:, :m], out["numpy"][0][k0:]) and not rows[:, m].any()
+    assert np.array_equal(aa_rows.reshape(ntr - k0, len(lengths), m + 1), levels[k0:])
 
 
 def test_reference_single_contribution_is_linear_interpolation() -> None:

@@ -48,8 +48,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "angle_taper": {"max_angle_deg": 60.0, "angle_taper_deg": 10.0},
     "weights_stretch": {"weights": "true_amplitude", "max_stretch": 1.0},
     "interpolated_traveltime": {"traveltime": "interpolated"},
-    # anti-aliasing: its number of levels (the threshold tuple's length) is part of the
-    # compiled kernel's type, and depends on the cap and on the oversampling
+    # anti-aliasing with a short cap (fewer levels) and without oversampling (factor 1):
+    # neither may change the compiled kernel's type (a tuple of thresholds once did)
     "antialias_short_cap": {"antialias": "triangle", "antialias_max_samples": 4},
     "antialias_linear": {"antialias": "triangle", "interpolation": "linear"},
 }

@@ -75,8 +75,8 @@ if SIMULATOR:
 
     @cuda.jit(device=True)
     def _octave(y: np.float32) -> int:
-        """floor(log2 y) of a normal float32 y >= 0 (0 or denormal: negative)."""
-        return math.frexp(y)[1] - 1
+        """floor(log2 y) of a float32 y >= 0: its binary exponent (0 or denormal: -127)."""
+        return int(np.float32(y).view(np.int32) >> 23) - 127
 
 else:
 

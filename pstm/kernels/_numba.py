@@ -1,9 +1,11 @@
 """Numba CPU backend: the reference operator (:mod:`pstm.kernels._numpy`), compiled.
 
-Parallel contract: ``prange`` runs over chunks of output columns (bins); each iteration owns
-its columns ``gathers[:, c, :]``, ``fold[:, c, :]`` and ``counts[c]``, so no two threads
-write the same memory and no atomics are needed. Nothing is allocated inside the parallel
-loop.
+Parallel contract: per block of traces, first ``prange`` over the block's traces
+(:func:`pstm.kernels._numba_traces.prepare_block`: each iteration writes only its trace's
+rows of the block buffers), then ``prange`` over chunks of output columns (bins): each
+iteration owns its columns ``gathers[:, c, :]``, ``fold[:, c, :]`` and ``counts[c]``, so
+no two threads write the same memory and no atomics are needed. Nothing is allocated
+inside the parallel loops (the block buffers are allocated once per call).
 
 Speed (see docs/benchmarks.md): TRACE_MAJOR order: a parallel task owns a chunk of
 ``COLUMN_CHUNK`` columns and visits every trace once, migrating it into all the chunk's
@@ -57,15 +59,16 @@ from pstm.kernels.operator import (
 #: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`).
 TRACE_OPS = NUMBA_IN_KERNEL_OPS
 #: Columns one parallel task migrates together (trace-major, see the module docstring): a
-#: trace is read once per chunk while it is in L1, the chunk's image columns stay in L2,
-#: and the parallel region is entered once per call. 8 measured best (docs/benchmarks.md).
+#: trace is read once per chunk while it is in L1 and the chunk's image columns stay in
+#: L2. 8 measured best (docs/benchmarks.md).
 COLUMN_CHUNK = 8
 #: Smallest number of chunks per thread (load balance on small tiles).
 CHUNKS_PER_THREAD = 4
 #: Bytes of prepared trace rows (resampled trace and its anti-aliasing levels) per block of
 #: traces (see TRACE_BLOCKS in the module docstring). About one core's L2; blocks measured
 #: 1.3x faster than none on the plain and the anti-aliased kernels, flat from 0.2 to
-#: 1.5 MB (docs/benchmarks.md).
+#: 1.5 MB (docs/benchmarks.md). A block has at least one trace per thread (its preparation
+#: runs in parallel over its traces), whatever their size.
 TRACE_BLOCK_BYTES = 1 << 20
 #: Mask of a sample index known to be >= 0: ``uint32(i) & NONNEG31`` has 31 significant bits,
 #: so LLVM gathers with 32-bit indices (16 lanes of AVX-512) instead of 64-bit ones (8 lanes)
@@ -791,8 +794,14 @@ def _migrate_features(
                     counts[c] += n
 
 
+def block_row_bytes(p: Prepared, antialias: bool) -> int:
+    """Bytes of one trace's rows in the block buffers: the resampled trace and, with
+    anti-aliasing, its levels."""
+    return (p.n_valid + 1) * 4 * (1 + (p.aa_levels if antialias else 0))
+
+
 def _block_buffers(
-    p: Prepared, antialias: bool
+    p: Prepared, antialias: bool, threads: int
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], int, tuple]:
     """The buffers of one block of traces (TRACE_BLOCKS) and the kernels' ``prep`` tuple for
     :func:`pstm.kernels._numba_traces.prepare_block`: (recorded traces, oversampling taps,
@@ -801,7 +810,7 @@ def _block_buffers(
     (block, M + 1), the level rows (block, L (M + 1)) or (0, 1), and the block's size."""
     ns, m = p.data.shape[1], p.n_valid
     levels = p.aa_levels if antialias else 0
-    block = max(1, min(p.ntr, TRACE_BLOCK_BYTES // ((m + 1) * 4 * (1 + levels))))
+    block = max(1, min(p.ntr, max(threads, TRACE_BLOCK_BYTES // block_row_bytes(p, antialias))))
     pad = max(p.aa_lengths) + 1 if antialias else 0
     empty = np.zeros((0, 1), dtype=np.float32)
     prep = (
@@ -849,7 +858,7 @@ def run_prepared(
     )
     wta = p.wta if use_ta else np.zeros((ncol, nt), dtype=np.float32)
     stretch = p.stretch if use_st else np.full(nt, NO_LIMIT, dtype=np.float32)
-    rows, aa_rows, block, prep = _block_buffers(p, use_aa)
+    rows, aa_rows, block, prep = _block_buffers(p, use_aa, threads)
     args = (
         rows, aa_rows, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
         p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp,
@@ -861,7 +870,8 @@ def run_prepared(
     else:
         # constant aperture, no angle limit: a pair's taper weight is the same at all samples
         uniform = bool((p.ap == p.ap[0]).all() and (p.ang >= np.float32(NO_LIMIT)).all())
-        if not uniform and bool((p.rin2 < p.rout2).any()):  # taper zones of varying weight
+        # taper zones of varying weight (this call resamples each block twice, once per kernel)
+        if not uniform and bool((p.rin2 < p.rout2).any()):
             _migrate_features(
                 *args, True, False, p.nearest, prep, chunk, block, gathers, fold, counts
             )

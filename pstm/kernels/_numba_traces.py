@@ -2,10 +2,10 @@
 (oversampling and the anti-aliasing levels): the same arithmetic, in the same order where
 it decides rounding, parallel over traces.
 
-Parallel contract: ``prange`` runs over traces (the oversampling: over blocks of traces,
-each with its own rows of the work arrays); each iteration writes only its traces' rows of
-the outputs and its own rows of the float64 work arrays (allocated once per call, outside
-the loop).
+Parallel contract: ``prange`` runs over traces (the whole-array oversampling: over rows of
+its work arrays, each with its traces); each iteration writes only its traces' rows of the
+outputs and its own rows of the work arrays (float32 for the oversampling, float64 for the
+anti-aliasing levels; allocated once per call, outside the loop).
 """
 
 from __future__ import annotations
@@ -188,7 +188,11 @@ def prepare_block(
     m = raw.shape[1] * taps.shape[0]
     pad = (work.shape[1] - m) // 2
     for i in prange(k1 - k0):
-        _oversample_row(raw, k0 + i, taps, half, padded, acc, i, rows, i)
+        if taps.shape[0] == 1:  # no oversampling: the recorded samples, as prepare() copies
+            for n in range(m):
+                rows[i, n] = raw[k0 + i, n]
+        else:
+            _oversample_row(raw, k0 + i, taps, half, padded, acc, i, rows, i)
         rows[i, m] = 0.0
         if aa_rows.shape[0] > 0:
             _triangle_row(rows, i, m, lengths, pad, work, i, aa_rows, i)

@@ -44,7 +44,6 @@ from pstm.kernels.operator import (
     LEG_TIME_MIN_S,
     NUMPY_TRACE_OPS,
     Prepared,
-    antialias_lengths,
     antialias_level,
     interpolated_positions,
     interpolation_allowed,
@@ -174,7 +173,7 @@ def demigrate(
             np.add.at(resampled[k], i[valid], (1.0 - w[valid]) * amp[valid])
             np.add.at(resampled[k], i[valid] + 1, w[valid] * amp[valid])
     if p.aa_data.size:
-        lengths = antialias_lengths(factor, options.antialias_max_samples)[: p.aa_levels]
+        lengths = p.aa_lengths
         per_level = aa_adj.reshape(p.ntr, len(lengths), p.n_valid + 1)
         resampled[:, : p.n_valid] += triangle_filtered_adjoint(per_level, lengths)
     if factor == 1:

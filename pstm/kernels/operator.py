@@ -38,11 +38,10 @@ SINC_HALF_TAPS = 4
 SINC_KAISER_BETA = 5.0
 #: Documented pass band of the oversampling filter, as a fraction of Nyquist.
 SINC_PASSBAND = 0.8
-#: Anti-aliasing: triangle half-lengths are quantised to this many levels per octave;
-#: each trace is filtered once per level (Gray 1992's precomputed low-passed traces).
-#: Fixed at 2: the kernels find a level from the binary exponent of the squared ideal
-#: length (:func:`antialias_level`), one level per doubling of it.
-AA_LEVELS_PER_OCTAVE = 2
+# Anti-aliasing: triangle half-lengths are quantised to 2 levels per octave, each trace
+# filtered once per level (Gray 1992's precomputed low-passed traces). The 2 is not a
+# tuning constant: the kernels find a level from the binary exponent of the squared ideal
+# length (:func:`antialias_level`), one level per doubling of it, i.e. per half octave.
 #: Relative margin on the steepest operator dip an anti-aliasing level must reach to be
 #: built (:func:`reachable_antialias_lengths`): covers float32 rounding of the kernels' dip.
 AA_REACH_MARGIN = 1.01
@@ -169,7 +168,8 @@ def oversample(
 
 
 def oversample_adjoint(data_os: NDArray[np.float64], factor: int, ns: int) -> NDArray[np.float64]:
-    """The exact adjoint of :func:`oversample` (in float64)."""
+    """The adjoint of :func:`oversample`, in float64 (with the taps of the forward's float32
+    computation in float64: adjoint up to the forward's float32 rounding)."""
     ntr = data_os.shape[0]
     taps = sinc_phases(factor)
     phased = data_os[:, : ns * factor].reshape(ntr, ns, factor)
@@ -189,7 +189,7 @@ def antialias_lengths(factor: int, max_samples: int) -> tuple[int, ...]:
     trace itself: a triangle needs a whole number of samples.)"""
     lengths = [1]
     while True:
-        j = int(round(factor * 2.0 ** ((len(lengths) - 1) / AA_LEVELS_PER_OCTAVE)))
+        j = int(round(factor * 2.0 ** ((len(lengths) - 1) / 2.0)))  # 2 levels per octave
         if j > max_samples * factor:
             return tuple(lengths)
         lengths.append(j)
@@ -200,7 +200,7 @@ def antialias_thresholds(factor: int, levels: int) -> tuple[float, ...]:
     (``factor``) for level 1, then factor 2^((l - 1.5) / 2), the geometric mean of the
     nominal lengths of levels l - 1 and l (see :func:`antialias_level`)."""
     return tuple(
-        float(factor) if level == 1 else factor * 2.0 ** ((level - 1.5) / AA_LEVELS_PER_OCTAVE)
+        float(factor) if level == 1 else factor * 2.0 ** ((level - 1.5) / 2.0)
         for level in range(1, levels)
     )
 
