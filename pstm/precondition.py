@@ -79,13 +79,10 @@ def precondition(
         )
         # a window of ``threads`` chunks in flight, written in order as each completes
         pending: deque[tuple[NDArray[np.int64], Future[NDArray[np.float32]]]] = deque()
-        for ids in ranges:
+        for i, ids in enumerate(ranges):
             pending.append((ids, pool.submit(filtered, ids)))
-            if len(pending) >= max(1, threads):
+            while pending and (len(pending) >= max(1, threads) or i == len(ranges) - 1):
                 done, future = pending.popleft()
                 arr[int(done[0]) : int(done[-1]) + 1] = future.result()
-        while pending:
-            done, future = pending.popleft()
-            arr[int(done[0]) : int(done[-1]) + 1] = future.result()
         arr.attrs.update({DT_ATTR: store.dt, T0_ATTR: store.t0, "rho_filter": kind.value})
     return store.ntr

@@ -192,12 +192,12 @@ def test_numba_trace_preparation_equals_numpy(factor: int) -> None:
     m, pad, k0 = ns * factor, int(lengths.max()) + 1, 1
     rows = np.empty((ntr - k0, m + 1), np.float32)
     aa_rows = np.empty((ntr - k0, len(lengths) * (m + 1)), np.float32)
-    prepare_block(
-        batch.data, k0, ntr, sinc_phases(factor).astype(np.float32),
+    prep = (
+        batch.data, sinc_phases(factor).astype(np.float32),
         np.empty((ntr - k0, ns + 2 * SINC_HALF_TAPS), np.float32),
-        np.empty((ntr - k0, ns), np.float32), rows, lengths,
-        np.empty((ntr - k0, m + 2 * pad)), aa_rows,
+        np.empty((ntr - k0, ns), np.float32), lengths, np.empty((ntr - k0, m + 2 * pad)),
     )  # fmt: skip
+    prepare_block(prep, k0, ntr, rows, aa_rows)
     assert np.array_equal(rows[:, :m], out["numpy"][0][k0:]) and not rows[:, m].any()
     assert np.array_equal(aa_rows.reshape(ntr - k0, len(lengths), m + 1), levels[k0:])
 

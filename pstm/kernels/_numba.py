@@ -490,7 +490,7 @@ def _migrate_plain(
     nchunk = (ncol + chunk - 1) // chunk
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
         k1 = min(ntr, k0 + block)
-        prepare_block(prep[0], k0, k1, prep[1], prep[2], prep[3], data, prep[4], prep[5], prep[6])
+        prepare_block(prep, k0, k1, data, data[:0])  # no anti-aliasing levels
         for ic in prange(nchunk):
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
                 for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
@@ -566,7 +566,7 @@ def _migrate_plain_interpolated(
     nchunk = (ncol + chunk - 1) // chunk
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
         k1 = min(ntr, k0 + block)
-        prepare_block(prep[0], k0, k1, prep[1], prep[2], prep[3], data, prep[4], prep[5], prep[6])
+        prepare_block(prep, k0, k1, data, data[:0])  # no anti-aliasing levels
         for ic in prange(nchunk):
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
                 for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
@@ -762,7 +762,7 @@ def _migrate_features(
     nchunk = (ncol + chunk - 1) // chunk
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
         k1 = min(ntr, k0 + block)
-        prepare_block(prep[0], k0, k1, prep[1], prep[2], prep[3], data, prep[4], prep[5], aa_data)
+        prepare_block(prep, k0, k1, data, aa_data)
         for ic in prange(nchunk):
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
                 for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
@@ -805,14 +805,13 @@ def _block_buffers(
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], int, tuple]:
     """The buffers of one block of traces (TRACE_BLOCKS) and the kernels' ``prep`` tuple for
     :func:`pstm.kernels._numba_traces.prepare_block`: (recorded traces, oversampling taps,
-    its two work rows per trace, the anti-aliasing half-lengths, their float64 work rows, an
-    empty level buffer for the kernels without anti-aliasing). Returns the resampled rows
-    (block, M + 1), the level rows (block, L (M + 1)) or (0, 1), and the block's size."""
+    its two work rows per trace, the anti-aliasing half-lengths, their float64 work rows).
+    Returns the resampled rows (block, M + 1), the level rows (block, L (M + 1)) or (0, 1),
+    the block's size and ``prep``."""
     ns, m = p.data.shape[1], p.n_valid
     levels = p.aa_levels if antialias else 0
     block = max(1, min(p.ntr, max(threads, TRACE_BLOCK_BYTES // block_row_bytes(p, antialias))))
     pad = max(p.aa_lengths) + 1 if antialias else 0
-    empty = np.zeros((0, 1), dtype=np.float32)
     prep = (
         p.data,
         sinc_phases(m // max(ns, 1)).astype(np.float32),
@@ -820,10 +819,9 @@ def _block_buffers(
         np.empty((block, ns), np.float32),
         np.asarray(p.aa_lengths if antialias else (1,), np.int64),
         np.empty((block, m + 2 * pad) if antialias else (1, m), np.float64),
-        empty,
     )
     rows = np.empty((block, m + 1), np.float32)
-    aa_rows = np.empty((block, levels * (m + 1)), np.float32) if antialias else empty
+    aa_rows = np.empty((block if antialias else 0, levels * (m + 1)), np.float32)
     return rows, aa_rows, block, prep
 
 
@@ -831,12 +829,12 @@ def run_prepared(
     p: Prepared, gathers: NDArray[np.float32], fold: NDArray[np.int32], threads: int
 ) -> int:
     """Run the compiled kernels on a prepared problem; gathers/fold are (ncls, ncol, nt)."""
+    if p.resampled:
+        raise ValueError("the numba kernels resample the traces themselves: prepare with TRACE_OPS")
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
     counts = np.zeros(p.x.shape[0], dtype=np.int64)
     ncol = p.x.shape[0]
     chunk = max(1, min(COLUMN_CHUNK, ncol // (CHUNKS_PER_THREAD * max(threads, 1))))
-    if p.resampled:
-        raise ValueError("the numba kernels resample the traces themselves: prepare with TRACE_OPS")
     use_ta, use_st, use_aa = p.wta.size > 0, p.stretch.size > 0, p.aa_levels > 0
     ncol, nt = p.sl2.shape
     fp = np.array(

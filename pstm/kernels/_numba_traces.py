@@ -167,23 +167,21 @@ def _triangle_levels(
 
 @njit(parallel=True, cache=True)
 def prepare_block(
-    raw: NDArray[np.float32],
+    prep: tuple,
     k0: int,
     k1: int,
-    taps: NDArray[np.float32],
-    padded: NDArray[np.float32],
-    acc: NDArray[np.float32],
     rows: NDArray[np.float32],
-    lengths: NDArray[np.int64],
-    work: NDArray[np.float64],
     aa_rows: NDArray[np.float32],
 ) -> None:
-    """Traces k0..k1-1 of the recorded ``raw`` (ntr, ns), resampled into ``rows[k - k0]``
-    (M + 1, one zero past the end) and, when ``aa_rows`` has rows, their anti-aliasing
-    levels ``lengths`` into ``aa_rows[k - k0]``: what :func:`oversample` and
-    :func:`triangle_filtered` compute, for one block of traces of the numba kernels (their
-    TRACE_BLOCKS), into buffers that stay in cache. ``prange`` runs over the block's traces;
-    each owns its rows of every buffer."""
+    """Traces k0..k1-1 of the recorded traces, resampled into ``rows[k - k0]`` (M + 1, one
+    zero past the end) and, when ``aa_rows`` has rows, their anti-aliasing levels into
+    ``aa_rows[k - k0]``: what :func:`oversample` and :func:`triangle_filtered` compute, for
+    one block of traces of the numba kernels (their TRACE_BLOCKS), into buffers that stay
+    in cache. ``prep`` = (recorded traces (ntr, ns), oversampling taps (K, 2 half), its work
+    rows padded (block, ns + 2 half) and acc (block, ns), the anti-aliasing half-lengths,
+    their float64 work rows (block, M + 2 pad)): see ``pstm.kernels._numba._block_buffers``.
+    ``prange`` runs over the block's traces; each owns its rows of every buffer."""
+    raw, taps, padded, acc, lengths, work = prep
     half = (padded.shape[1] - raw.shape[1]) // 2
     m = raw.shape[1] * taps.shape[0]
     pad = (work.shape[1] - m) // 2

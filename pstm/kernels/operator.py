@@ -195,16 +195,6 @@ def antialias_lengths(factor: int, max_samples: int) -> tuple[int, ...]:
         lengths.append(j)
 
 
-def antialias_thresholds(factor: int, levels: int) -> tuple[float, ...]:
-    """Where level l (1 .. levels - 1) starts, in ideal half-lengths L/h: one input sample
-    (``factor``) for level 1, then factor 2^((l - 1.5) / 2), the geometric mean of the
-    nominal lengths of levels l - 1 and l (see :func:`antialias_level`)."""
-    return tuple(
-        float(factor) if level == 1 else factor * 2.0 ** ((level - 1.5) / 2.0)
-        for level in range(1, levels)
-    )
-
-
 def antialias_level_constants(factor: int) -> tuple[float, float]:
     """float32 constants of :func:`antialias_level`: factor^2 (where level 1 starts, in
     squared resampled samples) and sqrt(2) / factor^2."""
@@ -215,8 +205,9 @@ def antialias_level(
     r: NDArray[np.float32], first2: float, scale2: float, top: int
 ) -> NDArray[np.int64]:
     """The anti-aliasing level of squared ideal half-lengths ``r`` = (L/h)^2 (float32):
-    [r >= factor^2] + max(0, floor(log2(r sqrt(2) / factor^2))), at most ``top``; i.e. the
-    levels start at the thresholds of :func:`antialias_thresholds` (squared: they double).
+    [r >= factor^2] + max(0, floor(log2(r sqrt(2) / factor^2))), at most ``top``: level 1
+    starts at one input sample (L/h = factor), level l >= 2 at factor 2^((l - 1.5) / 2),
+    the geometric mean of the nominal lengths of levels l - 1 and l (squared: they double).
     floor(log2 y) is the binary exponent of the float32 y (0 or denormal: -127, level 0):
     the compiled kernels compute the same from the same float32 product."""
     y = np.asarray(r * np.float32(scale2), dtype=np.float32)
@@ -234,8 +225,9 @@ def reachable_antialias_lengths(
     2 ``aa_scale`` sqrt(max u) (``aa_scale``: anti-aliasing spacing / resampled interval).
     Levels above it are never used: they are not built (AA_REACH_MARGIN covers rounding)."""
     steepest = 2.0 * aa_scale * math.sqrt(max_slowness2) * AA_REACH_MARGIN
-    reached = sum(t <= steepest for t in antialias_thresholds(factor, len(lengths)))
-    return lengths[: 1 + reached]
+    r = np.float32(min(steepest * steepest, float(NO_LIMIT)))
+    top = antialias_level(np.asarray(r), *antialias_level_constants(factor), len(lengths) - 1)
+    return lengths[: 1 + int(top)]
 
 
 def triangle_filtered(data: NDArray[np.float32], lengths: tuple[int, ...]) -> NDArray[np.float32]:
