@@ -69,8 +69,8 @@ class Prepared:
     aa_data: NDArray[np.float32]
     aa_first2: float  # constants of antialias_level: factor^2
     aa_scale2: float  # and sqrt(2) / factor^2
-    aa_levels: int  # number of anti-aliasing levels (0 without anti-aliasing)
-    aa_lengths: tuple[int, ...]  # their triangle half-lengths (resampled samples)
+    #: triangle half-lengths of the anti-aliasing levels (resampled samples; () without)
+    aa_lengths: tuple[int, ...]
     resampled: bool  # data holds the resampled traces (and aa_data the levels)
     n_valid: int  # M: real samples per resampled trace
     inv_h: float  # 1 / (resampled sample interval)
@@ -108,6 +108,11 @@ class Prepared:
     @property
     def ntr(self) -> int:
         return int(self.data.shape[0])
+
+    @property
+    def aa_levels(self) -> int:
+        """Number of anti-aliasing levels (0 without anti-aliasing)."""
+        return len(self.aa_lengths)
 
 
 def taper01(z: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -147,7 +152,8 @@ def oversample(
     """Windowed-sinc oversampling along the last axis: (ntr, ns) -> (ntr, ns * factor);
     sample m * factor + p lies at input time (m + p / factor) * dt. Zero outside the trace.
     float32 taps and sums, in tap order (8 taps: rounding ~1e-7 of the trace's scale, far
-    below any interpolation error; the compiled version rounds alike). Written into ``out`` (e.g. a view of a larger buffer) when given, and returned."""
+    below any interpolation error; the compiled version rounds alike). Written into ``out``
+    (e.g. a view of a larger buffer) when given, and returned."""
     ntr, ns = data.shape
     taps = sinc_phases(factor).astype(np.float32)
     padded = np.zeros((ntr, ns + 2 * SINC_HALF_TAPS), dtype=np.float32)
@@ -549,7 +555,6 @@ def prepare(
         aa_data=aa_data,
         aa_first2=aa_first2,
         aa_scale2=aa_scale2,
-        aa_levels=len(lengths) if aa else 0,
         aa_lengths=lengths if aa else (),
         resampled=not ops.in_kernel,
         n_valid=m,
