@@ -4,7 +4,8 @@ into batches (the jobs a cluster runs).
 Every caller (the Snakefile, ``pstm preflight``, the tests) uses :func:`plan_tiles`.
 A tile job's memory is modelled by :func:`tile_memory_bytes` from the named constants
 below; ``auto`` tile sizes are the largest square tiles that fit the memory budget,
-shrunk until there are at least ``min_tile_jobs`` tiles.
+shrunk until there are at least ``min_tile_jobs`` tiles, then evened out: as many tiles
+along each axis, of equal size where the lattice allows.
 
 Batches: when there are more tiles than ``execution.max_tile_jobs``, consecutive tiles
 (in tile order, so neighbours that share aperture traces) are grouped into at most that
@@ -222,4 +223,17 @@ def _auto_size(
     ):
         side -= 1
         reason = f"auto: shrunk to give >= min_tile_jobs={execution.min_tile_jobs} jobs (or reach {MIN_AUTO_TILE_BINS} bins)"
-    return *sides(side), reason
+    a, b = sides(side)
+    # Balanced: the same number of tiles along each auto axis, as equal as a regular lattice
+    # allows (a 120-bin axis in tiles of 39 gave 39, 39, 39, 3; balanced 30, 30, 30, 30).
+    # Never larger, so still within the budget; tile jobs of equal work finish together.
+    if explicit[0] == AUTO:
+        a = _balanced(grid.nil, a)
+    if explicit[1] == AUTO:
+        b = _balanced(grid.nxl, b)
+    return a, b, reason
+
+
+def _balanced(n: int, size: int) -> int:
+    """The smallest tile size that cuts ``n`` bins into as few tiles as ``size`` does."""
+    return math.ceil(n / _count(n, size))

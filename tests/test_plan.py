@@ -38,6 +38,23 @@ def test_auto_tiles_cover_grid_once_and_fit_budget(nil: int, nxl: int) -> None:
     assert len(plan.tiles) >= min(ex.min_tile_jobs, 1 if nil * nxl == 1 else 2)
 
 
+@pytest.mark.parametrize(("nil", "nxl"), [(120, 48), (40, 24), (37, 1), (200, 150), (101, 13)])
+def test_auto_tiles_are_balanced(nil: int, nxl: int) -> None:
+    """Auto tiles are as equal as a regular lattice allows: the last tile along an axis is
+    short by less than one bin per tile (120 x 48 was 39, 39, 39, 3 x 39, 9)."""
+    g = grid(nil, nxl)
+    plan = plan_tiles(g, ExecutionConfig(), MigrationConfig(), ns_in=376)
+    for n, size, starts in (
+        (nil, plan.tile_nil, {t.il0 for t in plan.tiles}),
+        (nxl, plan.tile_nxl, {t.xl0 for t in plan.tiles}),
+    ):
+        count = len(starts)
+        assert count == -(-n // size)
+        assert n - (count - 1) * size > size - count, (n, size, count)
+    if (nil, nxl) == (120, 48):
+        assert (plan.tile_nil, plan.tile_nxl, len(plan.tiles)) == (30, 24, 8)
+
+
 def test_explicit_tiles() -> None:
     g = grid()
     plan = plan_tiles(

@@ -5,7 +5,12 @@ Parallel contract: per block of traces, first ``prange`` over the block's traces
 rows of the block buffers), then ``prange`` over chunks of output columns (bins): each
 iteration owns its columns ``gathers[:, c, :]``, ``fold[:, c, :]`` and ``counts[c]``, so
 no two threads write the same memory and no atomics are needed. Nothing is allocated
-inside the parallel loops (the block buffers are allocated once per call).
+inside the parallel loops (the block buffers are allocated once per call). CYCLIC_CHUNKS:
+numba splits a ``prange`` into one contiguous run of iterations per thread; the kernels
+map those to column chunks cyclically (thread t migrates chunks t, t + T, t + 2T, ...),
+because the traces of one block come from a small area of a sorted survey and reach only
+part of a tile: contiguous halves left one thread idle (a 3D tile job of 57,591 traces:
+3.97 s contiguous, 3.40 s cyclic, 6.4 s on one thread; docs/benchmarks.md).
 
 Speed (see docs/benchmarks.md): TRACE_MAJOR order: a parallel task owns a chunk of
 ``COLUMN_CHUNK`` columns and visits every trace once, migrating it into all the chunk's
@@ -438,6 +443,16 @@ def _gather_positions(
     return n
 
 
+@njit(cache=True, inline="always")
+def _chunk_columns(i: int, per: int, nthr: int, chunk: int, ncol: int) -> tuple[int, int, int]:
+    """Chunk ``ic`` and its columns c0..c1-1 of iteration ``i`` of ``prange(per * nthr)``
+    (CYCLIC_CHUNKS: numba gives thread t the iterations t per .. (t + 1) per - 1, which map
+    to the chunks t, t + nthr, t + 2 nthr, ...). Past the last chunk the range is empty."""
+    ic = (i % per) * nthr + i // per
+    c0 = ic * chunk
+    return ic, c0, min(ncol, c0 + chunk)
+
+
 @njit(fastmath=FASTMATH, cache=True, inline="always")
 def _add_fold_starts(starts: NDArray[np.int32], fold: NDArray[np.int32], c: int) -> None:
     """fold[g, c, it] += sum of starts[g, c, :it + 1]: the number of proven-inside ranges
@@ -473,6 +488,7 @@ def _migrate_plain(
     inv_ap_taper: np.float32,
     prep: tuple,  # see _block_buffers
     chunk: int,
+    nthr: int,
     block: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
@@ -488,12 +504,14 @@ def _migrate_plain(
     ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
+    per = (nchunk + nthr - 1) // nthr  # parallel iterations per thread (nthr: threads)
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
         k1 = min(ntr, k0 + block)
         prepare_block(prep, k0, k1, data, data[:0])  # no anti-aliasing levels
-        for ic in prange(nchunk):
+        for i in prange(per * nthr):
+            ic, c0, c1 = _chunk_columns(i, per, nthr, chunk, ncol)  # see CYCLIC_CHUNKS
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
-                for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+                for c in range(c0, c1):
                     it0, itb, ite, w, ds2, dr2 = _plain_ranges(
                         sx, sy, rx, ry, x, y, rout2, rin2, th2, s2_premax, s2_sufmin, t0_in, inv_h,
                         smax, uniform_taper, ap0, inv_ap_taper, np.float32(0.0), k, c,
@@ -543,6 +561,7 @@ def _migrate_plain_interpolated(
     qmin: np.float32,
     prep: tuple,  # see _block_buffers
     chunk: int,
+    nthr: int,
     block: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
@@ -564,12 +583,14 @@ def _migrate_plain_interpolated(
     ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
+    per = (nchunk + nthr - 1) // nthr  # parallel iterations per thread (nthr: threads)
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
         k1 = min(ntr, k0 + block)
         prepare_block(prep, k0, k1, data, data[:0])  # no anti-aliasing levels
-        for ic in prange(nchunk):
+        for i in prange(per * nthr):
+            ic, c0, c1 = _chunk_columns(i, per, nthr, chunk, ncol)  # see CYCLIC_CHUNKS
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
-                for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+                for c in range(c0, c1):
                     it0, itb, ite, w, ds2, dr2 = _plain_ranges(
                         sx, sy, rx, ry, x, y, rout2, rin2, th2, s2_premax, s2_sufmin, t0_in, inv_h,
                         smax, True, ap0, inv_ap_taper, margin, k, c,
@@ -748,6 +769,7 @@ def _migrate_features(
     nearest: bool,
     prep: tuple,  # see _block_buffers
     chunk: int,
+    nthr: int,
     block: int,
     gathers: NDArray[np.float32],
     fold: NDArray[np.int32],
@@ -760,12 +782,14 @@ def _migrate_features(
     ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
     nchunk = (ncol + chunk - 1) // chunk
+    per = (nchunk + nthr - 1) // nthr  # parallel iterations per thread (nthr: threads)
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
         k1 = min(ntr, k0 + block)
         prepare_block(prep, k0, k1, data, aa_data)
-        for ic in prange(nchunk):
+        for i in prange(per * nthr):
+            ic, c0, c1 = _chunk_columns(i, per, nthr, chunk, ncol)  # see CYCLIC_CHUNKS
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
-                for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
+                for c in range(c0, c1):
                     lo, full, sxr, syr, rxr, ryr, d2 = _pair(
                         sx, sy, rx, ry, x, y, rout2, rin2, k, c
                     )
@@ -831,10 +855,11 @@ def run_prepared(
     """Run the compiled kernels on a prepared problem; gathers/fold are (ncls, ncol, nt)."""
     if p.resampled:
         raise ValueError("the numba kernels resample the traces themselves: prepare with TRACE_OPS")
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
+    nthr = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+    numba.set_num_threads(nthr)
     counts = np.zeros(p.x.shape[0], dtype=np.int64)
     ncol = p.x.shape[0]
-    chunk = max(1, min(COLUMN_CHUNK, ncol // (CHUNKS_PER_THREAD * max(threads, 1))))
+    chunk = max(1, min(COLUMN_CHUNK, ncol // (CHUNKS_PER_THREAD * nthr)))
     use_ta, use_st, use_aa = p.wta.size > 0, p.stretch.size > 0, p.aa_levels > 0
     ncol, nt = p.sl2.shape
     fp = np.array(
@@ -863,7 +888,7 @@ def run_prepared(
     )  # fmt: skip
     if use_aa or use_ta or use_st or not p.nearest:
         _migrate_features(
-            *args, False, use_aa, p.nearest, prep, chunk, block, gathers, fold, counts
+            *args, False, use_aa, p.nearest, prep, chunk, nthr, block, gathers, fold, counts
         )
     else:
         # constant aperture, no angle limit: a pair's taper weight is the same at all samples
@@ -871,7 +896,7 @@ def run_prepared(
         # taper zones of varying weight (this call resamples each block twice, once per kernel)
         if not uniform and bool((p.rin2 < p.rout2).any()):
             _migrate_features(
-                *args, True, False, p.nearest, prep, chunk, block, gathers, fold, counts
+                *args, True, False, p.nearest, prep, chunk, nthr, block, gathers, fold, counts
             )
         premax = np.maximum.accumulate(p.sl2, axis=1)
         sufmin = np.ascontiguousarray(np.minimum.accumulate(p.sl2[:, ::-1], axis=1)[:, ::-1])
@@ -882,7 +907,7 @@ def run_prepared(
             nn = (nt - 1) // node + 1
             _migrate_plain_interpolated(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], p.ap[0], fp[3], node,
-                np.float32(p.tt_tolerance), fp[8], prep, chunk, block, gathers, fold,
+                np.float32(p.tt_tolerance), fp[8], prep, chunk, nthr, block, gathers, fold,
                 np.zeros_like(fold),
                 counts, p.th2[::node].copy(), np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks,
                 p.tt_times, interpolation_bound_constants(p), np.empty((nchunk, nt), np.float32),
@@ -891,7 +916,7 @@ def run_prepared(
         else:
             _migrate_plain(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], uniform, p.ap[0], fp[3], prep,
-                chunk, block, gathers, fold, np.zeros_like(fold), counts,
+                chunk, nthr, block, gathers, fold, np.zeros_like(fold), counts,
             )  # fmt: skip
     return int(counts.sum())
 
