@@ -76,6 +76,10 @@ def precondition(
             chunks=(min(TRACE_CHUNK, store.ntr), store.ns),
             dtype="float32",
             zarr_format=3,
+            # uncompressed: every tile job within aperture reads a trace again (about five
+            # reads per trace on the benchmark survey), and zstd saved only ~9 % on
+            # filtered float32 samples while costing each read ~30 % (docs/benchmarks.md)
+            compressors=None,
         )
         # a window of ``threads`` chunks in flight, written in order as each completes
         pending: deque[tuple[NDArray[np.int64], Future[NDArray[np.float32]]]] = deque()

@@ -83,3 +83,9 @@ def kernel_variant():
     from pstm.migrate import KernelVariant
 
     return KernelVariant.of(RUN.config.migration).model_dump(mode="json")
+
+
+# Snakemake priority of the jobs every tile job waits for (the input stage and the
+# preconditioning): started first, so that the short independent jobs (velocity, kernel
+# compilation) run beside them on the other cores instead of before them.
+CRITICAL_PATH_PRIORITY = 10

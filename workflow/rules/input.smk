@@ -12,6 +12,7 @@ if RUN.config.input.kind is InputKind.SYNTHETIC:
             truth="results/input/truth.json",
         params:
             **RUN.params("synthesize", "synthetic"),
+        priority: CRITICAL_PATH_PRIORITY
         conda:
             "../../environment.yml"
         log:
@@ -30,6 +31,7 @@ if RUN.config.input.kind is InputKind.SEGY:
             headers="results/input/headers.parquet",
         params:
             **RUN.params("import_segy", segy=section_params(RUN.config.input.segy)),
+        priority: CRITICAL_PATH_PRIORITY
         conda:
             "../../environment.yml"
         log:

@@ -8,6 +8,7 @@ rule precondition:
         directory("results/precondition/traces.zarr"),
     params:
         **RUN.params("precondition", "input", rho_filter=RUN.config.migration.rho_filter.value),
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../environment.yml"
     threads: RUN.plan.threads_per_job
