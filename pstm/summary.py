@@ -149,6 +149,8 @@ def run_summary(root: Path) -> dict[str, Any]:
     ]
     contributions = sum(int(t["contributions"]) for t in tiles)
     kernel_s = sum(float(t["seconds_kernel"]) for t in tiles)
+    # the cores' time in kernels: a tile job's kernel runs on its threads
+    kernel_thread_s = sum(float(t["seconds_kernel"]) * int(t.get("threads", 1)) for t in tiles)
     # (tiles migrated by a pstm older than this record lack the load time: counted as 0)
     load_s = sum(float(t.get("seconds_kernel_load", 0.0)) for t in tiles)
     migrate = timings.get("migrate", StageTiming())
@@ -159,6 +161,7 @@ def run_summary(root: Path) -> dict[str, Any]:
         "trace_reads": sum(int(t["traces"]) for t in tiles),
         "contributions": contributions,
         "kernel_seconds": round(kernel_s, 3),
+        "kernel_thread_seconds": round(kernel_thread_s, 3),
         "contributions_per_kernel_second": round(contributions / kernel_s) if kernel_s else None,
         "kernel_load_seconds": round(load_s, 3),
         "migrate_wall_seconds": round(migrate.wall_s, 3),

@@ -55,6 +55,20 @@ def test_auto_tiles_are_balanced(nil: int, nxl: int) -> None:
         assert (plan.tile_nil, plan.tile_nxl, len(plan.tiles)) == (30, 24, 8)
 
 
+def test_centre_tiles_start_first() -> None:
+    """Tile job priorities: distinct, highest at the grid's centre, lowest at a corner, and
+    falling with the distance from the centre."""
+    g = grid(50, 50)
+    ex = ExecutionConfig(tile_n_inline=10, tile_n_crossline=10)
+    plan = plan_tiles(g, ex, MigrationConfig(), ns_in=376)
+    priority = plan.start_priority()
+    assert sorted(priority.values()) == list(range(25))
+    centre = {t.id for t in plan.tiles if (t.il0, t.xl0) == (20, 20)}
+    assert max(priority, key=priority.__getitem__) in centre
+    assert priority["0000_0000"] < 4 and priority["0004_0004"] < 4  # corners last
+    assert priority["0001_0002"] > priority["0000_0002"] > priority["0000_0000"]
+
+
 def test_explicit_tiles() -> None:
     g = grid()
     plan = plan_tiles(

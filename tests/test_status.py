@@ -24,7 +24,9 @@ def stamp(seconds: float) -> str:
     return (T0 + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S,%f")[:-3]
 
 
-def write_done_tile(root: Path, tid: str, end_s: float, seconds: float, contributions: int) -> None:
+def write_done_tile(
+    root: Path, tid: str, end_s: float, seconds: float, contributions: int, threads: int = 1
+) -> None:
     record = {
         "tile": tid,
         "backend": "numba",
@@ -32,6 +34,7 @@ def write_done_tile(root: Path, tid: str, end_s: float, seconds: float, contribu
         "contributions": contributions,
         "seconds_kernel": seconds / 2,
         "seconds_kernel_load": 0.25,
+        "threads": threads,
     }
     log = root / "logs" / "migrate" / f"{tid}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +162,7 @@ def test_cli_without_config_says_how_to_fix(
 
 def test_summary_from_logs(tmp_path: Path) -> None:
     write_done_tile(tmp_path, "0000_0000", end_s=10.0, seconds=4.0, contributions=1000)
-    write_done_tile(tmp_path, "0000_0001", end_s=12.0, seconds=4.0, contributions=3000)
+    write_done_tile(tmp_path, "0000_0001", end_s=12.0, seconds=4.0, contributions=3000, threads=3)
     write_failed_tile(tmp_path, "0000_0002", end_s=13.0)
     qc = tmp_path / "logs" / "qc" / "qc.log"
     qc.parent.mkdir(parents=True)
@@ -168,6 +171,7 @@ def test_summary_from_logs(tmp_path: Path) -> None:
     totals, stages = record["totals"], record["stages"]
     assert totals["tiles"] == 2 and totals["contributions"] == 4000
     assert totals["kernel_seconds"] == pytest.approx(4.0)
+    assert totals["kernel_thread_seconds"] == pytest.approx(2.0 + 2.0 * 3)  # kernel x threads
     assert totals["contributions_per_kernel_second"] == 1000
     assert totals["kernel_load_seconds"] == pytest.approx(0.5)  # reported apart from the kernel
     assert totals["migrate_wall_seconds"] == pytest.approx(7.0)  # 6 s to 13 s

@@ -33,6 +33,7 @@ except PstmError as _exc:
 TILES = RUN.plan.by_id()
 BATCHES = {batch.id: batch for batch in RUN.plan.batches}
 BATCH_OF_TILE = RUN.plan.batch_of()
+TILE_PRIORITY = RUN.plan.start_priority()
 #: Minutes declared for a batch's manifest job (it only stats the batch's tile files);
 #: a profile's set-resources (tile_batch: runtime) overrides it.
 BATCH_MANIFEST_RUNTIME_MIN = 2
@@ -47,6 +48,12 @@ wildcard_constraints:
 def tile_extent(wildcards):
     """The extent of one tile (part of its params: a re-plan reruns the tiles it changes)."""
     return TILES[wildcards.tile].as_params()
+
+
+def tile_priority(wildcards):
+    """The Snakemake priority of a tile job: centre tiles first (TilePlan.start_priority),
+    in [0, 1): below every rule given a priority of 1 or more."""
+    return TILE_PRIORITY[wildcards.tile] / len(TILE_PRIORITY)
 
 
 def tile_batch(wildcards):
@@ -87,5 +94,6 @@ def kernel_variant():
 
 # Snakemake priority of the jobs every tile job waits for (the input stage and the
 # preconditioning): started first, so that the short independent jobs (velocity, kernel
-# compilation) run beside them on the other cores instead of before them.
+# compilation) run beside them on the other cores instead of before them. The preflight
+# report has it too: it is ready with the first tiles and is read before them.
 CRITICAL_PATH_PRIORITY = 10

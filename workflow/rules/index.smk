@@ -49,6 +49,7 @@ rule preflight:
         config=RUN.config.model_dump(mode="json"),
         backend_reason=RUN.backend_reason,
         plan_reason=RUN.plan.reason,
+    priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../environment.yml"
     log:

@@ -31,6 +31,7 @@ rule migrate_tile:
     group:
         tile_batch
     threads: RUN.plan.threads_per_job
+    priority: tile_priority
     resources:
         mem_mb=RUN.plan.mem_mb_per_job,
     conda:

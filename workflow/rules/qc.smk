@@ -32,6 +32,8 @@ rule summary:
         image="results/image.zarr",
         qc=expand("results/qc/{figure}.png", figure=QC_FIGURES),
         preflight="results/preflight.txt",
+        # after the export too, so that its stage table covers every stage of the run
+        export=["results/export/stack.sgy", "results/export/gathers.sgy"],
     output:
         json="results/summary.json",
         html=report(
