@@ -2,7 +2,7 @@
 #   config.yaml -> validated model -> tile plan -> one job per tile -> assembled image
 from snakemake.utils import min_version
 
-min_version("9.0")
+min_version("9.17")  # callable rule priorities (workflow/rules/common.smk)
 
 
 configfile: "config.yaml"

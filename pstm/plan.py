@@ -4,8 +4,8 @@ into batches (the jobs a cluster runs).
 Every caller (the Snakefile, ``pstm preflight``, the tests) uses :func:`plan_tiles`.
 A tile job's memory is modelled by :func:`tile_memory_bytes` from the named constants
 below; ``auto`` tile sizes are the largest square tiles that fit the memory budget,
-shrunk until there are at least ``min_tile_jobs`` tiles, then evened out: as many tiles
-along each axis, of equal size where the lattice allows.
+shrunk until there are at least ``min_tile_jobs`` tiles, then evened out: along each
+axis, the same number of tiles, made as equal in size as a regular lattice allows.
 
 Batches: when there are more tiles than ``execution.max_tile_jobs``, consecutive tiles
 (in tile order, so neighbours that share aperture traces) are grouped into at most that
@@ -89,15 +89,17 @@ class TilePlan:
         the grid; its edges have lower fold), so the longest jobs start first and the short
         ones fill the end: with one tile job per core, no core is left with a long tile
         after the others finished (longest-processing-time-first; on the end-to-end
-        benchmark survey the centre tiles take 1.4x the edge ones). Ties keep tile order."""
+        benchmark survey the centre tiles take 1.4x the edge ones). Of tiles as far from the
+        centre, the earlier in tile order starts first."""
         nil = max(t.il0 + t.nil for t in self.tiles)
         nxl = max(t.xl0 + t.nxl for t in self.tiles)
 
-        def distance2(t: Tile) -> float:
-            return (2 * t.il0 + t.nil - nil) ** 2 + (2 * t.xl0 + t.nxl - nxl) ** 2
+        def last_first(item: tuple[int, Tile]) -> tuple[int, int]:
+            k, t = item
+            return (2 * t.il0 + t.nil - nil) ** 2 + (2 * t.xl0 + t.nxl - nxl) ** 2, k
 
-        farthest_first = sorted(self.tiles, key=distance2, reverse=True)
-        return {t.id: rank for rank, t in enumerate(farthest_first)}
+        order = sorted(enumerate(self.tiles), key=last_first, reverse=True)
+        return {t.id: rank for rank, (_, t) in enumerate(order)}
 
     @property
     def max_tiles_per_batch(self) -> int:
@@ -240,14 +242,17 @@ def _auto_size(
         side -= 1
         reason = f"auto: shrunk to give >= min_tile_jobs={execution.min_tile_jobs} jobs (or reach {MIN_AUTO_TILE_BINS} bins)"
     a, b = sides(side)
-    # Balanced: the same number of tiles along each auto axis, as equal as a regular lattice
-    # allows (a 120-bin axis in tiles of 39 gave 39, 39, 39, 3; balanced 30, 30, 30, 30).
-    # Never larger, so still within the budget; tile jobs of equal work finish together.
-    if explicit[0] == AUTO:
-        a = _balanced(grid.nil, a)
-    if explicit[1] == AUTO:
-        b = _balanced(grid.nxl, b)
-    return a, b, reason
+    # Evened out: along each auto axis the same number of tiles, as equal in size as a
+    # regular lattice allows (a 120-bin axis in tiles of 39 gave 39, 39, 39, 3; now 30, 30,
+    # 30, 30). Never larger, so still within the budget; tiles of equal size take similar
+    # times.
+    even = (
+        _balanced(grid.nil, a) if explicit[0] == AUTO else a,
+        _balanced(grid.nxl, b) if explicit[1] == AUTO else b,
+    )
+    if even != (a, b):
+        reason += f", evened out from {a} x {b}"
+    return *even, reason
 
 
 def _balanced(n: int, size: int) -> int:

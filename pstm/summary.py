@@ -149,7 +149,8 @@ def run_summary(root: Path) -> dict[str, Any]:
     ]
     contributions = sum(int(t["contributions"]) for t in tiles)
     kernel_s = sum(float(t["seconds_kernel"]) for t in tiles)
-    # the cores' time in kernels: a tile job's kernel runs on its threads
+    # the cores' time held by kernels: a tile job's kernel seconds times the threads the job
+    # holds (the cores Snakemake gave it; a GPU backend's kernel holds them waiting)
     kernel_thread_s = sum(float(t["seconds_kernel"]) * int(t.get("threads", 1)) for t in tiles)
     # (tiles migrated by a pstm older than this record lack the load time: counted as 0)
     load_s = sum(float(t.get("seconds_kernel_load", 0.0)) for t in tiles)

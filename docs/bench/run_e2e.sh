@@ -3,7 +3,8 @@
 # docs/bench/e2e_100k.yaml through the whole workflow with `snakemake --cores 2`, in a
 # scratch copy of the workflow; prints the wall time, the share of the cores' time spent
 # in kernels, and the per-stage breakdown.
-# Usage: [CORES=2] bash docs/bench/run_e2e.sh [config.yaml]   (from the repository root)
+# Usage: [CORES=2] bash docs/bench/run_e2e.sh [config.yaml]   (from the repository root;
+# CORES a number: it is passed to --cores and divides the kernel share)
 set -euo pipefail
 repo=$(pwd)
 config=${1:-docs/bench/e2e_100k.yaml}

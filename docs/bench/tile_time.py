@@ -16,6 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+# the workflow's numba cache (workflow/rules/common.smk), so that nothing is compiled here
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[2] / ".numba_cache"))
+
 import yaml
 
 from pstm import stages

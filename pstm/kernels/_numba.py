@@ -881,7 +881,7 @@ def run_prepared(
     )
     wta = p.wta if use_ta else np.zeros((ncol, nt), dtype=np.float32)
     stretch = p.stretch if use_st else np.full(nt, NO_LIMIT, dtype=np.float32)
-    rows, aa_rows, block, prep = _block_buffers(p, use_aa, threads)
+    rows, aa_rows, block, prep = _block_buffers(p, use_aa, nthr)
     args = (
         rows, aa_rows, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
         p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp,

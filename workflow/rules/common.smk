@@ -92,8 +92,9 @@ def kernel_variant():
     return KernelVariant.of(RUN.config.migration).model_dump(mode="json")
 
 
-# Snakemake priority of the jobs every tile job waits for (the input stage and the
-# preconditioning): started first, so that the short independent jobs (velocity, kernel
-# compilation) run beside them on the other cores instead of before them. The preflight
-# report has it too: it is ready with the first tiles and is read before them.
+# Snakemake priority of the long jobs on the path to the first tile job (the input stage,
+# then the preconditioning): started first, so that the short jobs the tiles also wait for
+# (velocity, kernel compilation, index, coverage) run beside them on the other cores instead
+# of before them. The preflight report has it too: it is ready with the first tiles and is
+# read before them.
 CRITICAL_PATH_PRIORITY = 10
