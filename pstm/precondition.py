@@ -77,8 +77,9 @@ def precondition(
             dtype="float32",
             zarr_format=3,
             # uncompressed: every tile job within aperture reads a trace again (about five
-            # reads per trace on the benchmark survey), and zstd saved only ~9 % on
-            # filtered float32 samples while costing each read ~30 % (docs/benchmarks.md)
+            # reads per trace on the benchmark survey); zstd saved only ~9 % on filtered
+            # float32 samples, and without it a tile job's reads take 0.26-0.37 s instead
+            # of 0.38-0.47 s (docs/benchmarks.md, end to end)
             compressors=None,
         )
         # a window of ``threads`` chunks in flight, written in order as each completes

@@ -22,5 +22,5 @@ cfg["execution"].update(tile_n_inline=40, tile_n_crossline=24)
 yaml.safe_dump(cfg, open(out, "w"), sort_keys=False)
 PY
     echo "== $(($1 * $2)) shots"
-    bash docs/bench/run_e2e.sh "$config" | sed -n 1,2p
+    bash docs/bench/run_e2e.sh "$config" | sed -n 1,3p
 done
