@@ -63,9 +63,11 @@ from pstm.kernels.operator import (
 
 #: The trace preparation this backend uses (see :func:`pstm.kernels.get_trace_ops`).
 TRACE_OPS = NUMBA_IN_KERNEL_OPS
-#: Columns one parallel task migrates together (trace-major, see the module docstring): a
-#: trace is read once per chunk while it is in L1 and the chunk's image columns stay in
-#: L2. 8 measured best (docs/benchmarks.md).
+#: Most columns one parallel task migrates together (trace-major, see the module
+#: docstring): a trace is read once per chunk while it is in L1 and the chunk's image
+#: columns stay in L2. 8 measured best (docs/benchmarks.md). The chunks of a call are a
+#: multiple of the threads in number and as equal as whole columns allow (200 columns on
+#: 2 threads: 26 chunks of 7-8 columns, not 25 of 8, one thread doing 13 of them).
 COLUMN_CHUNK = 8
 #: Smallest number of chunks per thread (load balance on small tiles).
 CHUNKS_PER_THREAD = 4
@@ -444,13 +446,15 @@ def _gather_positions(
 
 
 @njit(cache=True, inline="always")
-def _chunk_columns(i: int, per: int, nthr: int, chunk: int, ncol: int) -> tuple[int, int, int]:
+def _chunk_columns(i: int, per: int, nthr: int, ncol: int) -> tuple[int, int, int]:
     """Chunk ``ic`` and its columns c0..c1-1 of iteration ``i`` of ``prange(per * nthr)``
     (CYCLIC_CHUNKS: numba gives thread t the iterations t per .. (t + 1) per - 1, which map
-    to the chunks t, t + nthr, t + 2 nthr, ...). Past the last chunk the range is empty."""
+    to the chunks t, t + nthr, t + 2 nthr, ...). The ``per * nthr`` chunks cut the columns
+    as evenly as whole columns allow (sizes differ by at most one; empty when there are
+    fewer columns than chunks)."""
     ic = (i % per) * nthr + i // per
-    c0 = ic * chunk
-    return ic, c0, min(ncol, c0 + chunk)
+    n = per * nthr
+    return ic, ic * ncol // n, (ic + 1) * ncol // n
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -487,7 +491,7 @@ def _migrate_plain(
     ap0: np.float32,
     inv_ap_taper: np.float32,
     prep: tuple,  # see _block_buffers
-    chunk: int,
+    per: int,
     nthr: int,
     block: int,
     gathers: NDArray[np.float32],
@@ -503,13 +507,11 @@ def _migrate_plain(
     vectorising this one."""
     ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
-    nchunk = (ncol + chunk - 1) // chunk
-    per = (nchunk + nthr - 1) // nthr  # parallel iterations per thread (nthr: threads)
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
         k1 = min(ntr, k0 + block)
         prepare_block(prep, k0, k1, data, data[:0])  # no anti-aliasing levels
         for i in prange(per * nthr):
-            ic, c0, c1 = _chunk_columns(i, per, nthr, chunk, ncol)  # see CYCLIC_CHUNKS
+            ic, c0, c1 = _chunk_columns(i, per, nthr, ncol)  # see CYCLIC_CHUNKS
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
                 for c in range(c0, c1):
                     it0, itb, ite, w, ds2, dr2 = _plain_ranges(
@@ -530,9 +532,8 @@ def _migrate_plain(
                             inv_h, smax, w, True, itb, ite,
                         )  # fmt: skip
                     counts[c] += n
-    for ic in prange(nchunk):
-        for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
-            _add_fold_starts(starts, fold, c)
+    for c in prange(ncol):
+        _add_fold_starts(starts, fold, c)
 
 
 @njit(parallel=True, fastmath=FASTMATH, cache=True)
@@ -560,7 +561,7 @@ def _migrate_plain_interpolated(
     margin: np.float32,
     qmin: np.float32,
     prep: tuple,  # see _block_buffers
-    chunk: int,
+    per: int,
     nthr: int,
     block: int,
     gathers: NDArray[np.float32],
@@ -582,13 +583,11 @@ def _migrate_plain_interpolated(
     the error allowed to an interpolated position."""
     ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
-    nchunk = (ncol + chunk - 1) // chunk
-    per = (nchunk + nthr - 1) // nthr  # parallel iterations per thread (nthr: threads)
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
         k1 = min(ntr, k0 + block)
         prepare_block(prep, k0, k1, data, data[:0])  # no anti-aliasing levels
         for i in prange(per * nthr):
-            ic, c0, c1 = _chunk_columns(i, per, nthr, chunk, ncol)  # see CYCLIC_CHUNKS
+            ic, c0, c1 = _chunk_columns(i, per, nthr, ncol)  # see CYCLIC_CHUNKS
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
                 for c in range(c0, c1):
                     it0, itb, ite, w, ds2, dr2 = _plain_ranges(
@@ -613,9 +612,8 @@ def _migrate_plain_interpolated(
                             ite,
                         )  # fmt: skip
                     counts[c] += n
-    for ic in prange(nchunk):
-        for c in range(ic * chunk, min(ncol, (ic + 1) * chunk)):
-            _add_fold_starts(starts, fold, c)
+    for c in prange(ncol):
+        _add_fold_starts(starts, fold, c)
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -768,7 +766,7 @@ def _migrate_features(
     antialias: bool,
     nearest: bool,
     prep: tuple,  # see _block_buffers
-    chunk: int,
+    per: int,
     nthr: int,
     block: int,
     gathers: NDArray[np.float32],
@@ -781,13 +779,11 @@ def _migrate_features(
     oversampled-nearest interpolation, one gathered load per sample, else linear."""
     ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
-    nchunk = (ncol + chunk - 1) // chunk
-    per = (nchunk + nthr - 1) // nthr  # parallel iterations per thread (nthr: threads)
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
         k1 = min(ntr, k0 + block)
         prepare_block(prep, k0, k1, data, aa_data)
         for i in prange(per * nthr):
-            ic, c0, c1 = _chunk_columns(i, per, nthr, chunk, ncol)  # see CYCLIC_CHUNKS
+            ic, c0, c1 = _chunk_columns(i, per, nthr, ncol)  # see CYCLIC_CHUNKS
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
                 for c in range(c0, c1):
                     lo, full, sxr, syr, rxr, ryr, d2 = _pair(
@@ -860,6 +856,7 @@ def run_prepared(
     counts = np.zeros(p.x.shape[0], dtype=np.int64)
     ncol = p.x.shape[0]
     chunk = max(1, min(COLUMN_CHUNK, ncol // (CHUNKS_PER_THREAD * nthr)))
+    per = ((ncol + chunk - 1) // chunk + nthr - 1) // nthr  # chunks per thread (<= chunk columns)
     use_ta, use_st, use_aa = p.wta.size > 0, p.stretch.size > 0, p.aa_levels > 0
     ncol, nt = p.sl2.shape
     fp = np.array(
@@ -888,7 +885,7 @@ def run_prepared(
     )  # fmt: skip
     if use_aa or use_ta or use_st or not p.nearest:
         _migrate_features(
-            *args, False, use_aa, p.nearest, prep, chunk, nthr, block, gathers, fold, counts
+            *args, False, use_aa, p.nearest, prep, per, nthr, block, gathers, fold, counts
         )
     else:
         # constant aperture, no angle limit: a pair's taper weight is the same at all samples
@@ -896,18 +893,18 @@ def run_prepared(
         # taper zones of varying weight (this call resamples each block twice, once per kernel)
         if not uniform and bool((p.rin2 < p.rout2).any()):
             _migrate_features(
-                *args, True, False, p.nearest, prep, chunk, nthr, block, gathers, fold, counts
+                *args, True, False, p.nearest, prep, per, nthr, block, gathers, fold, counts
             )
         premax = np.maximum.accumulate(p.sl2, axis=1)
         sufmin = np.ascontiguousarray(np.minimum.accumulate(p.sl2[:, ::-1], axis=1)[:, ::-1])
         geometry = (rows, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2)
-        nchunk = (ncol + chunk - 1) // chunk
+        nchunk = per * nthr
         if p.tt_node:  # traveltime: interpolated (prepare() allows it with the plain operator)
             node = p.tt_node
             nn = (nt - 1) // node + 1
             _migrate_plain_interpolated(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], p.ap[0], fp[3], node,
-                np.float32(p.tt_tolerance), fp[8], prep, chunk, nthr, block, gathers, fold,
+                np.float32(p.tt_tolerance), fp[8], prep, per, nthr, block, gathers, fold,
                 np.zeros_like(fold),
                 counts, p.th2[::node].copy(), np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks,
                 p.tt_times, interpolation_bound_constants(p), np.empty((nchunk, nt), np.float32),
@@ -916,7 +913,7 @@ def run_prepared(
         else:
             _migrate_plain(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], uniform, p.ap[0], fp[3], prep,
-                chunk, nthr, block, gathers, fold, np.zeros_like(fold), counts,
+                per, nthr, block, gathers, fold, np.zeros_like(fold), counts,
             )  # fmt: skip
     return int(counts.sum())
 
