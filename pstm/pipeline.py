@@ -76,6 +76,7 @@ class Run:
     plan: TilePlan
     traces: Path
     headers: Path
+    ns_in: int  # samples per input trace
 
     def params(self, stage: str, *sections: str, **extra: Any) -> dict[str, Any]:
         """JSON-able params of a stage: the named config sections, any extra plain values,
@@ -143,7 +144,8 @@ def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:
         traces, headers = cfg.input.traces_zarr, cfg.input.headers_parquet
     grid = OutputGrid.from_config(cfg.grid)
     rho = resolve_rho_filter(cfg.migration.rho_filter, grid)
-    plan = plan_tiles(grid, cfg.execution, cfg.migration, input_n_samples(cfg, traces))
+    ns_in = input_n_samples(cfg, traces)
+    plan = plan_tiles(grid, cfg.execution, cfg.migration, ns_in)
     resolved = cfg.model_copy(
         update={
             "migration": cfg.migration.model_copy(
@@ -158,4 +160,4 @@ def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:
             ),
         }
     )
-    return Run(resolved, why, grid, plan, Path(traces), Path(headers))
+    return Run(resolved, why, grid, plan, Path(traces), Path(headers), ns_in)

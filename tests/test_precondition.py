@@ -40,3 +40,25 @@ def test_precondition_in_threads_leaves_nothing_on_bad_input(tmp_path: Path) -> 
             open_traces(tmp_path / "in.zarr"), RhoFilter.THREE_D, NonFinitePolicy.ERROR, str(out), 2
         )
     assert not out.exists()
+
+
+def test_precondition_threads_use_the_cores_within_the_memory_budget() -> None:
+    """As many threads as cores, no more chunks in flight than the per-job budget holds,
+    at least one; a change in the memory model moves the cap (the test can fail)."""
+    from pstm.config import ExecutionConfig
+    from pstm.plan import MEMORY_SAFETY_FACTOR, PROCESS_BASELINE_MB
+    from pstm.precondition import (
+        PRECONDITION_BYTES_PER_SAMPLE,
+        PRECONDITION_CHUNK_TRACES,
+        precondition_threads,
+    )
+
+    default = ExecutionConfig()
+    assert precondition_threads(2, 750, default) == 2
+    assert precondition_threads(1, 750, default) == 1
+    chunk_mb = PRECONDITION_CHUNK_TRACES * 750 * PRECONDITION_BYTES_PER_SAMPLE / 2**20
+    fit = int((default.memory_budget_mb / MEMORY_SAFETY_FACTOR - PROCESS_BASELINE_MB) // chunk_mb)
+    assert 2 < fit < 64
+    assert precondition_threads(64, 750, default) == fit
+    assert precondition_threads(64, 750, ExecutionConfig(memory_budget_mb=8192)) > fit
+    assert precondition_threads(64, 100_000, default) == 1  # huge traces: still one

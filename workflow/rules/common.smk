@@ -8,6 +8,7 @@ import pstm
 from pstm.errors import PstmError
 from pstm.pipeline import prepare_run
 from pstm.plan import BATCH_ID_PATTERN
+from pstm.precondition import precondition_threads
 from pstm.qc import QC_FIGURES
 
 _log = logging.getLogger("pstm")
@@ -98,3 +99,11 @@ def kernel_variant():
 # of before them. The preflight report has it too: it is ready with the first tiles and is
 # read before them.
 CRITICAL_PATH_PRIORITY = 10
+
+# Threads of the preconditioning job (pstm.precondition.precondition_threads): the cores
+# of the run (--cores, or a profile's `cores`) within the per-job memory budget.
+PRECONDITION_THREADS = precondition_threads(
+    workflow.cores if isinstance(workflow.cores, int) else 1,
+    RUN.ns_in,
+    RUN.config.execution,
+)

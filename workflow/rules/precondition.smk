@@ -11,7 +11,7 @@ rule precondition:
     priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../environment.yml"
-    threads: RUN.plan.threads_per_job
+    threads: PRECONDITION_THREADS
     log:
         "logs/precondition/precondition.log",
     script:
