@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pstm.config import AUTO, AntiAlias, ExecutionConfig, Interpolation, MigrationConfig
 from pstm.errors import PlanError
 from pstm.grid import OutputGrid
+from pstm.io.traces import TRACE_CHUNK
 from pstm.kernels.operator import prepared_trace_bytes
 
 #: Resident memory of a tile job before it allocates anything for its tile: the Python
@@ -40,6 +41,14 @@ TRACE_BATCH_COPIES = 2
 MEMORY_SAFETY_FACTOR = 1.25
 #: Smallest side of an auto tile, in bins; below it the aperture halo dominates the reads.
 MIN_AUTO_TILE_BINS = 4
+#: Traces the preconditioning filters per chunk (:mod:`pstm.precondition`); it holds up to
+#: as many chunks (and their FFTs) at once as it has threads (:func:`precondition_threads`).
+PRECONDITION_CHUNK_TRACES = 8 * TRACE_CHUNK
+#: Bytes held per input sample of a chunk in flight: the float32 traces read, the rho
+#: filter's complex128 spectrum and float64 inverse of the trace padded to twice its
+#: length (16 + 16) and the float32 result (measured: one chunk of 8,192 traces x 750
+#: samples peaked 190 MB above the process baseline; modelled 246 MB).
+PRECONDITION_BYTES_PER_SAMPLE = 40
 #: Name of batch ``k`` (a Snakemake group name: the cluster job that runs the batch), and
 #: the pattern that matches every such name (the workflow's ``batch`` wildcard).
 BATCH_ID_FORMAT = "tiles{:05d}"
@@ -258,3 +267,12 @@ def _auto_size(
 def _balanced(n: int, size: int) -> int:
     """The smallest tile size that cuts ``n`` bins into as few tiles as ``size`` does."""
     return math.ceil(n / _count(n, size))
+
+
+def precondition_threads(cores: int, ns: int, execution: ExecutionConfig) -> int:
+    """Threads of the preconditioning job: every tile job waits for it, so as many as the
+    run's ``cores``, but no more chunks in flight than fit ``execution.memory_budget_mb``
+    (the per-job budget) beside the process baseline; at least one."""
+    chunk_mb = PRECONDITION_CHUNK_TRACES * ns * PRECONDITION_BYTES_PER_SAMPLE / 2**20
+    fit = int((execution.memory_budget_mb / MEMORY_SAFETY_FACTOR - PROCESS_BASELINE_MB) // chunk_mb)
+    return max(1, min(cores, fit))

@@ -15,29 +15,11 @@ import numpy as np
 import zarr
 from numpy.typing import NDArray
 
-from pstm.config import ExecutionConfig, NonFinitePolicy, RhoFilter
+from pstm.config import NonFinitePolicy, RhoFilter
 from pstm.io.atomic import atomic_output
 from pstm.io.traces import DT_ATTR, T0_ATTR, TRACE_CHUNK, TraceStore
 from pstm.migrate import clean_traces
-from pstm.plan import MEMORY_SAFETY_FACTOR, PROCESS_BASELINE_MB
-
-#: Traces filtered per chunk; the stage holds up to ``threads`` chunks (and their FFTs)
-#: at once.
-PRECONDITION_CHUNK_TRACES = 8 * TRACE_CHUNK
-#: Bytes held per input sample of a chunk in flight: the float32 traces read, the rho
-#: filter's complex128 spectrum and float64 inverse of the trace padded to twice its
-#: length (16 + 16) and the float32 result (measured: one chunk of 8,192 traces x 750
-#: samples peaked 190 MB above the process baseline; modelled 246 MB).
-PRECONDITION_BYTES_PER_SAMPLE = 40
-
-
-def precondition_threads(cores: int, ns: int, execution: ExecutionConfig) -> int:
-    """Threads of the preconditioning job: every tile job waits for it, so as many as the
-    run's ``cores``, but no more chunks in flight than fit ``execution.memory_budget_mb``
-    (the per-job budget) beside the process baseline; at least one."""
-    chunk_mb = PRECONDITION_CHUNK_TRACES * ns * PRECONDITION_BYTES_PER_SAMPLE / 2**20
-    fit = int((execution.memory_budget_mb / MEMORY_SAFETY_FACTOR - PROCESS_BASELINE_MB) // chunk_mb)
-    return max(1, min(cores, fit))
+from pstm.plan import PRECONDITION_CHUNK_TRACES
 
 
 def rho_response(n_fft: int, dt: float, kind: RhoFilter) -> NDArray[np.complex128]:

@@ -11,7 +11,8 @@ import zarr
 from pstm.config import NonFinitePolicy, RhoFilter
 from pstm.errors import InputDataError
 from pstm.io.traces import open_traces, write_traces
-from pstm.precondition import PRECONDITION_CHUNK_TRACES, apply_rho, precondition
+from pstm.plan import PRECONDITION_CHUNK_TRACES
+from pstm.precondition import apply_rho, precondition
 
 
 def test_precondition_in_threads_writes_every_chunk_in_order(tmp_path: Path) -> None:
@@ -46,10 +47,10 @@ def test_precondition_threads_use_the_cores_within_the_memory_budget() -> None:
     """As many threads as cores, no more chunks in flight than the per-job budget holds,
     at least one; a change in the memory model moves the cap (the test can fail)."""
     from pstm.config import ExecutionConfig
-    from pstm.plan import MEMORY_SAFETY_FACTOR, PROCESS_BASELINE_MB
-    from pstm.precondition import (
+    from pstm.plan import (
+        MEMORY_SAFETY_FACTOR,
         PRECONDITION_BYTES_PER_SAMPLE,
-        PRECONDITION_CHUNK_TRACES,
+        PROCESS_BASELINE_MB,
         precondition_threads,
     )
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pstm
 from pstm.errors import PstmError
 from pstm.pipeline import prepare_run
-from pstm.plan import BATCH_ID_PATTERN
-from pstm.precondition import precondition_threads
+from pstm.plan import BATCH_ID_PATTERN, precondition_threads
 from pstm.qc import QC_FIGURES
 
 _log = logging.getLogger("pstm")
@@ -100,7 +99,7 @@ def kernel_variant():
 # read before them.
 CRITICAL_PATH_PRIORITY = 10
 
-# Threads of the preconditioning job (pstm.precondition.precondition_threads): the cores
+# Threads of the preconditioning job (pstm.plan.precondition_threads): the cores
 # of the run (--cores, or a profile's `cores`) within the per-job memory budget.
 PRECONDITION_THREADS = precondition_threads(
     workflow.cores if isinstance(workflow.cores, int) else 1,
