@@ -65,3 +65,16 @@ def test_tile_job_compiles_nothing_after_warm_up(name: str) -> None:
         check=True,
     ).stdout
     assert json.loads(out.strip().splitlines()[-1]) == []
+
+
+def test_numba_cache_dir_follows_the_kernel_sources() -> None:
+    """The workflow's numba cache is one directory per version of pstm.kernels' sources:
+    numba would not notice a change of _numba_traces alone in the kernels that inline it."""
+    from pathlib import Path
+
+    import pstm
+    from pstm.pipeline import code_hash, numba_cache_dir
+
+    d = numba_cache_dir()
+    assert d.parent == Path(pstm.__file__).resolve().parent.parent / ".numba_cache"
+    assert d.name == code_hash(("pstm.kernels",)) != code_hash(("pstm.kernels._numba",))

@@ -16,13 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-# the workflow's numba cache (workflow/rules/common.smk), so that nothing is compiled here
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[2] / ".numba_cache"))
-
 import yaml
 
-from pstm import stages
-from pstm.pipeline import prepare_run
+from pstm.pipeline import numba_cache_dir, prepare_run
+
+# the workflow's numba cache (workflow/rules/common.smk), so that nothing is compiled here
+os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
+from pstm import stages  # after NUMBA_CACHE_DIR: numba reads it when first imported
 
 work, tile_id, *threads = sys.argv[1:]
 os.chdir(work)

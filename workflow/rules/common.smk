@@ -2,11 +2,9 @@
 import logging
 import os
 import sys
-from pathlib import Path
 
-import pstm
 from pstm.errors import PstmError
-from pstm.pipeline import prepare_run
+from pstm.pipeline import numba_cache_dir, prepare_run
 from pstm.plan import BATCH_ID_PATTERN, precondition_threads
 from pstm.qc import QC_FIGURES
 
@@ -17,13 +15,13 @@ if not _log.handlers:
     _log.addHandler(_handler)
     _log.setLevel(logging.INFO)
     _log.propagate = False
-# Numba's kernel cache: one directory next to the pstm checkout (the `.numba_cache` entry
-# of .gitignore), shared by every run and, on a cluster, by every node: the checkout and
-# its venv must be on the shared filesystem anyway. Jobs inherit this environment (the
-# SLURM plugin submits with --export=ALL); export NUMBA_CACHE_DIR to put it elsewhere.
-os.environ.setdefault(
-    "NUMBA_CACHE_DIR", str(Path(pstm.__file__).resolve().parent.parent / ".numba_cache")
-)
+# Numba's kernel cache: one directory per version of the kernel sources under
+# `.numba_cache` next to the pstm checkout (pstm.pipeline.numba_cache_dir; the
+# `.numba_cache` entry of .gitignore), shared by every run and, on a cluster, by every
+# node: the checkout and its venv must be on the shared filesystem anyway. Jobs inherit
+# this environment (the SLURM plugin submits with --export=ALL); export NUMBA_CACHE_DIR to
+# put it elsewhere (then clear it after changing pstm.kernels).
+os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
 try:
     RUN = prepare_run(config, source="config (config.yaml and --config overrides)")
 except PstmError as _exc:
