@@ -853,12 +853,11 @@ def run_prepared(
         raise ValueError("the numba kernels resample the traces themselves: prepare with TRACE_OPS")
     nthr = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     numba.set_num_threads(nthr)
-    counts = np.zeros(p.x.shape[0], dtype=np.int64)
-    ncol = p.x.shape[0]
+    ncol, nt = p.sl2.shape
+    counts = np.zeros(ncol, dtype=np.int64)
     chunk = max(1, min(COLUMN_CHUNK, ncol // (CHUNKS_PER_THREAD * nthr)))
     per = ((ncol + chunk - 1) // chunk + nthr - 1) // nthr  # chunks per thread (<= chunk columns)
     use_ta, use_st, use_aa = p.wta.size > 0, p.stretch.size > 0, p.aa_levels > 0
-    ncol, nt = p.sl2.shape
     fp = np.array(
         [
             p.t0_in,
