@@ -26,7 +26,11 @@ column) pair the aperture limits become an index range found by bisection
 (samples outside are never visited); the inner loop over output time has no data-dependent
 branch (traces carry a zero sample past their end, positions are clamped, the validity is a
 0/1 factor, unused features take neutral tables), so LLVM vectorises it with gathers.
-Floating-point contraction is off (``fastmath`` without ``contract``), so the sample
+COUNT32: each time loop counts its contributions in an int32 (a pair has fewer than 2^31
+samples): LLVM sizes its vectors by the widest value a loop loads, stores or reduces, and
+an int64 count (numba's int32 + int32 is int64, hence the ``np.int32(n + ...)``) halved
+them to 8 lanes of AVX-512 (``everything`` on the 2D line: 0.176 -> 0.145 s;
+docs/benchmarks.md). Floating-point contraction is off (``fastmath`` without ``contract``), so the sample
 positions equal the reference's bit for bit.
 
 Three kernels. Every time loop's switches are compile-time constants (LLVM stops
@@ -173,9 +177,9 @@ def _accumulate(
         ok = (s >= np.float32(0.0)) & (s <= smax)
         gathers[g, c, it] += data[k, index] * w * np.float32(ok)
         fold[g, c, it] += np.int32(ok)
-        return int(ok)
+        return np.int32(ok)
     gathers[g, c, it] += data[k, index] * w
-    return 0
+    return np.int32(0)
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -216,15 +220,15 @@ def _plain_nearest(
     the range it0..it1-1 is then +1 in ``starts[g, c, it0]`` and -1 in
     ``starts[g, c, it1]`` instead of a read-modify-write per sample. (Arrays are indexed
     whole, not through row views, so LLVM knows they do not alias and vectorises.)"""
-    n = 0
+    n = np.int32(0)  # COUNT32
     # unsigned loop index: no negative-index wrap-around code, so the loop vectorises
     for it in range(np.uint64(it0), np.uint64(it1)):
         s = _position(th2[it], sl2[c, it], ds2, dr2, t0_in, inv_h)
         sc = min(max(s, np.float32(0.0)), smax) if checked else s  # proven inside: no clamp
-        n += _accumulate(data, k, gathers, fold, g, c, it, s, sc, smax, w, checked)
+        n = np.int32(n + _accumulate(data, k, gathers, fold, g, c, it, s, sc, smax, w, checked))
     if not checked:
-        n = _mark_proven(starts, g, c, it0, it1)
-    return n
+        return _mark_proven(starts, g, c, it0, it1)
+    return int(n)
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -435,14 +439,14 @@ def _gather_positions(
 ) -> int:
     """:func:`_plain_nearest` on the positions pos[row, it0..it1-1] (clamped to the trace
     either way: an interpolated position may stray by the allowed error)."""
-    n = 0
+    n = np.int32(0)  # COUNT32
     for it in range(np.uint64(it0), np.uint64(it1)):
         s = pos[row, it]
         sc = min(max(s, np.float32(0.0)), smax)
-        n += _accumulate(data, k, gathers, fold, g, c, it, s, sc, smax, w, checked)
+        n = np.int32(n + _accumulate(data, k, gathers, fold, g, c, it, s, sc, smax, w, checked))
     if not checked:
-        n = _mark_proven(starts, g, c, it0, it1)
-    return n
+        return _mark_proven(starts, g, c, it0, it1)
+    return int(n)
 
 
 @njit(cache=True, inline="always")
@@ -656,7 +660,7 @@ def _features_loop(
     zero, half = np.float32(0.0), np.float32(0.5)
     ds2 = sxr * sxr + syr * syr
     dr2 = rxr * rxr + ryr * ryr
-    n = 0
+    n = np.int32(0)  # COUNT32
     for it in range(np.uint64(it0), np.uint64(it1)):  # unsigned: see _plain_nearest
         q = th2[it]
         s2 = sl2[c, it]
@@ -696,8 +700,8 @@ def _features_loop(
             )
         gathers[g, c, it] += value * weight * np.float32(ok)
         fold[g, c, it] += np.int32(ok)
-        n += int(ok)
-    return n
+        n = np.int32(n + np.int32(ok))
+    return int(n)
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
