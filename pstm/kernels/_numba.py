@@ -656,7 +656,7 @@ def _features_loop(
     t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
     w_off, round_off, lin, qmin, top = fp[5], fp[6], fp[7], fp[8], np.int32(fp[9])
     aa_first2, aa_scale2 = fp[10], fp[11]
-    stride = np.int32(smax) + 2  # M + 1 samples per anti-aliasing level
+    stride = np.int32(np.int32(smax) + 2)  # M + 1 samples per anti-aliasing level
     zero, half = np.float32(0.0), np.float32(0.5)
     ds2 = sxr * sxr + syr * syr
     dr2 = rxr * rxr + ryr * ryr
@@ -680,10 +680,11 @@ def _features_loop(
             lhs = a * a * (vx * vx + vy * vy)  # (ideal length)^2 * (ts tr)^2: no sqrt
             r = lhs * inv_p * inv_p  # (ideal length)^2: operator.antialias_level's rule
             exponent = _float32_bits(r * aa_scale2) >> np.int32(23)  # type: ignore[call-arg]
-            octave = exponent - np.int32(127)  # floor(log2 y): see operator.antialias_level
-            level = min(np.int32(r >= aa_first2) + max(octave, np.int32(0)), top)
+            octave = np.int32(exponent - 127)  # floor(log2 y): see operator.antialias_level
+            # int32 throughout (COUNT32: numba's int32 arithmetic gives int64 values)
+            level = np.int32(min(np.int32(np.int32(r >= aa_first2) + max(octave, np.int32(0))), top))
             # sc >= 0: non-negative int32 indices (31 bits), gathered with 16 lanes
-            i = np.uint32(level * stride + np.int32(sc + half)) & NONNEG31
+            i = np.uint32(np.int32(level * stride) + np.int32(sc + half)) & NONNEG31
             value = aa_data[k, i]
         elif nearest:  # one gathered load (the same value as the lerp below with lin = 0)
             value = data[k, np.uint32(np.int32(sc + half)) & NONNEG31]
