@@ -143,8 +143,8 @@ def test_backend_matches_reference(
 def test_numba_trace_blocks_leave_the_image_unchanged(
     features: str, per_block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The numba kernels take the traces in blocks (TRACE_BLOCKS): small blocks (at least
-    one trace per thread: 2 here; 7), the last one partial, give the same image as one
+    """The numba kernels take the traces in blocks (TRACE_BLOCKS): small blocks (a multiple
+    of the threads: 2 here; 7 rounded up to 8), the last one partial, give the same image as one
     block of every trace, bit for bit (each output sample still sums its traces in order)."""
     from pstm.kernels import _numba
     from pstm.kernels.operator import prepare

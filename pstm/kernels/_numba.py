@@ -78,8 +78,8 @@ CHUNKS_PER_THREAD = 4
 #: Bytes of prepared trace rows (resampled trace and its anti-aliasing levels) per block of
 #: traces (see TRACE_BLOCKS in the module docstring). About one core's L2; blocks measured
 #: 1.3x faster than none on the plain and the anti-aliased kernels, flat from 0.2 to
-#: 1.5 MB (docs/benchmarks.md). A block has at least one trace per thread (its preparation
-#: runs in parallel over its traces), whatever their size.
+#: 1.5 MB (docs/benchmarks.md). A block has a multiple of the threads in traces, at least
+#: one per thread (its preparation runs in parallel over its traces), whatever their size.
 TRACE_BLOCK_BYTES = 1 << 20
 #: Mask of a sample index known to be >= 0: ``uint32(i) & NONNEG31`` has 31 significant bits,
 #: so LLVM gathers with 32-bit indices (16 lanes of AVX-512) instead of 64-bit ones (8 lanes)
@@ -682,7 +682,9 @@ def _features_loop(
             exponent = _float32_bits(r * aa_scale2) >> np.int32(23)  # type: ignore[call-arg]
             octave = np.int32(exponent - 127)  # floor(log2 y): see operator.antialias_level
             # int32 throughout (COUNT32: numba's int32 arithmetic gives int64 values)
-            level = np.int32(min(np.int32(np.int32(r >= aa_first2) + max(octave, np.int32(0))), top))
+            level = np.int32(
+                min(np.int32(np.int32(r >= aa_first2) + max(octave, np.int32(0))), top)
+            )
             # sc >= 0: non-negative int32 indices (31 bits), gathered with 16 lanes
             i = np.uint32(np.int32(level * stride) + np.int32(sc + half)) & NONNEG31
             value = aa_data[k, i]
@@ -836,6 +838,7 @@ def _block_buffers(
     ns, m = p.data.shape[1], p.n_valid
     levels = p.aa_levels if antialias else 0
     block = max(1, min(p.ntr, max(threads, TRACE_BLOCK_BYTES // block_row_bytes(p, antialias))))
+    block = min(p.ntr, -(-block // threads) * threads)  # whole traces per thread
     pad = max(p.aa_lengths) + 1 if antialias else 0
     prep = (
         p.data,
