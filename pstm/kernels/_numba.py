@@ -167,7 +167,7 @@ def _accumulate(
     smax: np.float32,
     w: np.float32,
     checked: bool,
-) -> int:
+) -> np.int32:
     """One sample of the plain kernels: add w times the resampled sample nearest to ``sc``
     (the position ``s``, clamped where it may leave the trace); ``checked`` (a constant at
     each call site) also tests s against the trace's ends and counts the fold, else the
