@@ -137,6 +137,20 @@ def test_backend_matches_reference(
     assert abs(n - n_ref) <= 1e-4 * n_ref
 
 
+@pytest.mark.parametrize("backend", [Backend.NUMPY, *FAST])
+@pytest.mark.parametrize("features", ["plain", "everything"])
+def test_a_batch_without_traces_adds_nothing(backend: Backend, features: str) -> None:
+    """An empty batch (a tile's last, empty read, a caller's edge case) is no error: no
+    contributions, the image untouched (the numba kernels' trace blocks stay >= 1)."""
+    batch, target, options = random_problem(3, 4, 2, 50, 10, 2)
+    empty = dataclasses.replace(
+        batch, data=batch.data[:0], sx=batch.sx[:0], sy=batch.sy[:0], rx=batch.rx[:0],
+        ry=batch.ry[:0], offset_class=batch.offset_class[:0],
+    )  # fmt: skip
+    g, f, n = run(backend, empty, target, with_features(options, features))
+    assert n == 0 and not g.any() and not f.any()
+
+
 @pytest.mark.skipif(Backend.NUMBA not in FAST, reason="numba is not available")
 @pytest.mark.parametrize("per_block", [1, 7])
 @pytest.mark.parametrize("features", list(FEATURES))
@@ -144,7 +158,8 @@ def test_numba_trace_blocks_leave_the_image_unchanged(
     features: str, per_block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The numba kernels take the traces in blocks (TRACE_BLOCKS): small blocks (a multiple
-    of the threads: 2 here; 7 rounded up to 8), the last one partial, give the same image as one
+    of the threads: 1 or 7 traces rounded up, to 2 and 8 on 2 threads), the last one
+    partial, give the same image as one
     block of every trace, bit for bit (each output sample still sums its traces in order)."""
     from pstm.kernels import _numba
     from pstm.kernels.operator import prepare

@@ -3,9 +3,11 @@
 Parallel contract: per block of traces, first ``prange`` over the block's traces
 (:func:`pstm.kernels._numba_traces.prepare_block`: each iteration writes only its trace's
 rows of the block buffers), then ``prange`` over chunks of output columns (bins): each
-iteration owns its columns ``gathers[:, c, :]``, ``fold[:, c, :]`` and ``counts[c]``, so
-no two threads write the same memory and no atomics are needed. Nothing is allocated
-inside the parallel loops (the block buffers are allocated once per call). CYCLIC_CHUNKS:
+iteration owns its columns ``gathers[:, c, :]``, ``fold[:, c, :]`` and ``counts[c]``, and
+row ``ic`` of the per-chunk work arrays (AA_TWO_PASSES; the interpolated traveltimes'
+positions), so no two threads write the same memory and no atomics are needed. Nothing is
+allocated inside the parallel loops (the block buffers and work rows are allocated once
+per call, in :func:`run_prepared`). CYCLIC_CHUNKS:
 numba splits a ``prange`` into one contiguous run of iterations per thread; the kernels
 map those to column chunks cyclically (thread t migrates chunks t, t + T, t + 2T, ...),
 because the traces of one block come from a small area of a sorted survey and reach only
@@ -30,8 +32,8 @@ COUNT32: each time loop counts its contributions in an int32 (a pair has fewer t
 samples): LLVM sizes its vectors by the widest value a loop loads, stores or reduces, and
 an int64 count (numba's int32 + int32 is int64, hence the ``np.int32(n + ...)``) halved
 them to 8 lanes of AVX-512 (``everything`` on the 2D line: 0.176 -> 0.145 s;
-docs/benchmarks.md). Floating-point contraction is off (``fastmath`` without ``contract``), so the sample
-positions equal the reference's bit for bit.
+docs/benchmarks.md). Floating-point contraction is off (``fastmath`` without
+``contract``), so the sample positions equal the reference's bit for bit.
 
 Three kernels. Every time loop's switches are compile-time constants (LLVM stops
 vectorising a loop that tests a run-time switch): a run-time flag selects between whole
@@ -660,7 +662,7 @@ def _features_loop(
     weight (0 where invalid) into the chunk's rows ``work_i[ic]``, ``work_w[ic]`` and a second
     loop gathers and adds them: the gather's address then no longer waits at the end of
     the long chain of the level's arithmetic (square roots, division, exponent) in the
-    same loop (2D line: everything 0.115 -> 0.110 s; 3D 2-4 %; docs/benchmarks.md). The
+    same loop (2D line: everything 0.113 -> 0.106-0.109 s; 3D about 2 %; docs/benchmarks.md). The
     same products in the same order: value * (weight * ok) equals (value * weight) * ok
     for ok in {0, 1}."""
     t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
@@ -861,7 +863,7 @@ def _block_buffers(
     ns, m = p.data.shape[1], p.n_valid
     levels = p.aa_levels if antialias else 0
     block = max(1, min(p.ntr, max(threads, TRACE_BLOCK_BYTES // block_row_bytes(p, antialias))))
-    block = min(p.ntr, -(-block // threads) * threads)  # whole traces per thread
+    block = max(1, min(p.ntr, -(-block // threads) * threads))  # whole traces per thread
     pad = max(p.aa_lengths) + 1 if antialias else 0
     prep = (
         p.data,
@@ -915,6 +917,7 @@ def run_prepared(
     )  # fmt: skip
     rows_aa = per * nthr if use_aa else 0  # AA_TWO_PASSES: one row per column chunk
     work = (np.empty((rows_aa, nt), np.uint32), np.empty((rows_aa, nt), np.float32))
+    assert not use_aa or work[0].shape == (per * nthr, nt)  # one row per chunk ic
     if use_aa or use_ta or use_st or not p.nearest:
         _migrate_features(
             *args, False, use_aa, p.nearest, prep, per, nthr, block, gathers, fold, counts, *work

@@ -128,7 +128,8 @@ def _triangle_row(
     n = m; ``work[b]`` (m + 2 pad, float64) holds the double running sum, mean-free and
     detrended like the numpy version's (the same numbers up to float64 rounding: the mean
     of the first sum comes from one weighted sum, both running sums from one pass, and the
-    trend's reductions may be reordered)."""
+    trend's reductions may be reordered). Requires pad > max(lengths): the second
+    differences index the work row without sign (c - j >= 0), and numba checks no bounds."""
     width = m + 2 * pad
     u_mean = (width - 1) / 2.0
     u_norm = width * (width * width - 1.0) / 12.0  # sum of (i - u_mean)^2
@@ -198,7 +199,8 @@ def prepare_block(
     one block of traces of the numba kernels (their TRACE_BLOCKS), into buffers that stay
     in cache. ``prep`` = (recorded traces (ntr, ns), oversampling taps (K, 2 half), its work
     rows padded (block, ns + 2 half) and acc (block, ns), the anti-aliasing half-lengths,
-    their float64 work rows (block, M + 2 pad)): see ``pstm.kernels._numba._block_buffers``.
+    their float64 work rows (block, M + 2 pad), pad > max(half-lengths): see
+    :func:`_triangle_row` and ``pstm.kernels._numba._block_buffers``.
     ``prange`` runs over the block's traces; each owns its rows of every buffer."""
     raw, taps, padded, acc, lengths, work = prep
     half = (padded.shape[1] - raw.shape[1]) // 2

@@ -540,7 +540,8 @@ def prepare(
         aa_data = (
             np.zeros((0, 0), dtype=np.float32)
             if ops.in_kernel
-            else ops.triangle_filtered(resampled, lengths).reshape(ntr, -1)
+            # (ntr, L, M + 1) -> (ntr, L (M + 1)); a size, not -1: ntr may be 0
+            else ops.triangle_filtered(resampled, lengths).reshape(ntr, len(lengths) * (m + 1))
         )
     else:
         aa_data, lengths = np.zeros((0, 0), dtype=np.float32), (1,)
