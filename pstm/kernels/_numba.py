@@ -3,9 +3,14 @@
 Parallel contract: per block of traces, first ``prange`` over the block's traces
 (:func:`pstm.kernels._numba_traces.prepare_block`: each iteration writes only its trace's
 rows of the block buffers), then ``prange`` over chunks of output columns (bins): each
-iteration owns its columns ``gathers[:, c, :]``, ``fold[:, c, :]`` and ``counts[c]``, and
-row ``ic`` of the per-chunk work arrays (AA_TWO_PASSES; the interpolated traveltimes'
-positions), so no two threads write the same memory and no atomics are needed. Nothing is
+iteration owns its columns ``gathers[:, c, :]`` and ``fold[:, c, :]``, and row ``i`` (its
+own iteration index) of the per-task arrays: the contribution counts and the work rows
+(AA_TWO_PASSES; the interpolated traveltimes' positions), so no two threads write the
+same memory and no atomics are needed. TASK_ROWS: those rows are indexed by the iteration
+``i``, which numba hands to each thread as one contiguous run, not by the column chunk it
+maps to (CYCLIC_CHUNKS interleaves the chunks of the threads), and the counts take a
+cache line per row (COUNT_ROW): rows of the two threads side by side in one cache line
+made the interpolated-traveltime kernel 1.5x slower (false sharing; docs/benchmarks.md). Nothing is
 allocated inside the parallel loops (the block buffers and work rows are allocated once
 per call, in :func:`run_prepared`). CYCLIC_CHUNKS:
 numba splits a ``prange`` into one contiguous run of iterations per thread; the kernels
@@ -77,6 +82,9 @@ TRACE_OPS = NUMBA_IN_KERNEL_OPS
 COLUMN_CHUNK = 8
 #: Smallest number of chunks per thread (load balance on small tiles).
 CHUNKS_PER_THREAD = 4
+#: int64 counts per row of the per-task contribution counts: one 64-byte cache line, so no
+#: two threads write the same line (TASK_ROWS in the module docstring).
+COUNT_ROW = 8
 #: Bytes of prepared trace rows (resampled trace and its anti-aliasing levels) per block of
 #: traces (see TRACE_BLOCKS in the module docstring). About one core's L2; blocks measured
 #: 1.3x faster than none on the plain and the anti-aliased kernels, flat from 0.2 to
@@ -452,15 +460,15 @@ def _gather_positions(
 
 
 @njit(cache=True, inline="always")
-def _chunk_columns(i: int, per: int, nthr: int, ncol: int) -> tuple[int, int, int]:
-    """Chunk ``ic`` and its columns c0..c1-1 of iteration ``i`` of ``prange(per * nthr)``
-    (CYCLIC_CHUNKS: numba gives thread t the iterations t per .. (t + 1) per - 1, which map
-    to the chunks t, t + nthr, t + 2 nthr, ...). The ``per * nthr`` chunks cut the columns
-    as evenly as whole columns allow (sizes differ by at most one; empty when there are
-    fewer columns than chunks)."""
+def _chunk_columns(i: int, per: int, nthr: int, ncol: int) -> tuple[int, int]:
+    """The columns c0..c1-1 of iteration ``i`` of ``prange(per * nthr)``: those of chunk
+    ``ic`` (CYCLIC_CHUNKS: numba gives thread t the iterations t per .. (t + 1) per - 1,
+    which map to the chunks t, t + nthr, t + 2 nthr, ...). The ``per * nthr`` chunks cut
+    the columns as evenly as whole columns allow (sizes differ by at most one; empty when
+    there are fewer columns than chunks). Per-task rows are indexed by ``i`` (TASK_ROWS)."""
     ic = (i % per) * nthr + i // per
     n = per * nthr
-    return ic, ic * ncol // n, (ic + 1) * ncol // n
+    return ic * ncol // n, (ic + 1) * ncol // n
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -517,7 +525,7 @@ def _migrate_plain(
         k1 = min(ntr, k0 + block)
         prepare_block(prep, k0, k1, data, data[:0])  # no anti-aliasing levels
         for i in prange(per * nthr):
-            ic, c0, c1 = _chunk_columns(i, per, nthr, ncol)  # see CYCLIC_CHUNKS
+            c0, c1 = _chunk_columns(i, per, nthr, ncol)  # see CYCLIC_CHUNKS
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
                 for c in range(c0, c1):
                     it0, itb, ite, w, ds2, dr2 = _plain_ranges(
@@ -537,7 +545,7 @@ def _migrate_plain(
                             data, k - k0, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in,
                             inv_h, smax, w, True, itb, ite,
                         )  # fmt: skip
-                    counts[c] += n
+                    counts[i, 0] += n  # TASK_ROWS
     for c in prange(ncol):
         _add_fold_starts(starts, fold, c)
 
@@ -593,7 +601,7 @@ def _migrate_plain_interpolated(
         k1 = min(ntr, k0 + block)
         prepare_block(prep, k0, k1, data, data[:0])  # no anti-aliasing levels
         for i in prange(per * nthr):
-            ic, c0, c1 = _chunk_columns(i, per, nthr, ncol)  # see CYCLIC_CHUNKS
+            c0, c1 = _chunk_columns(i, per, nthr, ncol)  # see CYCLIC_CHUNKS
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
                 for c in range(c0, c1):
                     it0, itb, ite, w, ds2, dr2 = _plain_ranges(
@@ -603,21 +611,21 @@ def _migrate_plain_interpolated(
                     if it0 >= ite:
                         continue
                     _fill_positions(
-                        pos, nodes, flags, ic, th2, sl2, th2_nodes, sl2_nodes, blocks, times, bp, c,
+                        pos, nodes, flags, i, th2, sl2, th2_nodes, sl2_nodes, blocks, times, bp, c,
                         ds2, dr2, t0_in, inv_h, node, qmin, it0, ite,
                     )  # fmt: skip
                     n = 0
                     if itb > it0:
                         n += _gather_positions(
-                            data, k - k0, gathers, fold, starts, cls[k], c, pos, ic, smax, w, False, it0,
+                            data, k - k0, gathers, fold, starts, cls[k], c, pos, i, smax, w, False, it0,
                             itb,
                         )  # fmt: skip
                     if itb < ite:
                         n += _gather_positions(
-                            data, k - k0, gathers, fold, starts, cls[k], c, pos, ic, smax, w, True, itb,
+                            data, k - k0, gathers, fold, starts, cls[k], c, pos, i, smax, w, True, itb,
                             ite,
                         )  # fmt: skip
-                    counts[c] += n
+                    counts[i, 0] += n  # TASK_ROWS
     for c in prange(ncol):
         _add_fold_starts(starts, fold, c)
 
@@ -651,7 +659,7 @@ def _features_loop(
     it1: int,
     work_i: NDArray[np.uint32],
     work_w: NDArray[np.float32],
-    ic: int,
+    row: int,
 ) -> int:
     """Every feature on samples it0..it1-1 of one pair, without a branch per feature: an
     unused feature takes neutral values (``stretch`` = NO_LIMIT; weight ``fp[5] + wta * ...``
@@ -659,7 +667,7 @@ def _features_loop(
     ``tapered`` and ``nearest`` are constants at each call site; ``nearest`` reads one
     resampled sample, else the lerp weight is ``fp[7]`` (1 for the linear interpolations).
     AA_TWO_PASSES: with ``antialias`` the loop writes each sample's level-row index and
-    weight (0 where invalid) into the chunk's rows ``work_i[ic]``, ``work_w[ic]`` and a second
+    weight (0 where invalid) into its task's rows ``work_i[row]``, ``work_w[row]`` (TASK_ROWS) and a second
     loop gathers and adds them: the gather's address then no longer waits at the end of
     the long chain of the level's arithmetic (square roots, division, exponent) in the
     same loop (2D line: everything 0.113 -> 0.106-0.109 s; 3D about 2 %; docs/benchmarks.md). The
@@ -698,7 +706,7 @@ def _features_loop(
                 min(np.int32(np.int32(r >= aa_first2) + max(octave, np.int32(0))), top)
             )
             # sc >= 0: non-negative int32 indices (31 bits), gathered with 16 lanes
-            work_i[ic, it] = np.uint32(np.int32(level * stride) + np.int32(sc + half)) & NONNEG31
+            work_i[row, it] = np.uint32(np.int32(level * stride) + np.int32(sc + half)) & NONNEG31
             value = np.float32(1.0)  # read in the second pass (AA_TWO_PASSES)
         elif nearest:  # one gathered load (the same value as the lerp below with lin = 0)
             value = data[k, np.uint32(np.int32(sc + half)) & NONNEG31]
@@ -714,14 +722,14 @@ def _features_loop(
                 * _taper01((ang[c, it] - d) * inv_ang_taper[c, it])
             )
         if antialias:
-            work_w[ic, it] = weight * np.float32(ok)
+            work_w[row, it] = weight * np.float32(ok)
         else:
             gathers[g, c, it] += value * weight * np.float32(ok)
         fold[g, c, it] += np.int32(ok)
         n = np.int32(n + np.int32(ok))
     if antialias:  # AA_TWO_PASSES: the gathers
         for it in range(np.uint64(it0), np.uint64(it1)):
-            gathers[g, c, it] += aa_data[k, work_i[ic, it]] * work_w[ic, it]
+            gathers[g, c, it] += aa_data[k, work_i[row, it]] * work_w[row, it]
     return int(n)
 
 
@@ -754,17 +762,17 @@ def _features_pair(
     end: int,
     work_i: NDArray[np.uint32],
     work_w: NDArray[np.float32],
-    ic: int,
+    row: int,
 ) -> int:
     """One pair through :func:`_features_loop`: its taper zone lo..full-1, then full..end-1
     inside both tapers. ``antialias`` and ``nearest`` must be constants at each call site."""
     n = _features_loop(
         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang, inv_ang_taper,
-        sxr, syr, rxr, ryr, d, fp, antialias, True, nearest, lo, full, work_i, work_w, ic,
+        sxr, syr, rxr, ryr, d, fp, antialias, True, nearest, lo, full, work_i, work_w, row,
     )  # fmt: skip
     n += _features_loop(
         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang, inv_ang_taper,
-        sxr, syr, rxr, ryr, d, fp, antialias, False, nearest, full, end, work_i, work_w, ic,
+        sxr, syr, rxr, ryr, d, fp, antialias, False, nearest, full, end, work_i, work_w, row,
     )  # fmt: skip
     return n
 
@@ -807,15 +815,15 @@ def _migrate_features(
     when ``zones_only`` (the rest then goes to :func:`_migrate_plain`); ``antialias``: read
     the anti-aliasing level of each sample (nearest sample of it), else ``nearest``: the
     oversampled-nearest interpolation, one gathered load per sample, else linear.
-    ``work_i``, ``work_w``: one row of nt per column chunk (AA_TWO_PASSES; unused without
-    ``antialias``)."""
+    ``work_i``, ``work_w``: one row of nt per task (AA_TWO_PASSES, TASK_ROWS; unused
+    without ``antialias``)."""
     ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
         k1 = min(ntr, k0 + block)
         prepare_block(prep, k0, k1, data, aa_data)
         for i in prange(per * nthr):
-            ic, c0, c1 = _chunk_columns(i, per, nthr, ncol)  # see CYCLIC_CHUNKS
+            c0, c1 = _chunk_columns(i, per, nthr, ncol)  # see CYCLIC_CHUNKS
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
                 for c in range(c0, c1):
                     lo, full, sxr, syr, rxr, ryr, d2 = _pair(
@@ -829,21 +837,21 @@ def _migrate_features(
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, True, False, lo, full,
-                            end, work_i, work_w, ic,
+                            end, work_i, work_w, i,
                         )  # fmt: skip
                     elif nearest:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, True, lo, full,
-                            end, work_i, work_w, ic,
+                            end, work_i, work_w, i,
                         )  # fmt: skip
                     else:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, False, lo,
-                            full, end, work_i, work_w, ic,
+                            full, end, work_i, work_w, i,
                         )  # fmt: skip
-                    counts[c] += n
+                    counts[i, 0] += n  # TASK_ROWS
 
 
 def block_row_bytes(p: Prepared, antialias: bool) -> int:
@@ -887,9 +895,9 @@ def run_prepared(
     nthr = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     numba.set_num_threads(nthr)
     ncol, nt = p.sl2.shape
-    counts = np.zeros(ncol, dtype=np.int64)
     chunk = max(1, min(COLUMN_CHUNK, ncol // (CHUNKS_PER_THREAD * nthr)))
     per = ((ncol + chunk - 1) // chunk + nthr - 1) // nthr  # chunks per thread (<= chunk columns)
+    counts = np.zeros((per * nthr, COUNT_ROW), dtype=np.int64)  # TASK_ROWS
     use_ta, use_st, use_aa = p.wta.size > 0, p.stretch.size > 0, p.aa_levels > 0
     fp = np.array(
         [
@@ -915,9 +923,9 @@ def run_prepared(
         rows, aa_rows, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
         p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp,
     )  # fmt: skip
-    rows_aa = per * nthr if use_aa else 0  # AA_TWO_PASSES: one row per column chunk
+    rows_aa = per * nthr if use_aa else 0  # AA_TWO_PASSES: one row per task (TASK_ROWS)
     work = (np.empty((rows_aa, nt), np.uint32), np.empty((rows_aa, nt), np.float32))
-    assert not use_aa or work[0].shape == (per * nthr, nt)  # one row per chunk ic
+    assert not use_aa or work[0].shape == (per * nthr, nt)  # one row per task (TASK_ROWS)
     if use_aa or use_ta or use_st or not p.nearest:
         _migrate_features(
             *args, False, use_aa, p.nearest, prep, per, nthr, block, gathers, fold, counts, *work
