@@ -6,15 +6,15 @@ rows of the block buffers), then ``prange`` over chunks of output columns (bins)
 iteration owns its columns ``gathers[:, c, :]`` and ``fold[:, c, :]``, and row ``i`` (its
 own iteration index) of the per-task arrays: the contribution counts and the work rows
 (AA_TWO_PASSES; the interpolated traveltimes' positions), so no two threads write the
-same memory and no atomics are needed. TASK_ROWS: those rows are indexed by the iteration
-``i``, which numba hands to each thread as one contiguous run, not by the column chunk it
-maps to (CYCLIC_CHUNKS interleaves the chunks of the threads), and the counts take a
-cache line per row (COUNT_ROW): rows of the two threads side by side in one cache line
-made the interpolated-traveltime kernel 1.5x slower (false sharing; docs/benchmarks.md). Nothing is
-allocated inside the parallel loops (the block buffers and work rows are allocated once
-per call, in :func:`run_prepared`). CYCLIC_CHUNKS:
-numba splits a ``prange`` into one contiguous run of iterations per thread; the kernels
-map those to column chunks cyclically (thread t migrates chunks t, t + T, t + 2T, ...),
+same memory and no atomics are needed. TASK_ROWS: those rows are indexed by the
+iteration ``i``, which numba hands to each thread as one contiguous run, not by the column
+chunk it maps to (CYCLIC_CHUNKS interleaves the chunks of the threads), and the counts
+take a cache line per row (COUNT_ROW): rows of the two threads side by side in one cache
+line made the interpolated-traveltime kernel 1.5x slower (false sharing;
+docs/benchmarks.md). Nothing is allocated inside the parallel loops (the block buffers and
+work rows are allocated once per call, in :func:`run_prepared`). CYCLIC_CHUNKS: numba
+splits a ``prange`` into one contiguous run of iterations per thread; the kernels map
+those to column chunks cyclically (thread t migrates chunks t, t + T, t + 2T, ...),
 because the traces of one block come from a small area of a sorted survey and reach only
 part of a tile: contiguous halves left one thread idle (a 3D tile job of 57,591 traces:
 3.97 s contiguous, 3.40 s cyclic, 6.4 s on one thread; docs/benchmarks.md).
@@ -667,12 +667,12 @@ def _features_loop(
     ``tapered`` and ``nearest`` are constants at each call site; ``nearest`` reads one
     resampled sample, else the lerp weight is ``fp[7]`` (1 for the linear interpolations).
     AA_TWO_PASSES: with ``antialias`` the loop writes each sample's level-row index and
-    weight (0 where invalid) into its task's rows ``work_i[row]``, ``work_w[row]`` (TASK_ROWS) and a second
-    loop gathers and adds them: the gather's address then no longer waits at the end of
-    the long chain of the level's arithmetic (square roots, division, exponent) in the
-    same loop (2D line: everything 0.113 -> 0.106-0.109 s; 3D about 2 %; docs/benchmarks.md). The
-    same products in the same order: value * (weight * ok) equals (value * weight) * ok
-    for ok in {0, 1}."""
+    weight (0 where invalid) into its task's rows ``work_i[row]``, ``work_w[row]``
+    (TASK_ROWS) and a second loop gathers and adds them: the gather's address then no
+    longer waits at the end of the long chain of the level's arithmetic (square roots,
+    division, exponent) in the same loop (2D line: everything 0.113 -> 0.106-0.109 s; 3D
+    about 2 %; docs/benchmarks.md). The same products in the same order:
+    value * (weight * ok) equals (value * weight) * ok for ok in {0, 1}."""
     t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
     w_off, round_off, lin, qmin, top = fp[5], fp[6], fp[7], fp[8], np.int32(fp[9])
     aa_first2, aa_scale2 = fp[10], fp[11]
