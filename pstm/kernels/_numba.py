@@ -870,8 +870,8 @@ def _block_buffers(
     the block's size and ``prep``."""
     ns, m = p.data.shape[1], p.n_valid
     levels = p.aa_levels if antialias else 0
-    block = max(1, min(p.ntr, max(threads, TRACE_BLOCK_BYTES // block_row_bytes(p, antialias))))
-    block = max(1, min(p.ntr, -(-block // threads) * threads))  # whole traces per thread
+    per_thread = max(1, -(-(TRACE_BLOCK_BYTES // block_row_bytes(p, antialias)) // threads))
+    block = max(1, min(p.ntr, per_thread * threads))  # whole traces per thread, >= 1 each
     pad = max(p.aa_lengths) + 1 if antialias else 0
     prep = (
         p.data,
@@ -925,7 +925,6 @@ def run_prepared(
     )  # fmt: skip
     rows_aa = per * nthr if use_aa else 0  # AA_TWO_PASSES: one row per task (TASK_ROWS)
     work = (np.empty((rows_aa, nt), np.uint32), np.empty((rows_aa, nt), np.float32))
-    assert not use_aa or work[0].shape == (per * nthr, nt)  # one row per task (TASK_ROWS)
     if use_aa or use_ta or use_st or not p.nearest:
         _migrate_features(
             *args, False, use_aa, p.nearest, prep, per, nthr, block, gathers, fold, counts, *work
