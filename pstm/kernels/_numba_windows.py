@@ -1,0 +1,194 @@
+"""Window loads: the nearest-sample read of 16 output samples from registers, not a gather.
+
+The plain kernel reads one resampled trace sample per contribution, at an index computed
+from the traveltime: with LLVM's vectorised loop that is a gathered load (``vgatherdps``),
+and the gathers were two thirds of the plain call (docs/benchmarks.md: a contiguous load in
+their place took 0.022 s of 0.064 s; a gather costs 0.33 ns per element whatever the
+indices). But the indices of 16 consecutive output samples of one (trace, column) pair lie
+close together: the DSR time grows at most as fast as the output time (dt/dtau <= 1), so
+with the traces oversampled 8x and output at the trace's sample interval, 16 samples span
+at most 121 resampled samples. :func:`add_nearest16` loads that stretch of the trace as
+windows of 32 samples (two 16-lane loads each) and picks each lane's sample with a
+two-register permute (AVX-512 ``vpermt2ps``, ``llvm.x86.avx512.vpermi2var.ps.512``), one
+per window, selecting per lane the window its index falls in. The result is the same
+sample the gather reads, so the image is bit for bit the same (tested).
+
+When the 16 indices span ``WINDOWS_MAX`` windows or more (output sampled more coarsely
+than the traces, e.g. 4 ms output from 1 ms traces) or are not in increasing order (an RMS
+velocity that grows faster than the DSR time with output time), the same call falls back
+to one gather, so it is correct for any indices. On a target without AVX-512 the intrinsic
+compiles to that gather alone (and the kernel keeps its fused loop: see
+:func:`window_loads_available`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.core.registry import cpu_target
+from numba.extending import intrinsic
+
+#: Output samples per call: one AVX-512 vector of float32.
+WINDOW_LANES = 16
+#: Samples in one window: the two 16-lane registers a ``vpermt2ps`` selects from.
+WINDOW_SAMPLES = 32
+#: Most windows per call; wider index spans take one gather instead. 4 windows cover the
+#: 121 resampled samples that 16 output samples can span with 8x oversampling at the
+#: trace's own sample interval; more permutes per call would cost about what a gather does.
+WINDOWS_MAX = 4
+#: float32 elements that may be loaded past the last index a call reads (its last window's
+#: end): the buffers it reads need this much allocated slack after their last row.
+WINDOW_SLACK = WINDOW_SAMPLES
+
+_F16 = ir.VectorType(ir.FloatType(), WINDOW_LANES)
+_I16 = ir.VectorType(ir.IntType(32), WINDOW_LANES)
+_B16 = ir.VectorType(ir.IntType(1), WINDOW_LANES)
+_I32 = ir.IntType(32)
+
+
+def _has_avx512f(features: str) -> bool:
+    return "+avx512f" in features.split(",")
+
+
+def window_loads_available() -> bool:
+    """Whether numba's CPU target (the host, or ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``
+    where set, e.g. for caches shared across a cluster) has AVX-512F, so
+    :func:`add_nearest16` compiles to permutes. numba keeps the target's features in a
+    private attribute; without it this answers False (the fused gather loop: correct, only
+    slower)."""
+    features = getattr(cpu_target.target_context.codegen(), "_tm_features", "")
+    return _has_avx512f(features if isinstance(features, str) else "")
+
+
+def _splat(builder: ir.IRBuilder, value: ir.Value, vector: ir.VectorType) -> ir.Value:
+    one = builder.insert_element(ir.Constant(vector, ir.Undefined), value, ir.Constant(_I32, 0))
+    return builder.shuffle_vector(
+        one, ir.Constant(vector, ir.Undefined), ir.Constant(_I16, [0] * WINDOW_LANES)
+    )
+
+
+def _pointer(context: Any, builder: ir.IRBuilder, aryty: types.Array, ary: Any, inds: list) -> Any:
+    array = context.make_array(aryty)(context, builder, ary)
+    return cgutils.get_item_pointer2(
+        context, builder, data=array.data, shape=cgutils.unpack_tuple(builder, array.shape),
+        strides=cgutils.unpack_tuple(builder, array.strides), layout=aryty.layout, inds=inds,
+    )  # fmt: skip
+
+
+def _gather(builder: ir.IRBuilder, row: ir.Value, idx: ir.Value) -> ir.Value:
+    """The 16 floats row[idx] (``llvm.masked.gather``, all lanes on)."""
+    i64v = ir.VectorType(ir.IntType(64), WINDOW_LANES)
+    fptrs = ir.VectorType(ir.FloatType().as_pointer(), WINDOW_LANES)
+    base = _splat(builder, builder.ptrtoint(row, ir.IntType(64)), i64v)
+    offsets = builder.mul(builder.sext(idx, i64v), ir.Constant(i64v, [4] * WINDOW_LANES))
+    gather = cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(_F16, [fptrs, _I32, _B16, _F16]),
+        "llvm.masked.gather.v16f32.v16p0",
+    )
+    on = ir.Constant(_B16, [1] * WINDOW_LANES)
+    ptrs = builder.inttoptr(builder.add(base, offsets), fptrs)
+    return builder.call(gather, [ptrs, ir.Constant(_I32, 4), on, ir.Constant(_F16, ir.Undefined)])
+
+
+def _windows(builder: ir.IRBuilder, start: ir.Value, rel: ir.Value, span: ir.Value) -> ir.Value:
+    """Lane j: start[rel[j]], 0 <= rel[j] <= span < WINDOWS_MAX * WINDOW_SAMPLES, from windows
+    of WINDOW_SAMPLES loaded at start, each permuted into the lanes whose index it holds."""
+    permute = cgutils.get_or_insert_function(
+        builder.module,
+        ir.FunctionType(_F16, [_F16, _I16, _F16]),
+        "llvm.x86.avx512.vpermi2var.ps.512",
+    )
+    fvec = _F16.as_pointer()
+    result = cgutils.alloca_once(builder, _F16)
+
+    def window(w: int) -> ir.Value:
+        at = [ir.Constant(ir.IntType(64), w * WINDOW_SAMPLES + h * WINDOW_LANES) for h in (0, 1)]
+        lo, hi = (builder.load(builder.bitcast(builder.gep(start, [a]), fvec), align=4) for a in at)
+        return builder.call(permute, [lo, rel, hi])  # uses the index's low 5 bits
+
+    builder.store(window(0), result)
+    for w in range(1, WINDOWS_MAX):
+        first = w * WINDOW_SAMPLES
+        with builder.if_then(builder.icmp_signed(">=", span, ir.Constant(_I32, first))):
+            mine = builder.icmp_signed(">=", rel, ir.Constant(_I16, [first] * WINDOW_LANES))
+            builder.store(builder.select(mine, window(w), builder.load(result)), result)
+    return builder.load(result)
+
+
+@intrinsic
+def add_nearest16(
+    typingctx: Any,
+    gathers: Any,
+    g: Any,
+    c: Any,
+    it: Any,
+    rows: Any,
+    k: Any,
+    positions: Any,
+    i: Any,
+    w: Any,
+) -> tuple[object, object] | None:
+    """``gathers[g, c, it + j] += rows[k, int(positions[i, it + j] + 0.5)] * w`` for
+    j = 0..15, the plain kernel's nearest-sample read and float32 operations (same rounding).
+    The caller guarantees what the fused loop needs (positions >= 0, indices inside the row,
+    it + 16 <= the row's end) and ``WINDOW_SLACK`` floats allocated past the end of ``rows``
+    (a window loads up to 31 samples beyond the last index it reads; those lanes are never
+    selected)."""
+    arrays = ((gathers, 3), (rows, 2), (positions, 2))
+    if not all(
+        isinstance(a, types.Array) and a.ndim == n and a.dtype == types.float32 for a, n in arrays
+    ):
+        return None
+    sig = types.void(gathers, g, c, it, rows, k, positions, i, types.float32)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> Any:
+        ty = signature.args
+        ga, gi, ci, iti, ra, ki, pa, ii, wv = (
+            context.cast(builder, a, t, types.intp) if isinstance(t, types.Integer) else a
+            for a, t in zip(args, ty, strict=True)
+        )
+        zero = context.get_constant(types.intp, 0)
+        fvec = _F16.as_pointer()
+        out = builder.bitcast(_pointer(context, builder, ty[0], ga, [gi, ci, iti]), fvec)
+        row = _pointer(context, builder, ty[4], ra, [ki, zero])
+        pos = builder.load(
+            builder.bitcast(_pointer(context, builder, ty[6], pa, [ii, iti]), fvec), align=4
+        )
+        half = ir.Constant(_F16, [0.5] * WINDOW_LANES)
+        idx = builder.fptosi(builder.fadd(pos, half), _I16)
+        values = cgutils.alloca_once(builder, _F16)
+        if _has_avx512f(getattr(context.codegen(), "_tm_features", "") or ""):
+            first = builder.extract_element(idx, ir.Constant(_I32, 0))
+            span = builder.sub(
+                builder.extract_element(idx, ir.Constant(_I32, WINDOW_LANES - 1)), first
+            )
+            rel = builder.sub(idx, _splat(builder, first, _I16))
+            # increasing indices lie in [first, last]: one unsigned compare checks both ends
+            inside = builder.icmp_unsigned("<=", rel, _splat(builder, span, _I16))
+            all_inside = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.IntType(1), [_B16]),
+                "llvm.vector.reduce.and.v16i1",
+            )
+            fits = builder.icmp_unsigned("<", span, ir.Constant(_I32, WINDOWS_MAX * WINDOW_SAMPLES))
+            fast = builder.and_(builder.call(all_inside, [inside]), fits)
+            with builder.if_else(fast, likely=True) as (windows, gather):
+                with windows:
+                    start = builder.gep(row, [builder.sext(first, ir.IntType(64))])
+                    builder.store(_windows(builder, start, rel, span), values)
+                with gather:
+                    builder.store(_gather(builder, row, idx), values)
+        else:
+            builder.store(_gather(builder, row, idx), values)
+        wvec = _splat(builder, context.cast(builder, wv, ty[8], types.float32), _F16)
+        added = builder.fadd(builder.load(out, align=4), builder.fmul(builder.load(values), wvec))
+        builder.store(added, out, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+__all__ = ["WINDOW_LANES", "WINDOW_SLACK", "add_nearest16", "window_loads_available"]
