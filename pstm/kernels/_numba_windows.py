@@ -118,6 +118,51 @@ def _windows(builder: ir.IRBuilder, start: ir.Value, rel: ir.Value, span: ir.Val
     return builder.load(result)
 
 
+def _read16(context: Any, builder: ir.IRBuilder, row: ir.Value, idx: ir.Value) -> ir.Value:
+    """The 16 floats row[idx]: from windows where the target has AVX-512 and the indices are
+    increasing and span fewer than WINDOWS_MAX windows, else one gather."""
+    if not _has_avx512f(getattr(context.codegen(), "_tm_features", "") or ""):
+        return _gather(builder, row, idx)
+    values = cgutils.alloca_once(builder, _F16)
+    first = builder.extract_element(idx, ir.Constant(_I32, 0))
+    span = builder.sub(builder.extract_element(idx, ir.Constant(_I32, WINDOW_LANES - 1)), first)
+    rel = builder.sub(idx, _splat(builder, first, _I16))
+    # increasing indices lie in [first, last]: one unsigned compare checks both ends
+    inside = builder.icmp_unsigned("<=", rel, _splat(builder, span, _I16))
+    all_inside = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.IntType(1), [_B16]), "llvm.vector.reduce.and.v16i1"
+    )
+    fits = builder.icmp_unsigned("<", span, ir.Constant(_I32, WINDOWS_MAX * WINDOW_SAMPLES))
+    with builder.if_else(builder.and_(builder.call(all_inside, [inside]), fits), likely=True) as (
+        windows,
+        gather,
+    ):
+        with windows:
+            start = builder.gep(row, [builder.sext(first, ir.IntType(64))])
+            builder.store(_windows(builder, start, rel, span), values)
+        with gather:
+            builder.store(_gather(builder, row, idx), values)
+    return builder.load(values)
+
+
+def _float_arrays(*arrays: tuple[Any, int]) -> bool:
+    return all(
+        isinstance(a, types.Array) and a.ndim == n and a.dtype == types.float32 for a, n in arrays
+    )
+
+
+def _intp_args(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> list:
+    """The call's arguments, integers cast to intp (array indices)."""
+    return [
+        context.cast(builder, a, t, types.intp) if isinstance(t, types.Integer) else a
+        for a, t in zip(args, signature.args, strict=True)
+    ]
+
+
+def _vector_at(context: Any, builder: ir.IRBuilder, aryty: Any, ary: Any, inds: list) -> Any:
+    return builder.bitcast(_pointer(context, builder, aryty, ary, inds), _F16.as_pointer())
+
+
 @intrinsic
 def add_nearest16(
     typingctx: Any,
@@ -137,58 +182,30 @@ def add_nearest16(
     it + 16 <= the row's end) and ``WINDOW_SLACK`` floats allocated past the end of ``rows``
     (a window loads up to 31 samples beyond the last index it reads; those lanes are never
     selected)."""
-    arrays = ((gathers, 3), (rows, 2), (positions, 2))
-    if not all(
-        isinstance(a, types.Array) and a.ndim == n and a.dtype == types.float32 for a, n in arrays
-    ):
+    if not _float_arrays((gathers, 3), (rows, 2), (positions, 2)):
         return None
     sig = types.void(gathers, g, c, it, rows, k, positions, i, types.float32)
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> Any:
         ty = signature.args
-        ga, gi, ci, iti, ra, ki, pa, ii, wv = (
-            context.cast(builder, a, t, types.intp) if isinstance(t, types.Integer) else a
-            for a, t in zip(args, ty, strict=True)
+        ga, gi, ci, iti, ra, ki, pa, ii, wv = _intp_args(context, builder, signature, args)
+        out = _vector_at(context, builder, ty[0], ga, [gi, ci, iti])
+        row = _pointer(context, builder, ty[4], ra, [ki, context.get_constant(types.intp, 0)])
+        pos = builder.load(_vector_at(context, builder, ty[6], pa, [ii, iti]), align=4)
+        idx = builder.fptosi(builder.fadd(pos, ir.Constant(_F16, [0.5] * WINDOW_LANES)), _I16)
+        values = _read16(context, builder, row, idx)
+        added = builder.fadd(
+            builder.load(out, align=4), builder.fmul(values, _splat(builder, wv, _F16))
         )
-        zero = context.get_constant(types.intp, 0)
-        fvec = _F16.as_pointer()
-        out = builder.bitcast(_pointer(context, builder, ty[0], ga, [gi, ci, iti]), fvec)
-        row = _pointer(context, builder, ty[4], ra, [ki, zero])
-        pos = builder.load(
-            builder.bitcast(_pointer(context, builder, ty[6], pa, [ii, iti]), fvec), align=4
-        )
-        half = ir.Constant(_F16, [0.5] * WINDOW_LANES)
-        idx = builder.fptosi(builder.fadd(pos, half), _I16)
-        values = cgutils.alloca_once(builder, _F16)
-        if _has_avx512f(getattr(context.codegen(), "_tm_features", "") or ""):
-            first = builder.extract_element(idx, ir.Constant(_I32, 0))
-            span = builder.sub(
-                builder.extract_element(idx, ir.Constant(_I32, WINDOW_LANES - 1)), first
-            )
-            rel = builder.sub(idx, _splat(builder, first, _I16))
-            # increasing indices lie in [first, last]: one unsigned compare checks both ends
-            inside = builder.icmp_unsigned("<=", rel, _splat(builder, span, _I16))
-            all_inside = cgutils.get_or_insert_function(
-                builder.module,
-                ir.FunctionType(ir.IntType(1), [_B16]),
-                "llvm.vector.reduce.and.v16i1",
-            )
-            fits = builder.icmp_unsigned("<", span, ir.Constant(_I32, WINDOWS_MAX * WINDOW_SAMPLES))
-            fast = builder.and_(builder.call(all_inside, [inside]), fits)
-            with builder.if_else(fast, likely=True) as (windows, gather):
-                with windows:
-                    start = builder.gep(row, [builder.sext(first, ir.IntType(64))])
-                    builder.store(_windows(builder, start, rel, span), values)
-                with gather:
-                    builder.store(_gather(builder, row, idx), values)
-        else:
-            builder.store(_gather(builder, row, idx), values)
-        wvec = _splat(builder, context.cast(builder, wv, ty[8], types.float32), _F16)
-        added = builder.fadd(builder.load(out, align=4), builder.fmul(builder.load(values), wvec))
         builder.store(added, out, align=4)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
-__all__ = ["WINDOW_LANES", "WINDOW_SLACK", "add_nearest16", "window_loads_available"]
+__all__ = [
+    "WINDOW_LANES",
+    "WINDOW_SLACK",
+    "add_nearest16",
+    "window_loads_available",
+]
