@@ -250,6 +250,9 @@ def run_logged(log_path: str | None, fn: Callable[[], None]) -> NoReturn:
         log.error("%s", exc)
         raise SystemExit(1) from None
     log.info("peak memory %.0f MB", peak_memory_mb())
+    age = process_seconds()
+    if age is not None:  # the whole job: interpreter start, imports, Snakemake's preamble
+        log.info("process %.2f s since its start", age)
     log.info("done in %.2f s", time.perf_counter() - t0)
     end_job()
 
@@ -265,6 +268,19 @@ def end_job() -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def process_seconds() -> float | None:
+    """Seconds since this process started, from Linux's /proc (10 ms resolution: the
+    kernel's clock ticks); None where there is no /proc."""
+    try:
+        # field 22 of /proc/self/stat, the start time in clock ticks after boot (the fields
+        # after the command name's closing parenthesis start at field 3)
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return uptime - ticks / os.sysconf("SC_CLK_TCK")
 
 
 def peak_memory_mb() -> float:

@@ -24,6 +24,7 @@ LOG_TIME_FORMAT = "%Y-%m-%d %H:%M:%S,%f"
 _TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+) (.*)$")
 _DONE_RE = re.compile(r"^done in ([0-9.]+) s$")
 _TILE_RE = re.compile(r"^tile (\S+): (\{.*\})$")
+_PROCESS_RE = re.compile(r"^process ([0-9.]+) s since its start$")
 #: The stage that writes the summary (still running while it reads the logs).
 SUMMARY_STAGE = "summary"
 #: Stages in workflow order (log directories under ``logs/``), for the summary table.
@@ -54,6 +55,7 @@ class JobLog:
     seconds: float | None = None  # from ``done in``; None = not (yet) finished
     error: str | None = None  # the first ERROR line, or the last line of a traceback
     tile: dict[str, Any] | None = None  # the ``tile <id>: {json}`` record
+    process_seconds: float | None = None  # the job's process from its start (Linux)
 
     @property
     def done(self) -> bool:
@@ -83,6 +85,8 @@ def read_job_log(path: Path) -> JobLog:
             job.seconds = float(done.group(1))
         elif (tile := _TILE_RE.match(message)) is not None:
             job.tile = json.loads(tile.group(2))
+        elif (process := _PROCESS_RE.match(message)) is not None:
+            job.process_seconds = float(process.group(1))
     if job.error is None and any(ln.startswith("Traceback") for ln in lines):
         job.error = next(ln for ln in reversed(lines) if ln.strip())
     # A job logs its lines as it finishes: its start is the end minus its duration, or,
@@ -142,11 +146,19 @@ def run_summary(root: Path) -> dict[str, Any]:
     from pstm.index import read_index
 
     timings = stage_timings(root / "logs", exclude=(SUMMARY_STAGE,))
-    tiles = [
-        job.tile
+    tile_jobs = [
+        job
         for job in map(read_job_log, sorted((root / "logs" / "migrate").glob("*.log")))
         if job.tile is not None
     ]
+    tiles = [job.tile for job in tile_jobs if job.tile is not None]
+    # a tile job's fixed overhead: its whole process (interpreter start, imports, kernel
+    # load, index query, reads, write) less its kernel seconds
+    overheads = sorted(
+        job.process_seconds - float(job.tile["seconds_kernel"])
+        for job in tile_jobs
+        if job.tile is not None and job.process_seconds is not None
+    )
     contributions = sum(int(t["contributions"]) for t in tiles)
     kernel_s = sum(float(t["seconds_kernel"]) for t in tiles)
     # the cores' time held by kernels: a tile job's kernel seconds times the threads the job
@@ -165,6 +177,15 @@ def run_summary(root: Path) -> dict[str, Any]:
         "kernel_thread_seconds": round(kernel_thread_s, 3),
         "contributions_per_kernel_second": round(contributions / kernel_s) if kernel_s else None,
         "kernel_load_seconds": round(load_s, 3),
+        "tile_job_overhead_seconds": (
+            {
+                "min": round(overheads[0], 2),
+                "median": round(overheads[len(overheads) // 2], 2),
+                "max": round(overheads[-1], 2),
+            }
+            if overheads
+            else None
+        ),
         "migrate_wall_seconds": round(migrate.wall_s, 3),
         "contributions_per_wall_second": (
             round(contributions / migrate.wall_s) if migrate.wall_s > 0 else None

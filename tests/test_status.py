@@ -25,7 +25,13 @@ def stamp(seconds: float) -> str:
 
 
 def write_done_tile(
-    root: Path, tid: str, end_s: float, seconds: float, contributions: int, threads: int = 1
+    root: Path,
+    tid: str,
+    end_s: float,
+    seconds: float,
+    contributions: int,
+    threads: int = 1,
+    process_s: float | None = None,
 ) -> None:
     record = {
         "tile": tid,
@@ -38,9 +44,14 @@ def write_done_tile(
     }
     log = root / "logs" / "migrate" / f"{tid}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
+    process = (
+        ""
+        if process_s is None
+        else f"{stamp(end_s)} INFO process {process_s:.2f} s since its start\n"
+    )
     log.write_text(
         f"{stamp(end_s)} INFO tile {tid}: {json.dumps(record)}\n"
-        f"{stamp(end_s)} INFO done in {seconds:.2f} s\n"
+        f"{process}{stamp(end_s)} INFO done in {seconds:.2f} s\n"
     )
     out = root / "results" / "tiles" / f"{tid}.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -161,8 +172,18 @@ def test_cli_without_config_says_how_to_fix(
 
 
 def test_summary_from_logs(tmp_path: Path) -> None:
-    write_done_tile(tmp_path, "0000_0000", end_s=10.0, seconds=4.0, contributions=1000)
-    write_done_tile(tmp_path, "0000_0001", end_s=12.0, seconds=4.0, contributions=3000, threads=3)
+    write_done_tile(
+        tmp_path, "0000_0000", end_s=10.0, seconds=4.0, contributions=1000, process_s=3.5
+    )
+    write_done_tile(
+        tmp_path,
+        "0000_0001",
+        end_s=12.0,
+        seconds=4.0,
+        contributions=3000,
+        threads=3,
+        process_s=2.75,
+    )
     write_failed_tile(tmp_path, "0000_0002", end_s=13.0)
     qc = tmp_path / "logs" / "qc" / "qc.log"
     qc.parent.mkdir(parents=True)
@@ -175,6 +196,8 @@ def test_summary_from_logs(tmp_path: Path) -> None:
     assert totals["contributions_per_kernel_second"] == 1000
     assert totals["kernel_load_seconds"] == pytest.approx(0.5)  # reported apart from the kernel
     assert totals["migrate_wall_seconds"] == pytest.approx(7.0)  # 6 s to 13 s
+    # process less kernel seconds: 3.5 - 2.0 and 2.75 - 2.0
+    assert totals["tile_job_overhead_seconds"] == {"min": 0.75, "median": 1.5, "max": 1.5}
     assert totals["backends"] == ["numba"] and totals["input_traces"] is None
     assert stages["migrate"]["jobs"] == 3 and stages["migrate"]["finished"] == 2
     assert stages["migrate"]["failed_logs"] == [str(tmp_path / "logs/migrate/0000_0002.log")]

@@ -3,21 +3,23 @@
 # docs/bench/e2e_100k.yaml through the whole workflow with `snakemake --cores 2`, in a
 # scratch copy of the workflow; prints the wall time, the share of the cores' time spent
 # in kernels, and the per-stage breakdown.
-# Usage: [CORES=2] bash docs/bench/run_e2e.sh [config.yaml]   (from the repository root;
-# CORES a number: it is passed to --cores and divides the kernel share)
+# Usage: [CORES=2] [VENV=.venv] bash docs/bench/run_e2e.sh [config.yaml]   (from the
+# repository root; CORES a number: it is passed to --cores and divides the kernel share;
+# VENV the environment to run: `make run`'s is .venv without the test extras)
 set -euo pipefail
 repo=$(pwd)
 config=${1:-docs/bench/e2e_100k.yaml}
 cores=${CORES:-2}
+venv=$(cd "${VENV:-.venv}" && pwd)
 work=$(mktemp -d)
 cp -r Snakefile workflow environment.yml "$work"/
 cp "$config" "$work/config.yaml"
 cd "$work"
 start=$(date +%s.%N)
-"$repo/.venv/bin/snakemake" --cores "$cores" --workflow-profile workflow/profiles/local --quiet all \
+"$venv/bin/snakemake" --cores "$cores" --workflow-profile workflow/profiles/local --quiet all \
     > snakemake.log 2>&1
 end=$(date +%s.%N)
-"$repo/.venv/bin/python" - "$start" "$end" "$cores" <<'PY'
+"$venv/bin/python" - "$start" "$end" "$cores" <<'PY'
 import json, sys
 start, end, cores = map(float, sys.argv[1:4])
 s = json.load(open("results/summary.json"))
@@ -32,6 +34,7 @@ print(f"kernels on the cores {t['kernel_thread_seconds']:.1f} core-s of {wall * 
 print(f"kernel seconds (sum over tile jobs) {t['kernel_seconds']:.1f}; "
       f"{t['contributions_per_kernel_second']:.3g} contributions per kernel second; "
       f"kernel load from cache {t['kernel_load_seconds']:.2f} s in all")
+print(f"a tile job's fixed overhead (its process less its kernel), s: {t['tile_job_overhead_seconds']}")
 for name, st in s["stages"].items():
     print(f"  {name:16} jobs {st['jobs']:4}  wall {st['wall_seconds']:8.2f} s  "
           f"sum {st['seconds_total']:8.2f} s")
