@@ -67,7 +67,8 @@ class TraceStore:
         lows = np.minimum.reduceat(ids, starts)
         highs = np.maximum.reduceat(ids, starts) + 1
         for a, b, lo, hi in zip(starts, ends, lows, highs, strict=True):
-            out[a:b] = self.array[int(lo) : int(hi)][ids[a:b] - lo]
+            slab = np.asarray(self.array[int(lo) : int(hi)])
+            out[a:b] = slab[ids[a:b] - lo]
         return out
 
 
