@@ -119,8 +119,10 @@ def _add_wavelets(
     idx = np.rint(times / dt).astype(np.int64)[:, None] + lags[None, :]
     w = wavelet(idx * dt - times[:, None], peak_hz) * amps[:, None]
     ok = (idx >= 0) & (idx < ns)
-    rows = np.broadcast_to(np.arange(data.shape[0])[:, None], idx.shape)
-    data[rows[ok], idx[ok]] += w[ok].astype(np.float32)
+    # flat indices (a trace's lags are distinct, so ``+=`` adds each one): 1D fancy
+    # indexing is about 2x faster than the (row, sample) pair
+    flat = (np.arange(data.shape[0]) * ns)[:, None] + idx
+    data.reshape(-1)[flat[ok]] += w[ok].astype(np.float32)
 
 
 def make_survey(cfg: SyntheticConfig) -> tuple[NDArray[np.float32], pa.Table, dict[str, Any]]:

@@ -93,3 +93,15 @@ def test_ibm_export(results: Path, tmp_path: Path) -> None:
         assert int(f.bin[segyio.BinField.Format]) == 1
         np.testing.assert_allclose(segyio.tools.cube(f), image, rtol=2.0**-20, atol=0)
         assert (np.asarray(f.attributes(segyio.TraceField.SourceGroupScalar)[:]) == -10).all()
+
+
+@pytest.mark.parametrize("block_bytes", [1, 3 * 4 * 1000])
+def test_export_in_smaller_blocks_writes_the_same_files(
+    results: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+) -> None:
+    """Whatever the reads' block size (one inline; a few; the image's chunk rows), the
+    SEG-Y files are the same bytes."""
+    monkeypatch.setattr("pstm.export.EXPORT_BLOCK_BYTES", block_bytes)
+    export_image(results / "image.zarr", ExportConfig(), tmp_path / "s.sgy", tmp_path / "g.sgy")
+    for name, out in (("stack.sgy", "s.sgy"), ("gathers.sgy", "g.sgy")):
+        assert (tmp_path / out).read_bytes() == (results / "export" / name).read_bytes()
