@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from pstm.errors import InputDataError, InputFileNotFoundError
 from pstm.io.atomic import atomic_output
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported where a table is read or written, not with this module: tile jobs
+# use the Geometry type (through pstm.index) but no Parquet (about 25 ms of their start)
 
 REQUIRED_COLUMNS = ("source_x", "source_y", "receiver_x", "receiver_y")
 DERIVED_COLUMNS = ("midpoint_x", "midpoint_y", "offset", "azimuth")
@@ -54,6 +59,8 @@ class Geometry:
 
 def with_derived(table: pa.Table) -> pa.Table:
     """Add (or replace) the derived columns computed from the canonical ones."""
+    import pyarrow as pa
+
     g = geometry_from_table(table, source="table")
     for name, values in zip(DERIVED_COLUMNS, (g.mx, g.my, g.offset, g.azimuth_deg), strict=True):
         if name in table.column_names:
@@ -63,6 +70,8 @@ def with_derived(table: pa.Table) -> pa.Table:
 
 
 def write_headers(path: str | Path, table: pa.Table) -> None:
+    import pyarrow.parquet as pq
+
     with atomic_output(path) as tmp:
         pq.write_table(with_derived(table), tmp)
 
@@ -89,6 +98,8 @@ def geometry_from_table(table: pa.Table, source: str) -> Geometry:
 
 def read_geometry(path: str | Path) -> Geometry:
     """Read and validate the canonical coordinate columns."""
+    import pyarrow.parquet as pq
+
     path = Path(path)
     if not path.exists():
         raise InputFileNotFoundError(f"headers not found: {path} (set input.headers_parquet)")
