@@ -23,8 +23,8 @@ from tests.test_kernels import random_problem, run, with_features
 
 
 @njit(cache=False)
-def _add(gathers, g, c, it, rows, k, positions, i, w):  # type: ignore[no-untyped-def]
-    add_nearest16(gathers, g, c, it, rows, k, positions, i, w)
+def _add(gathers, g, c, it, rows, k, positions, i, w, smax):  # type: ignore[no-untyped-def]
+    add_nearest16(gathers, g, c, it, rows, k, positions, i, w, smax)
 
 
 def _positions(case: str, rng: np.random.Generator) -> np.ndarray:
@@ -41,12 +41,23 @@ def _positions(case: str, rng: np.random.Generator) -> np.ndarray:
             for n in (w * WINDOW_SAMPLES - 1, w * WINDOW_SAMPLES)
         },
         "one_step_per_lane": np.ones(WINDOW_LANES),
+        # from below the trace's start to past its end (clamped to its first and last sample)
+        "beyond_the_ends": np.r_[0.0, np.full(WINDOW_LANES - 1, 5.5)],
     }[case]
+    if case == "beyond_the_ends":
+        return (np.cumsum(steps) - 3.0).astype(np.float32)
     start += max(0.0, -np.cumsum(steps).min())  # every index >= 0
     return (start + np.cumsum(steps) - steps[0]).astype(np.float32)
 
 
-CASES = ["increasing", "constant", "decreasing", "unordered", "one_step_per_lane"] + [
+CASES = [
+    "increasing",
+    "constant",
+    "decreasing",
+    "unordered",
+    "one_step_per_lane",
+    "beyond_the_ends",
+] + [
     f"span_{n}"
     for w in range(1, WINDOWS_MAX + 1)
     for n in (w * WINDOW_SAMPLES - 1, w * WINDOW_SAMPLES)
@@ -63,16 +74,17 @@ def test_add_nearest16_reads_the_nearest_samples(case: str, w: float) -> None:
     it, k, i = 5, 2, 1
     positions = np.zeros((3, it + WINDOW_LANES + 3), np.float32)
     positions[i, it : it + WINDOW_LANES] = pos
-    ns = int(pos.max()) + 2
+    ns = int(pos.max()) + 2 if case != "beyond_the_ends" else 60
+    smax = np.float32(ns - 1)
     flat = np.zeros(4 * ns + WINDOW_SLACK, np.float32)  # the kernel's allocation: slack after
     flat[: 4 * ns] = rng.standard_normal(4 * ns)
     flat[4 * ns :] = np.nan  # never selected
     rows = flat[: 4 * ns].reshape(4, ns)
     gathers = rng.standard_normal((2, 3, it + WINDOW_LANES + 4)).astype(np.float32)
     expected = gathers.copy()
-    index = (pos + np.float32(0.5)).astype(np.int32)
+    index = (np.clip(pos, np.float32(0.0), smax) + np.float32(0.5)).astype(np.int32)
     expected[1, 2, it : it + WINDOW_LANES] += rows[k, index] * np.float32(w)
-    _add(gathers, 1, 2, it, rows, k, positions, i, np.float32(w))
+    _add(gathers, 1, 2, it, rows, k, positions, i, np.float32(w), smax)
     np.testing.assert_array_equal(gathers, expected)
 
 

@@ -252,7 +252,7 @@ def _plain_nearest(
             work[i, it] = _position(th2[it], sl2[c, it], ds2, dr2, t0_in, inv_h)
         it = it0
         while it + WINDOW_LANES <= it1:
-            add_nearest16(gathers, g, c, it, data, k, work, i, w)  # type: ignore[call-arg]
+            add_nearest16(gathers, g, c, it, data, k, work, i, w, smax)  # type: ignore[call-arg]
             it += WINDOW_LANES
         for j in range(it, it1):
             index = np.uint32(np.int32(work[i, j] + np.float32(0.5))) & NONNEG31
@@ -476,7 +476,17 @@ def _gather_positions(
     it1: int,
 ) -> int:
     """:func:`_plain_nearest` on the positions pos[row, it0..it1-1] (clamped to the trace
-    either way: an interpolated position may stray by the allowed error)."""
+    either way: an interpolated position may stray by the allowed error); the unchecked
+    range 16 samples at a time (WINDOW_LOADS)."""
+    if not checked:
+        it = it0
+        while it + WINDOW_LANES <= it1:
+            add_nearest16(gathers, g, c, it, data, k, pos, row, w, smax)  # type: ignore[call-arg]
+            it += WINDOW_LANES
+        for j in range(it, it1):
+            sc = min(max(pos[row, j], np.float32(0.0)), smax)
+            gathers[g, c, j] += data[k, np.uint32(np.int32(sc + np.float32(0.5))) & NONNEG31] * w
+        return _mark_proven(starts, g, c, it0, it1)
     n = np.int32(0)  # COUNT32
     for it in range(np.uint64(it0), np.uint64(it1)):
         s = pos[row, it]

@@ -175,23 +175,30 @@ def add_nearest16(
     positions: Any,
     i: Any,
     w: Any,
+    smax: Any,
 ) -> tuple[object, object] | None:
-    """``gathers[g, c, it + j] += rows[k, int(positions[i, it + j] + 0.5)] * w`` for
-    j = 0..15, the plain kernel's nearest-sample read and float32 operations (same rounding).
-    The caller guarantees what the fused loop needs (positions >= 0, indices inside the row,
-    it + 16 <= the row's end) and ``WINDOW_SLACK`` floats allocated past the end of ``rows``
-    (a window loads up to 31 samples beyond the last index it reads; those lanes are never
-    selected)."""
+    """``gathers[g, c, it + j] += rows[k, int(min(max(p, 0), smax) + 0.5)] * w`` with
+    ``p = positions[i, it + j]``, for j = 0..15: the plain kernels' nearest-sample read and
+    float32 operations (same rounding; the clamp changes nothing where the caller proved
+    the positions inside the trace, and keeps an interpolated position that strays by its
+    allowed error on the trace's end sample, as their fused loops do). The caller
+    guarantees it + 16 <= the row's end, smax + 1 <= the length of ``rows``' rows, and
+    ``WINDOW_SLACK`` floats allocated past the end of ``rows`` (a window loads up to 31
+    samples beyond the last index it reads; those lanes are never selected)."""
     if not _float_arrays((gathers, 3), (rows, 2), (positions, 2)):
         return None
-    sig = types.void(gathers, g, c, it, rows, k, positions, i, types.float32)
+    sig = types.void(gathers, g, c, it, rows, k, positions, i, types.float32, types.float32)
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> Any:
         ty = signature.args
-        ga, gi, ci, iti, ra, ki, pa, ii, wv = _intp_args(context, builder, signature, args)
+        ga, gi, ci, iti, ra, ki, pa, ii, wv, sv = _intp_args(context, builder, signature, args)
         out = _vector_at(context, builder, ty[0], ga, [gi, ci, iti])
         row = _pointer(context, builder, ty[4], ra, [ki, context.get_constant(types.intp, 0)])
         pos = builder.load(_vector_at(context, builder, ty[6], pa, [ii, iti]), align=4)
+        zero = ir.Constant(_F16, [0.0] * WINDOW_LANES)
+        pos = builder.select(builder.fcmp_ordered(">", pos, zero), pos, zero)
+        top = _splat(builder, sv, _F16)
+        pos = builder.select(builder.fcmp_ordered("<", pos, top), pos, top)
         idx = builder.fptosi(builder.fadd(pos, ir.Constant(_F16, [0.5] * WINDOW_LANES)), _I16)
         values = _read16(context, builder, row, idx)
         added = builder.fadd(
