@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import zarr
 from numpy.typing import NDArray
 
 from pstm.errors import InputDataError, InputFileNotFoundError
 from pstm.io.atomic import atomic_output
+
+if TYPE_CHECKING:
+    import zarr
+
+# zarr (about 0.1 s to import) is imported where traces are opened or written, not with
+# this module: the Snakefile's parse and the jobs that read no traces (coverage, velocity,
+# summary, ...) import pstm.stages, and through it this module, without needing it
 
 #: Traces per Zarr chunk when pstm writes traces (about 1-4 MB per chunk for typical ns).
 TRACE_CHUNK = 1024
@@ -21,6 +28,8 @@ T0_ATTR = "start_time_s"
 
 def write_traces(path: str | Path, data: NDArray[np.float32], t0: float, dt: float) -> None:
     """Write a trace array atomically."""
+    import zarr
+
     data = np.ascontiguousarray(data, dtype=np.float32)
     with atomic_output(path) as tmp:
         arr = zarr.create_array(
@@ -74,6 +83,8 @@ class TraceStore:
 
 def open_traces(path: str | Path) -> TraceStore:
     """Open and validate a trace array (shape, dtype, sampling attributes)."""
+    import zarr
+
     path = Path(path)
     if not path.exists():
         raise InputFileNotFoundError(

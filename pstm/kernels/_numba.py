@@ -33,6 +33,9 @@ column) pair the aperture limits become an index range found by bisection
 (samples outside are never visited); the inner loop over output time has no data-dependent
 branch (traces carry a zero sample past their end, positions are clamped, the validity is a
 0/1 factor, unused features take neutral tables), so LLVM vectorises it with gathers.
+WINDOW_LOADS (AVX-512): the plain kernels' proven-inside samples are read without gathers,
+from windows of the trace permuted in registers (:mod:`pstm.kernels._numba_windows`):
+the gathers were two thirds of the plain call.
 COUNT32: each time loop counts its contributions in an int32 (a pair has fewer than 2^31
 samples): LLVM sizes its vectors by the widest value a loop loads, stores or reduces, and
 an int64 count (numba's int32 + int32 is int64, hence the ``np.int32(n + ...)``) halved
@@ -103,9 +106,12 @@ TRACE_BLOCK_BYTES = 1 << 20
 NONNEG31 = np.uint32(0x7FFFFFFF)
 #: WINDOW_LOADS: the plain kernel's proven-inside samples read 16 at a time from windows of
 #: the trace in registers (:func:`pstm.kernels._numba_windows.add_nearest16`) instead of
-#: gathers, where numba's CPU target has AVX-512 (the same image bit for bit: tested).
-#: 2D benchmark line: plain 0.064 -> 0.04x s (docs/benchmarks.md). Read by
-#: :func:`run_prepared` and passed to the kernel; tests switch it to check both paths.
+#: gathers, where numba's CPU target has AVX-512 (the same image bit for bit: tested):
+#: their positions first into the task's work row, then the windows. 2D benchmark line:
+#: plain 0.062-0.065 -> 0.042-0.043 s (docs/benchmarks.md). Read by :func:`run_prepared`
+#: and passed to the kernel; tests switch it to check both paths. (The interpolated
+#: traveltimes' second pass reads through the same call whatever this says: it already
+#: has its positions in a row.)
 WINDOW_LOADS = window_loads_available()
 #: fastmath flags: no NaN/sign-of-zero care, but no contraction or reassociation, so the
 #: float32 operations round exactly like the numpy reference's.
