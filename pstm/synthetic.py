@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from numpy.typing import NDArray
 from pstm.config import Reflector, SyntheticConfig
 from pstm.io.atomic import atomic_output
 from pstm.io.headers import write_headers
-from pstm.io.traces import write_traces
+from pstm.io.traces import trace_writer
 from pstm.velocity import vrms_of_time
 
 #: Half length of the Ricker wavelet support, in peak periods (exp(-pi^2 1.2^2) ~ 6e-7).
@@ -125,15 +127,36 @@ def _add_wavelets(
     data.reshape(-1)[flat[ok]] += w[ok].astype(np.float32)
 
 
-def make_survey(cfg: SyntheticConfig) -> tuple[NDArray[np.float32], pa.Table, dict[str, Any]]:
-    """Traces (ntr x ns, float32, t0 = 0), header table and truth dictionary."""
+#: Traces generated at once (:func:`write_survey`): the survey is made and written a block
+#: at a time, so its memory does not grow with the survey (a whole 100,000 x 750 survey
+#: at once: 536 MB peak) and the block stays in cache while its wavelets are added.
+SYNTHETIC_BLOCK_TRACES = 8192
+
+#: One event of the survey: arrival time and amplitude at every trace, and its wavelet.
+_Event = tuple[NDArray[np.float64], NDArray[np.float64], Callable[..., NDArray[np.float64]]]
+
+
+@dataclass(frozen=True)
+class _Survey:
+    table: pa.Table
+    events: list[_Event]
+    truth: dict[str, Any]
+    rng: np.random.Generator  # the noise's generator, drawn block after block
+
+    @property
+    def ntr(self) -> int:
+        return int(self.table.num_rows)
+
+
+def _plan_survey(cfg: SyntheticConfig) -> _Survey:
+    """Geometry, header table, every event's times and amplitudes, and the truth."""
     rng = np.random.default_rng(cfg.seed)
     ssx, ssy, rrx, rry = stations(cfg, rng)
     nshot, nrec = len(ssx), len(rrx)
     shot_id = np.repeat(np.arange(nshot), nrec)
     rec_id = np.tile(np.arange(nrec), nshot)
     sx, sy, rx, ry = ssx[shot_id], ssy[shot_id], rrx[rec_id], rry[rec_id]
-    data = np.zeros((len(sx), cfg.n_samples), dtype=np.float32)
+    events: list[_Event] = []
     truth: dict[str, Any] = {"diffractors": [], "reflectors": []}
     for d in cfg.diffractors:
         v = float(vrms_of_time(cfg.velocity, np.array([d.time_s]))[0])
@@ -141,22 +164,13 @@ def make_survey(cfg: SyntheticConfig) -> tuple[NDArray[np.float32], pa.Table, di
         t = np.sqrt(h2 + ((sx - d.x_m) ** 2 + (sy - d.y_m) ** 2) / v**2) + np.sqrt(
             h2 + ((rx - d.x_m) ** 2 + (ry - d.y_m) ** 2) / v**2
         )
-        _add_wavelets(
-            data,
-            t,
-            d.amplitude * d.time_s / t,
-            cfg.dt_s,
-            cfg.ricker_peak_hz,
-            ricker_derivative_scaled,
-        )
+        events.append((t, d.amplitude * d.time_s / t, ricker_derivative_scaled))
         truth["diffractors"].append({**d.model_dump(), "vrms_mps": v})
     for r in cfg.reflectors:
         v = float(vrms_of_time(cfg.velocity, np.array([r.time_s]))[0])
         t = reflector_time(r, v, sx, sy, rx, ry)
-        _add_wavelets(data, t, r.amplitude * r.time_s / t, cfg.dt_s, cfg.ricker_peak_hz)
+        events.append((t, r.amplitude * r.time_s / t, ricker))
         truth["reflectors"].append({**r.model_dump(), "vrms_mps": v})
-    if cfg.noise_rms > 0:
-        data += rng.normal(0.0, cfg.noise_rms, data.shape).astype(np.float32)
     table = pa.table(
         {
             "trace_id": np.arange(len(sx), dtype=np.int64),
@@ -169,16 +183,55 @@ def make_survey(cfg: SyntheticConfig) -> tuple[NDArray[np.float32], pa.Table, di
         }
     )
     truth.update(dt_s=cfg.dt_s, n_samples=cfg.n_samples, ricker_peak_hz=cfg.ricker_peak_hz)
-    return data, table, truth
+    return _Survey(table, events, truth, rng)
+
+
+def _fill_block(block: NDArray[np.float32], survey: _Survey, lo: int, cfg: SyntheticConfig) -> None:
+    """Traces lo .. lo + len(block) - 1 into ``block`` (zeroed here); call for consecutive
+    blocks in order (the noise is drawn from one generator, block after block)."""
+    hi = lo + block.shape[0]
+    block[:] = 0.0
+    for t, amps, wavelet in survey.events:
+        _add_wavelets(block, t[lo:hi], amps[lo:hi], cfg.dt_s, cfg.ricker_peak_hz, wavelet)
+    if cfg.noise_rms > 0:
+        block += survey.rng.normal(0.0, cfg.noise_rms, block.shape).astype(np.float32)
+
+
+def make_survey(cfg: SyntheticConfig) -> tuple[NDArray[np.float32], pa.Table, dict[str, Any]]:
+    """Traces (ntr x ns, float32, t0 = 0), header table and truth dictionary, in memory
+    (:func:`write_survey` writes the same traces a block at a time)."""
+    survey = _plan_survey(cfg)
+    data = np.empty((survey.ntr, cfg.n_samples), dtype=np.float32)
+    for lo in range(0, survey.ntr, SYNTHETIC_BLOCK_TRACES):
+        _fill_block(data[lo : lo + SYNTHETIC_BLOCK_TRACES], survey, lo, cfg)
+    return data, survey.table, survey.truth
 
 
 def write_survey(
     cfg: SyntheticConfig, traces_path: str | Path, headers_path: str | Path, truth_path: str | Path
 ) -> int:
-    """Generate the survey and write traces, headers and truth atomically. Returns ntr."""
-    data, table, truth = make_survey(cfg)
-    write_traces(traces_path, data, t0=0.0, dt=cfg.dt_s)
-    write_headers(headers_path, table)
+    """Generate the survey and write traces, headers and truth atomically, the traces a
+    block of SYNTHETIC_BLOCK_TRACES at a time (the same traces as :func:`make_survey`).
+    Returns ntr."""
+    survey = _plan_survey(cfg)
+    size = min(SYNTHETIC_BLOCK_TRACES, survey.ntr)
+    blocks = [np.empty((size, cfg.n_samples), np.float32) for _ in range(2)]
+    with (
+        trace_writer(traces_path, survey.ntr, cfg.n_samples, t0=0.0, dt=cfg.dt_s) as arr,
+        ThreadPoolExecutor(1) as writer,
+    ):
+        # each block is made while the one before it is written (zarr's writes release
+        # the GIL): two buffers, a block reused only once its write has finished
+        pending: Future[None] | None = None
+        for n, lo in enumerate(range(0, survey.ntr, SYNTHETIC_BLOCK_TRACES)):
+            part = blocks[n % 2][: min(SYNTHETIC_BLOCK_TRACES, survey.ntr - lo)]
+            _fill_block(part, survey, lo, cfg)
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(arr.__setitem__, slice(lo, lo + part.shape[0]), part)
+        if pending is not None:
+            pending.result()
+    write_headers(headers_path, survey.table)
     with atomic_output(truth_path) as tmp:
-        tmp.write_text(json.dumps(truth, indent=2))
-    return int(data.shape[0])
+        tmp.write_text(json.dumps(survey.truth, indent=2))
+    return survey.ntr

@@ -3,9 +3,11 @@ traces, with attributes ``sample_interval_s`` and ``start_time_s``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,21 +28,30 @@ DT_ATTR = "sample_interval_s"
 T0_ATTR = "start_time_s"
 
 
-def write_traces(path: str | Path, data: NDArray[np.float32], t0: float, dt: float) -> None:
-    """Write a trace array atomically."""
+@contextmanager
+def trace_writer(path: str | Path, ntr: int, ns: int, t0: float, dt: float) -> Iterator[Any]:
+    """A new trace array (ntr x ns float32, chunks of TRACE_CHUNK traces) to fill by slices
+    of traces, e.g. ``arr[lo:hi] = block``: written under a temporary name and renamed into
+    place when the block exits without an error (:func:`pstm.io.atomic.atomic_output`)."""
     import zarr
 
-    data = np.ascontiguousarray(data, dtype=np.float32)
     with atomic_output(path) as tmp:
         arr = zarr.create_array(
             store=str(tmp),
-            shape=data.shape,
-            chunks=(min(TRACE_CHUNK, max(1, data.shape[0])), data.shape[1]),
+            shape=(ntr, ns),
+            chunks=(min(TRACE_CHUNK, max(1, ntr)), ns),
             dtype="float32",
             zarr_format=3,
         )
-        arr[...] = data
+        yield arr
         arr.attrs.update({DT_ATTR: float(dt), T0_ATTR: float(t0)})
+
+
+def write_traces(path: str | Path, data: NDArray[np.float32], t0: float, dt: float) -> None:
+    """Write a trace array atomically."""
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    with trace_writer(path, data.shape[0], data.shape[1], t0, dt) as arr:
+        arr[...] = data
 
 
 @dataclass(frozen=True)
