@@ -58,8 +58,9 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
 def numba_cache_dir() -> Path:
     """Numba's kernel cache of the workflow: ``.numba_cache/<hash of pstm.kernels' sources>``
     next to the pstm checkout. numba checks a cached function against its own source file
-    only, and the numba kernels inline code of another module
-    (:mod:`pstm.kernels._numba_traces`): after a change there alone one cache directory
+    only, and the numba kernels inline code of other modules
+    (:mod:`pstm.kernels._numba_traces`, :mod:`pstm.kernels._numba_windows`): after a
+    change there alone one cache directory
     would hand out the old machine code; one directory per version of the kernel sources
     cannot."""
     root = Path(importlib.import_module("pstm").__file__ or "").resolve().parent.parent
