@@ -13,6 +13,7 @@ import datetime as dt
 import html
 import json
 import re
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,7 +181,7 @@ def run_summary(root: Path) -> dict[str, Any]:
         "tile_job_overhead_seconds": (
             {
                 "min": round(overheads[0], 2),
-                "median": round(overheads[len(overheads) // 2], 2),
+                "median": round(statistics.median(overheads), 2),
                 "max": round(overheads[-1], 2),
             }
             if overheads

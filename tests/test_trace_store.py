@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import zarr
 
+from pstm.errors import InputDataError
 from pstm.io.traces import DT_ATTR, T0_ATTR, open_traces
 
 
@@ -31,3 +32,11 @@ def test_read_returns_the_requested_traces(tmp_path: Path, chunk: int, order: st
     assert got.dtype == np.float32 and got.flags.c_contiguous
     np.testing.assert_array_equal(got, data[ids].astype(np.float32))
     assert store.read(np.zeros(0, np.int64)).shape == (0, 11)
+
+
+@pytest.mark.parametrize("bad", [-1, 300])
+def test_read_outside_the_array_is_a_clear_error(tmp_path: Path, bad: int) -> None:
+    arr = zarr.create_array(store=str(tmp_path / "t.zarr"), shape=(300, 4), dtype="float32")
+    arr.attrs.update({DT_ATTR: 0.004, T0_ATTR: 0.0})
+    with pytest.raises(InputDataError, match=r"traces 0\.\.299"):
+        open_traces(tmp_path / "t.zarr").read(np.array([0, 5, bad]))

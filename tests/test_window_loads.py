@@ -4,6 +4,10 @@ registers (pstm/kernels/_numba_windows.py) give the same image as the gathers, b
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -18,6 +22,7 @@ from pstm.kernels._numba_windows import (
     WINDOW_SLACK,
     WINDOWS_MAX,
     add_nearest16,
+    window_loads_available,
 )
 from tests.test_kernels import random_problem, run, with_features
 
@@ -112,7 +117,7 @@ def _steep_velocity(batch: TraceBatch, target: ImageTarget) -> tuple[TraceBatch,
     return batch, dataclasses.replace(target, vrms=vrms)
 
 
-@pytest.mark.parametrize("features", ["plain", "aperture_taper"])
+@pytest.mark.parametrize("features", ["plain", "aperture_taper", "interpolated_traveltime"])
 @pytest.mark.parametrize("variant", ["random", "coarse_output", "steep_velocity"])
 @pytest.mark.parametrize(
     ("seed", "nx", "ny", "nt", "ntr"), [(1, 6, 5, 120, 150), (2, 9, 1, 150, 200)]
@@ -137,3 +142,81 @@ def test_window_loads_give_the_same_image(
     np.testing.assert_array_equal(g1, g0)
     np.testing.assert_array_equal(f1, f0)
     assert n1 == n0
+
+
+def test_the_windows_are_permutes_where_the_cpu_has_avx512() -> None:
+    """On an AVX-512 target the read compiles to two-register permutes (else the fused
+    gather loops run, and the intrinsic compiles to scalar loads)."""
+    if not window_loads_available():
+        pytest.skip("numba's CPU target has no AVX-512: the kernels keep their gathers")
+    test_add_nearest16_reads_the_nearest_samples("increasing", 1.0)  # compiles _add
+    asm = _add.inspect_asm(_add.signatures[0])
+    assert "vpermt2ps" in asm or "vpermi2ps" in asm
+
+
+_SCRIPT = textwrap.dedent(
+    """
+    import mmap, ctypes, sys
+    import numpy as np
+    from numba import njit
+    from pstm.kernels._numba_windows import WINDOW_LANES, add_nearest16, window_loads_available
+
+    @njit(cache=False)
+    def add(gathers, rows, positions, k, smax):
+        add_nearest16(gathers, 0, 0, 0, rows, k, positions, 0, np.float32(1.0), smax)
+
+    mode, slack = sys.argv[1], int(sys.argv[2])
+    ns, nrow, page = 300, 3, mmap.PAGESIZE
+    need = (nrow * ns + slack) * 4
+    pages = -(-need // page) + 1
+    buf = mmap.mmap(-1, pages * page)
+    libc = ctypes.CDLL(None)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    guard = base + (pages - 1) * page  # the last page: no access
+    assert libc.mprotect(ctypes.c_void_p(guard), page, 0) == 0
+    start = (pages - 1) * page - need  # the rows and their slack end where the guard starts
+    flat = np.frombuffer(buf, np.float32, nrow * ns, start)
+    rows = flat.reshape(nrow, ns)
+    rows[:] = np.arange(nrow * ns, dtype=np.float32).reshape(nrow, ns)
+    smax = np.float32(ns - 1)
+    positions = np.zeros((1, WINDOW_LANES), np.float32)
+    gathers = np.zeros((1, 1, WINDOW_LANES), np.float32)
+    for first in (ns - 1, ns - 16, ns - 100, ns - 127):  # 1 to 4 windows up to the last sample
+        positions[0] = np.linspace(first, ns - 1, WINDOW_LANES)
+        gathers[:] = 0
+        add(gathers, rows, positions, nrow - 1, smax)
+        expected = rows[nrow - 1, (positions[0] + np.float32(0.5)).astype(np.int32)]
+        assert np.array_equal(gathers[0, 0], expected), (first, gathers, expected)
+    print(mode, window_loads_available())
+    """
+)
+
+
+def _run_script(slack: int, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", _SCRIPT, "run", str(slack)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def test_the_last_row_reads_stay_inside_the_slack() -> None:
+    """Windows at the last sample of the buffer's last row, with a page that faults on any
+    access right after WINDOW_SLACK floats: no read reaches it (and without the slack one
+    does, where the windows are permutes: the test can fail)."""
+    done = _run_script(WINDOW_SLACK)
+    assert done.returncode == 0, done.stderr
+    if window_loads_available():
+        assert _run_script(0).returncode != 0, "a window must load past the row's end"
+
+
+def test_without_avx512_the_read_is_scalar_loads_and_the_same() -> None:
+    """With numba's target set to a CPU without AVX-512 (as NUMBA_CPU_NAME does for a cache
+    shared across a cluster), the read compiles to scalar loads and reads the same."""
+    done = _run_script(
+        WINDOW_SLACK, {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": "+avx2,+fma,+avx,+sse4.2"}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["run", "False"]

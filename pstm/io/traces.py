@@ -81,6 +81,11 @@ class TraceStore:
         out = np.empty((len(ids), self.ns), dtype=np.float32)
         if len(ids) == 0:
             return out
+        if ids.min() < 0 or ids.max() >= self.ntr:
+            raise InputDataError(
+                f"{self.path}: trace ids {int(ids.min())}..{int(ids.max())} requested, the "
+                f"array has traces 0..{self.ntr - 1}; rebuild the index from these traces"
+            )
         chunk = ids // self.array.chunks[0]
         starts = np.r_[0, np.flatnonzero(np.diff(chunk)) + 1]
         ends = np.r_[starts[1:], len(ids)]

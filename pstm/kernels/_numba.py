@@ -109,9 +109,9 @@ NONNEG31 = np.uint32(0x7FFFFFFF)
 #: gathers, where numba's CPU target has AVX-512 (the same image bit for bit: tested):
 #: their positions first into the task's work row, then the windows. 2D benchmark line:
 #: plain 0.062-0.065 -> 0.042-0.043 s (docs/benchmarks.md). Read by :func:`run_prepared`
-#: and passed to the kernel; tests switch it to check both paths. (The interpolated
-#: traveltimes' second pass reads through the same call whatever this says: it already
-#: has its positions in a row.)
+#: and passed to the kernels; tests switch it to check both paths. (The interpolated
+#: traveltimes' second pass reads through the same call: it already has its positions in
+#: a row.)
 WINDOW_LOADS = window_loads_available()
 #: fastmath flags: no NaN/sign-of-zero care, but no contraction or reassociation, so the
 #: float32 operations round exactly like the numpy reference's.
@@ -480,11 +480,12 @@ def _gather_positions(
     checked: bool,
     it0: int,
     it1: int,
+    windows: bool,
 ) -> int:
     """:func:`_plain_nearest` on the positions pos[row, it0..it1-1] (clamped to the trace
-    either way: an interpolated position may stray by the allowed error); the unchecked
-    range 16 samples at a time (WINDOW_LOADS)."""
-    if not checked:
+    either way: an interpolated position may stray by the allowed error); ``windows`` (a
+    constant, unchecked ranges only): 16 samples at a time (WINDOW_LOADS)."""
+    if windows and not checked:
         it = it0
         while it + WINDOW_LANES <= it1:
             add_nearest16(gathers, g, c, it, data, k, pos, row, w, smax)  # type: ignore[call-arg]
@@ -641,6 +642,7 @@ def _migrate_plain_interpolated(
     pos: NDArray[np.float32],
     nodes: NDArray[np.float32],
     flags: NDArray[np.uint8],
+    windows: bool,
 ) -> None:
     """:func:`_migrate_plain` (with a uniform taper: ``traveltime: interpolated`` allows no
     other) in two passes per pair: its sample positions into ``pos[task]`` (nchunk, nt) by
@@ -666,15 +668,20 @@ def _migrate_plain_interpolated(
                         ds2, dr2, t0_in, inv_h, node, qmin, it0, ite,
                     )  # fmt: skip
                     n = 0
-                    if itb > it0:
+                    if itb > it0 and windows:
                         n += _gather_positions(
                             data, k - k0, gathers, fold, starts, cls[k], c, pos, i, smax, w, False, it0,
-                            itb,
+                            itb, True,
+                        )  # fmt: skip
+                    elif itb > it0:
+                        n += _gather_positions(
+                            data, k - k0, gathers, fold, starts, cls[k], c, pos, i, smax, w, False, it0,
+                            itb, False,
                         )  # fmt: skip
                     if itb < ite:
                         n += _gather_positions(
                             data, k - k0, gathers, fold, starts, cls[k], c, pos, i, smax, w, True, itb,
-                            ite,
+                            ite, False,
                         )  # fmt: skip
                     counts[i, 0] += n  # TASK_ROWS
     for c in prange(ncol):
@@ -945,6 +952,8 @@ def run_prepared(
     """Run the compiled kernels on a prepared problem; gathers/fold are (ncls, ncol, nt)."""
     if p.resampled:
         raise ValueError("the numba kernels resample the traces themselves: prepare with TRACE_OPS")
+    if not (gathers.flags.c_contiguous and fold.flags.c_contiguous):
+        raise ValueError("gathers and fold must be C-contiguous (WINDOW_LOADS writes vectors)")
     nthr = max(1, min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     numba.set_num_threads(nthr)
     ncol, nt = p.sl2.shape
@@ -1003,7 +1012,7 @@ def run_prepared(
                 np.zeros_like(fold),
                 counts, p.th2[::node].copy(), np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks,
                 p.tt_times, interpolation_bound_constants(p), np.empty((nchunk, nt), np.float32),
-                np.empty((nchunk, nn), np.float32), np.empty((nchunk, nn), np.uint8),
+                np.empty((nchunk, nn), np.float32), np.empty((nchunk, nn), np.uint8), WINDOW_LOADS,
             )  # fmt: skip
         else:
             _migrate_plain(

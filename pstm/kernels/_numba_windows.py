@@ -16,9 +16,12 @@ sample the gather reads, so the image is bit for bit the same (tested).
 When the 16 indices span ``WINDOWS_MAX`` windows or more (output sampled more coarsely
 than the traces, e.g. 4 ms output from 1 ms traces) or are not in increasing order (an RMS
 velocity that grows faster than the DSR time with output time), the same call falls back
-to one gather, so it is correct for any indices. On a target without AVX-512 the intrinsic
-compiles to that gather alone (and the kernel keeps its fused loop: see
-:func:`window_loads_available`).
+to a gather (16 scalar loads: no LLVM intrinsic whose name depends on LLVM's version), so it
+is correct for any indices. On a target without AVX-512 the intrinsic compiles to that
+gather alone; the kernels do not call it there and keep their fused loops
+(:func:`window_loads_available`, ``WINDOW_LOADS`` in :mod:`pstm.kernels._numba`).
+The arrays must be C-contiguous (typing refuses others): the windows, the positions and
+the 16 output samples are read and written as contiguous vectors.
 """
 
 from __future__ import annotations
@@ -78,19 +81,13 @@ def _pointer(context: Any, builder: ir.IRBuilder, aryty: types.Array, ary: Any, 
 
 
 def _gather(builder: ir.IRBuilder, row: ir.Value, idx: ir.Value) -> ir.Value:
-    """The 16 floats row[idx] (``llvm.masked.gather``, all lanes on)."""
-    i64v = ir.VectorType(ir.IntType(64), WINDOW_LANES)
-    fptrs = ir.VectorType(ir.FloatType().as_pointer(), WINDOW_LANES)
-    base = _splat(builder, builder.ptrtoint(row, ir.IntType(64)), i64v)
-    offsets = builder.mul(builder.sext(idx, i64v), ir.Constant(i64v, [4] * WINDOW_LANES))
-    gather = cgutils.get_or_insert_function(
-        builder.module,
-        ir.FunctionType(_F16, [fptrs, _I32, _B16, _F16]),
-        "llvm.masked.gather.v16f32.v16p0",
-    )
-    on = ir.Constant(_B16, [1] * WINDOW_LANES)
-    ptrs = builder.inttoptr(builder.add(base, offsets), fptrs)
-    return builder.call(gather, [ptrs, ir.Constant(_I32, 4), on, ir.Constant(_F16, ir.Undefined)])
+    """The 16 floats row[idx], one scalar load per lane."""
+    values = ir.Constant(_F16, ir.Undefined)
+    for j in range(WINDOW_LANES):
+        lane = ir.Constant(_I32, j)
+        at = builder.sext(builder.extract_element(idx, lane), ir.IntType(64))
+        values = builder.insert_element(values, builder.load(builder.gep(row, [at]), align=4), lane)
+    return values
 
 
 def _windows(builder: ir.IRBuilder, start: ir.Value, rel: ir.Value, span: ir.Value) -> ir.Value:
@@ -145,9 +142,11 @@ def _read16(context: Any, builder: ir.IRBuilder, row: ir.Value, idx: ir.Value) -
     return builder.load(values)
 
 
-def _float_arrays(*arrays: tuple[Any, int]) -> bool:
+def _c_arrays(*arrays: tuple[Any, int, Any]) -> bool:
+    """Each (type, ndim, dtype): a C-contiguous array of that rank and dtype."""
     return all(
-        isinstance(a, types.Array) and a.ndim == n and a.dtype == types.float32 for a, n in arrays
+        isinstance(a, types.Array) and a.ndim == n and a.dtype == dtype and a.layout == "C"
+        for a, n, dtype in arrays
     )
 
 
@@ -185,7 +184,8 @@ def add_nearest16(
     guarantees it + 16 <= the row's end, smax + 1 <= the length of ``rows``' rows, and
     ``WINDOW_SLACK`` floats allocated past the end of ``rows`` (a window loads up to 31
     samples beyond the last index it reads; those lanes are never selected)."""
-    if not _float_arrays((gathers, 3), (rows, 2), (positions, 2)):
+    f32 = types.float32
+    if not _c_arrays((gathers, 3, f32), (rows, 2, f32), (positions, 2, f32)):
         return None
     sig = types.void(gathers, g, c, it, rows, k, positions, i, types.float32, types.float32)
 
