@@ -37,7 +37,7 @@ from numba.extending import intrinsic
 WINDOW_LANES = 16
 #: Samples in one window: the two 16-lane registers a ``vpermt2ps`` selects from.
 WINDOW_SAMPLES = 32
-#: Most windows per call; wider index spans take one gather instead. 4 windows cover the
+#: Most windows per call; wider index spans are read one lane at a time instead. 4 windows cover the
 #: 121 resampled samples that 16 output samples can span with 8x oversampling at the
 #: trace's own sample interval; more permutes per call would cost about what a gather does.
 WINDOWS_MAX = 4
@@ -117,7 +117,7 @@ def _windows(builder: ir.IRBuilder, start: ir.Value, rel: ir.Value, span: ir.Val
 
 def _read16(context: Any, builder: ir.IRBuilder, row: ir.Value, idx: ir.Value) -> ir.Value:
     """The 16 floats row[idx]: from windows where the target has AVX-512 and the indices are
-    increasing and span fewer than WINDOWS_MAX windows, else one gather."""
+    increasing and span fewer than WINDOWS_MAX windows, else lane by lane."""
     if not _has_avx512f(getattr(context.codegen(), "_tm_features", "") or ""):
         return _gather(builder, row, idx)
     values = cgutils.alloca_once(builder, _F16)
