@@ -14,7 +14,7 @@ import pytest
 from numba import njit
 
 import pstm.kernels._numba as numba_kernels
-from pstm.config import Backend
+from pstm.config import Backend, Weights
 from pstm.kernels import ImageTarget, TraceBatch
 from pstm.kernels._numba_windows import (
     WINDOW_LANES,
@@ -117,7 +117,14 @@ def _steep_velocity(batch: TraceBatch, target: ImageTarget) -> tuple[TraceBatch,
     return batch, dataclasses.replace(target, vrms=vrms)
 
 
-@pytest.mark.parametrize("features", ["plain", "aperture_taper", "interpolated_traveltime"])
+#: the features kernel's nearest-sample loop: true-amplitude weights, a stretch mute and a
+#: constant aperture's taper (no anti-aliasing: its level rows stay gathers)
+WEIGHTS = {"weights": Weights.TRUE_AMPLITUDE, "max_stretch": 0.6, "aperture_taper_m": 150.0}
+
+
+@pytest.mark.parametrize(
+    "features", ["plain", "aperture_taper", "interpolated_traveltime", "tapers", "weights"]
+)
 @pytest.mark.parametrize("variant", ["random", "coarse_output", "steep_velocity"])
 @pytest.mark.parametrize(
     ("seed", "nx", "ny", "nt", "ntr"), [(1, 6, 5, 120, 150), (2, 9, 1, 150, 200)]
@@ -137,7 +144,12 @@ def test_window_loads_give_the_same_image(
         batch, target = _coarse_output(batch, target)
     elif variant == "steep_velocity":
         batch, target = _steep_velocity(batch, target)
-    (g0, f0, n0), (g1, f1, n1) = _both(monkeypatch, batch, target, with_features(options, features))
+    options = (
+        dataclasses.replace(options, **WEIGHTS)
+        if features == "weights"
+        else with_features(options, features)
+    )
+    (g0, f0, n0), (g1, f1, n1) = _both(monkeypatch, batch, target, options)
     assert n0 > 0 and np.abs(g0).max() > 0
     np.testing.assert_array_equal(g1, g0)
     np.testing.assert_array_equal(f1, f0)

@@ -68,6 +68,7 @@ from pstm.kernels._numba_windows import (
     WINDOW_LANES,
     WINDOW_SLACK,
     add_nearest16,
+    add_nearest16_weighted,
     window_loads_available,
 )
 from pstm.kernels.operator import (
@@ -718,6 +719,8 @@ def _features_loop(
     work_i: NDArray[np.uint32],
     work_w: NDArray[np.float32],
     row: int,
+    windows: bool,
+    work_p: NDArray[np.float32],
 ) -> int:
     """Every feature on samples it0..it1-1 of one pair, without a branch per feature: an
     unused feature takes neutral values (``stretch`` = NO_LIMIT; weight ``fp[5] + wta * ...``
@@ -730,7 +733,10 @@ def _features_loop(
     longer waits at the end of the long chain of the level's arithmetic (square roots,
     division, exponent) in the same loop (2D line: everything 0.113 -> 0.106-0.109 s; 3D
     about 2 %; docs/benchmarks.md). The same products in the same order:
-    value * (weight * ok) equals (value * weight) * ok for ok in {0, 1}."""
+    value * (weight * ok) equals (value * weight) * ok for ok in {0, 1}. ``windows`` (a
+    constant; with ``nearest``, WINDOW_LOADS): the same two passes for the nearest sample,
+    its clamped position into ``work_p[row]`` and its weight into ``work_w[row]``, then
+    16 samples at a time through :func:`add_nearest16_weighted`."""
     t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
     w_off, round_off, lin, qmin, top = fp[5], fp[6], fp[7], fp[8], np.int32(fp[9])
     aa_first2, aa_scale2 = fp[10], fp[11]
@@ -766,6 +772,9 @@ def _features_loop(
             # sc >= 0: non-negative int32 indices (31 bits), gathered with 16 lanes
             work_i[row, it] = np.uint32(np.int32(level * stride) + np.int32(sc + half)) & NONNEG31
             value = np.float32(1.0)  # read in the second pass (AA_TWO_PASSES)
+        elif nearest and windows:  # read in the second pass (WINDOW_LOADS)
+            work_p[row, it] = sc
+            value = np.float32(1.0)
         elif nearest:  # one gathered load (the same value as the lerp below with lin = 0)
             value = data[k, np.uint32(np.int32(sc + half)) & NONNEG31]
         else:
@@ -779,7 +788,7 @@ def _features_loop(
                 _taper01((ap[it] - d) * inv_ap_taper)
                 * _taper01((ang[c, it] - d) * inv_ang_taper[c, it])
             )
-        if antialias:
+        if antialias or (nearest and windows):
             work_w[row, it] = weight * np.float32(ok)
         else:
             gathers[g, c, it] += value * weight * np.float32(ok)
@@ -788,6 +797,14 @@ def _features_loop(
     if antialias:  # AA_TWO_PASSES: the gathers
         for it in range(np.uint64(it0), np.uint64(it1)):
             gathers[g, c, it] += aa_data[k, work_i[row, it]] * work_w[row, it]
+    elif nearest and windows:  # WINDOW_LOADS: the reads, 16 at a time
+        j = it0
+        while j + WINDOW_LANES <= it1:
+            add_nearest16_weighted(gathers, g, c, j, data, k, work_p, work_w, row, smax)  # type: ignore[call-arg]
+            j += WINDOW_LANES
+        for it in range(j, it1):
+            index = np.uint32(np.int32(work_p[row, it] + half)) & NONNEG31
+            gathers[g, c, it] += data[k, index] * work_w[row, it]
     return int(n)
 
 
@@ -821,16 +838,21 @@ def _features_pair(
     work_i: NDArray[np.uint32],
     work_w: NDArray[np.float32],
     row: int,
+    windows: bool,
+    work_p: NDArray[np.float32],
 ) -> int:
     """One pair through :func:`_features_loop`: its taper zone lo..full-1, then full..end-1
-    inside both tapers. ``antialias`` and ``nearest`` must be constants at each call site."""
+    inside both tapers. ``antialias``, ``nearest`` and ``windows`` must be constants at each
+    call site."""
     n = _features_loop(
         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang, inv_ang_taper,
         sxr, syr, rxr, ryr, d, fp, antialias, True, nearest, lo, full, work_i, work_w, row,
+        windows, work_p,
     )  # fmt: skip
     n += _features_loop(
         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang, inv_ang_taper,
         sxr, syr, rxr, ryr, d, fp, antialias, False, nearest, full, end, work_i, work_w, row,
+        windows, work_p,
     )  # fmt: skip
     return n
 
@@ -868,13 +890,16 @@ def _migrate_features(
     counts: NDArray[np.int64],
     work_i: NDArray[np.uint32],
     work_w: NDArray[np.float32],
+    windows: bool,
+    work_p: NDArray[np.float32],
 ) -> None:
     """Every feature on samples lo..nt-1 of each pair, or only on its taper zone lo..full-1
     when ``zones_only`` (the rest then goes to :func:`_migrate_plain`); ``antialias``: read
     the anti-aliasing level of each sample (nearest sample of it), else ``nearest``: the
     oversampled-nearest interpolation, one gathered load per sample, else linear.
     ``work_i``, ``work_w``: one row of nt per task (AA_TWO_PASSES, TASK_ROWS; unused
-    without ``antialias``)."""
+    without ``antialias`` or ``windows``); ``windows`` (WINDOW_LOADS, with ``nearest``):
+    the nearest samples in two passes, positions in ``work_p``'s rows."""
     ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
@@ -895,19 +920,25 @@ def _migrate_features(
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, True, False, lo, full,
-                            end, work_i, work_w, i,
+                            end, work_i, work_w, i, False, work_p,
+                        )  # fmt: skip
+                    elif nearest and windows:
+                        n = _features_pair(
+                            data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, True, lo, full,
+                            end, work_i, work_w, i, True, work_p,
                         )  # fmt: skip
                     elif nearest:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, True, lo, full,
-                            end, work_i, work_w, i,
+                            end, work_i, work_w, i, False, work_p,
                         )  # fmt: skip
                     else:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, False, lo,
-                            full, end, work_i, work_w, i,
+                            full, end, work_i, work_w, i, False, work_p,
                         )  # fmt: skip
                     counts[i, 0] += n  # TASK_ROWS
 
@@ -985,8 +1016,16 @@ def run_prepared(
         rows, aa_rows, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
         p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp,
     )  # fmt: skip
+    # the features kernel's nearest samples through the window loads (WINDOW_LOADS)
+    windows = WINDOW_LOADS and p.nearest and not use_aa
     rows_aa = per * nthr if use_aa else 0  # AA_TWO_PASSES: one row per task (TASK_ROWS)
-    work = (np.empty((rows_aa, nt), np.uint32), np.empty((rows_aa, nt), np.float32))
+    rows_w = per * nthr if (use_aa or windows) else 0
+    work = (
+        np.empty((rows_aa, nt), np.uint32),
+        np.empty((rows_w, nt), np.float32),
+        windows,
+        np.empty((per * nthr if windows else 0, nt), np.float32),
+    )
     if use_aa or use_ta or use_st or not p.nearest:
         _migrate_features(
             *args, False, use_aa, p.nearest, prep, per, nthr, block, gathers, fold, counts, *work

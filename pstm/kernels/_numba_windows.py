@@ -162,6 +162,34 @@ def _vector_at(context: Any, builder: ir.IRBuilder, aryty: Any, ary: Any, inds: 
     return builder.bitcast(_pointer(context, builder, aryty, ary, inds), _F16.as_pointer())
 
 
+def _add_nearest(
+    context: Any, builder: ir.IRBuilder, signature: Any, args: list, weights: bool
+) -> Any:
+    """gathers[g, c, it:it+16] += rows[k, nearest(clamp(positions[i, it:it+16]))] times the
+    weight: one scalar (``weights`` False) or weights[i, it:it+16]."""
+    ty = signature.args
+    vals = _intp_args(context, builder, signature, args)
+    ga, gi, ci, iti, ra, ki, pa = vals[:7]
+    out = _vector_at(context, builder, ty[0], ga, [gi, ci, iti])
+    row = _pointer(context, builder, ty[4], ra, [ki, context.get_constant(types.intp, 0)])
+    if weights:
+        wa, ii, sv = vals[7:]
+        weight = builder.load(_vector_at(context, builder, ty[7], wa, [ii, iti]), align=4)
+    else:
+        ii, wv, sv = vals[7:]
+        weight = _splat(builder, wv, _F16)
+    pos = builder.load(_vector_at(context, builder, ty[6], pa, [ii, iti]), align=4)
+    zero = ir.Constant(_F16, [0.0] * WINDOW_LANES)
+    pos = builder.select(builder.fcmp_ordered(">", pos, zero), pos, zero)
+    top = _splat(builder, sv, _F16)
+    pos = builder.select(builder.fcmp_ordered("<", pos, top), pos, top)
+    idx = builder.fptosi(builder.fadd(pos, ir.Constant(_F16, [0.5] * WINDOW_LANES)), _I16)
+    values = _read16(context, builder, row, idx)
+    added = builder.fadd(builder.load(out, align=4), builder.fmul(values, weight))
+    builder.store(added, out, align=4)
+    return context.get_dummy_value()
+
+
 @intrinsic
 def add_nearest16(
     typingctx: Any,
@@ -187,25 +215,37 @@ def add_nearest16(
     f32 = types.float32
     if not _c_arrays((gathers, 3, f32), (rows, 2, f32), (positions, 2, f32)):
         return None
-    sig = types.void(gathers, g, c, it, rows, k, positions, i, types.float32, types.float32)
+    sig = types.void(gathers, g, c, it, rows, k, positions, i, f32, f32)
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> Any:
-        ty = signature.args
-        ga, gi, ci, iti, ra, ki, pa, ii, wv, sv = _intp_args(context, builder, signature, args)
-        out = _vector_at(context, builder, ty[0], ga, [gi, ci, iti])
-        row = _pointer(context, builder, ty[4], ra, [ki, context.get_constant(types.intp, 0)])
-        pos = builder.load(_vector_at(context, builder, ty[6], pa, [ii, iti]), align=4)
-        zero = ir.Constant(_F16, [0.0] * WINDOW_LANES)
-        pos = builder.select(builder.fcmp_ordered(">", pos, zero), pos, zero)
-        top = _splat(builder, sv, _F16)
-        pos = builder.select(builder.fcmp_ordered("<", pos, top), pos, top)
-        idx = builder.fptosi(builder.fadd(pos, ir.Constant(_F16, [0.5] * WINDOW_LANES)), _I16)
-        values = _read16(context, builder, row, idx)
-        added = builder.fadd(
-            builder.load(out, align=4), builder.fmul(values, _splat(builder, wv, _F16))
-        )
-        builder.store(added, out, align=4)
-        return context.get_dummy_value()
+        return _add_nearest(context, builder, signature, args, weights=False)
+
+    return sig, codegen
+
+
+@intrinsic
+def add_nearest16_weighted(
+    typingctx: Any,
+    gathers: Any,
+    g: Any,
+    c: Any,
+    it: Any,
+    rows: Any,
+    k: Any,
+    positions: Any,
+    weights: Any,
+    i: Any,
+    smax: Any,
+) -> tuple[object, object] | None:
+    """:func:`add_nearest16` with a weight per sample, ``weights[i, it + j]`` (the features
+    kernel's nearest-sample pass: weights, tapers and validity already multiplied in)."""
+    f32 = types.float32
+    if not _c_arrays((gathers, 3, f32), (rows, 2, f32), (positions, 2, f32), (weights, 2, f32)):
+        return None
+    sig = types.void(gathers, g, c, it, rows, k, positions, weights, i, f32)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> Any:
+        return _add_nearest(context, builder, signature, args, weights=True)
 
     return sig, codegen
 
@@ -214,5 +254,6 @@ __all__ = [
     "WINDOW_LANES",
     "WINDOW_SLACK",
     "add_nearest16",
+    "add_nearest16_weighted",
     "window_loads_available",
 ]
