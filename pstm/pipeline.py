@@ -51,6 +51,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "compile_kernels": ("pstm.migrate", "pstm.kernels"),
     "assemble": ("pstm.assemble", "pstm.migrate", "pstm.io", "pstm.grid"),
     "qc": ("pstm.qc",),
+    "qc_velocity": ("pstm.qc", "pstm.grid"),
     "summary": ("pstm.summary", "pstm.index"),
 }
 

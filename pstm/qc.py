@@ -1,5 +1,6 @@
 """QC figures: inline, crossline and time slice of the stack, a fold time slice, the
-offset-class gathers at one bin, and the velocity actually used."""
+offset-class gathers at one bin (:func:`write_qc`), and the velocity actually used
+(:func:`write_velocity_qc`, drawn before the migration)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,17 @@ import zarr
 from numpy.typing import NDArray
 
 from pstm.config import QcConfig
+from pstm.grid import OutputGrid
 from pstm.io.atomic import atomic_output
 
+#: Figures of the assembled image (``results/qc/<name>.png``, :func:`write_qc`).
+IMAGE_FIGURES = ("inline", "crossline", "timeslice", "fold", "gathers")
+#: The figure of the velocity used (:func:`write_velocity_qc`): it needs only the velocity
+#: stage, so the workflow draws it before the migration (a wrong velocity shows up before
+#: any tile job) and redraws it only when the velocity or the QC settings change.
+VELOCITY_FIGURE = "velocity"
 #: Figure names (``results/qc/<name>.png``), in the order the report shows them.
-QC_FIGURES = ("inline", "crossline", "timeslice", "fold", "gathers", "velocity")
+QC_FIGURES = (*IMAGE_FIGURES, VELOCITY_FIGURE)
 
 
 def read_array(root: zarr.Group, name: str) -> NDArray[Any]:
@@ -26,23 +34,10 @@ def read_array(root: zarr.Group, name: str) -> NDArray[Any]:
     return np.asarray(arr[...])
 
 
-def write_qc(
-    image_zarr: str | Path,
-    vrms_npy: str | Path,
-    vrms_info_json: str | Path,
-    qc: QcConfig,
-    out_dir: str | Path,
-) -> list[Path]:
-    """All :data:`QC_FIGURES` of an assembled image and its velocity, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    root = zarr.open_group(str(image_zarr), mode="r")
-    stack, fold = read_array(root, "image"), read_array(root, "fold")
-    inl, xl, t = read_array(root, "inline"), read_array(root, "crossline"), read_array(root, "time")
-    nil, nxl, nt = stack.shape
+def qc_indices(nil: int, nxl: int, t: NDArray[Any], qc: QcConfig) -> tuple[int, int, int]:
+    """The QC bin's inline and crossline index and the time slice's sample index (the
+    grid's middle unless the ``qc`` settings name them)."""
+    nt = len(t)
     i = nil // 2 if qc.inline_index is None else qc.inline_index
     j = nxl // 2 if qc.crossline_index is None else qc.crossline_index
     k = (
@@ -50,6 +45,26 @@ def write_qc(
         if qc.time_s is None
         else int(np.clip(round((qc.time_s - t[0]) / (t[1] - t[0])), 0, nt - 1))
     )
+    return i, j, k
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_qc(image_zarr: str | Path, qc: QcConfig, out_dir: str | Path) -> list[Path]:
+    """The :data:`IMAGE_FIGURES` of an assembled image, written atomically."""
+    plt = _pyplot()
+    root = zarr.open_group(str(image_zarr), mode="r")
+    stack, fold = read_array(root, "image"), read_array(root, "fold")
+    inl, xl, t = read_array(root, "inline"), read_array(root, "crossline"), read_array(root, "time")
+    nil, nxl, nt = stack.shape
+    i, j, k = qc_indices(nil, nxl, t, qc)
     clip = float(np.percentile(np.abs(stack), qc.clip_percentile)) or 1.0
     panels: dict[
         str, tuple[NDArray[Any], str, tuple[float, float, float, float], str, str, str]
@@ -100,20 +115,12 @@ def write_qc(
         "gray",
     )
     # Each class holds part of the stack: the gathers get their own clip.
-    clips = dict.fromkeys(QC_FIGURES, clip)
+    clips = dict.fromkeys(IMAGE_FIGURES, clip)
     gathers_clip = float(np.percentile(np.abs(gathers), qc.clip_percentile))
     clips["gathers"] = gathers_clip if gathers_clip > 0 else 1.0  # all-zero gathers
     out_dir = Path(out_dir)
-    written = [
-        _velocity_figure(
-            np.load(vrms_npy, mmap_mode="r"),
-            json.loads(Path(vrms_info_json).read_text()),
-            (inl, xl, t, i, j, k),
-            qc,
-            out_dir / "velocity.png",
-        )
-    ]
-    for name in QC_FIGURES[:-1]:
+    written = []
+    for name in IMAGE_FIGURES:
         data, title, extent, xlabel, ylabel, cmap = panels[name]
         fig, ax = plt.subplots(figsize=(6, 4.5))
         vmin, vmax = (-clips[name], clips[name]) if cmap == "gray" else (None, None)
@@ -133,18 +140,21 @@ def write_qc(
     return written
 
 
-def _velocity_figure(
-    vrms: NDArray[np.float32],
-    info: dict[str, Any],
-    axes: tuple[NDArray[Any], NDArray[Any], NDArray[Any], int, int, int],
+def write_velocity_qc(
+    vrms_npy: str | Path,
+    vrms_info_json: str | Path,
+    grid: OutputGrid,
     qc: QcConfig,
-    path: Path,
+    path: str | Path,
 ) -> Path:
-    """The v_rms used: an inline section, a time slice (with any analysis locations) and
-    the v_rms(t) column at the QC bin between the grid-wide minimum and maximum."""
-    import matplotlib.pyplot as plt
-
-    inl, xl, t, i, j, k = axes
+    """The v_rms used (``results/velocity``, on ``grid``): an inline section, a time slice
+    (with any analysis locations) and the v_rms(t) column at the QC bin between the
+    grid-wide minimum and maximum; written atomically."""
+    plt = _pyplot()
+    vrms = np.load(vrms_npy, mmap_mode="r")
+    info = json.loads(Path(vrms_info_json).read_text())
+    inl, xl, t = grid.inlines, grid.crosslines, grid.times
+    i, j, k = qc_indices(grid.nil, grid.nxl, t, qc)
     fig, (ax_il, ax_ts, ax_col) = plt.subplots(1, 3, figsize=(13, 4.5))
     title = f"v_rms used ({info['kind']}, {info['type']}, smoothing {info['smoothing']})"
     fig.suptitle(title)
@@ -181,4 +191,4 @@ def _velocity_figure(
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=qc.dpi, format="png")
     plt.close(fig)
-    return path
+    return Path(path)

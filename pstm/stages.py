@@ -192,12 +192,19 @@ def assemble(params: dict[str, Any], tiles: Sequence[str], out: str) -> None:
     log.info("assembled %d tiles into %s", len(tiles), out)
 
 
-def qc(params: dict[str, Any], image: str, vrms: str, vrms_info: str, out_dir: str) -> None:
+def qc(params: dict[str, Any], image: str, out_dir: str) -> None:
     from pstm.qc import write_qc
 
-    qc_cfg = QcConfig.model_validate(params["qc"])
-    written = write_qc(image, vrms, vrms_info, qc_cfg, out_dir)
+    written = write_qc(image, QcConfig.model_validate(params["qc"]), out_dir)
     log.info("qc figures: %s", ", ".join(str(p) for p in written))
+
+
+def qc_velocity(params: dict[str, Any], vrms: str, vrms_info: str, out: str) -> None:
+    from pstm.qc import write_velocity_qc
+
+    grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
+    write_velocity_qc(vrms, vrms_info, grid, QcConfig.model_validate(params["qc"]), out)
+    log.info("qc figure: %s", out)
 
 
 def summary(root: str, out_json: str, out_html: str) -> None:

@@ -38,6 +38,7 @@ STAGE_ORDER = (
     "preflight",
     "velocity",
     "compile_kernels",
+    "qc_velocity",
     "migrate",
     "tile_batch",
     "assemble",

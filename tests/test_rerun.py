@@ -35,25 +35,29 @@ CASES: list[tuple[str, dict[str, Any], dict[str, int]]] = [
     (
         "velocity",
         {"velocity": {"kind": "table", "table": {"time_s": [0.0, 1.0], "vrms_mps": [1900, 2300]}}},
-        {"velocity": 1, **TILES},
+        {"velocity": 1, "qc_velocity": 1, **TILES},
     ),
-    ("QC figure settings", {"qc": {"dpi": 72, "clip_percentile": 98.0}}, {"qc": 1}),
+    (
+        "QC figure settings",
+        {"qc": {"dpi": 72, "clip_percentile": 98.0}},
+        {"qc": 1, "qc_velocity": 1},
+    ),
     ("SEG-Y export settings", {"export": {"endian": "little"}}, {"export_segy": 1}),
     ("memory budget (same tiles)", {"execution": {"memory_budget_mb": 3000}}, {}),
     (
         "output grid origin",
         {"grid": {"origin_x_m": 200.0}},
-        {"index": 1, "coverage": 1, "velocity": 1, **TILES},
+        {"index": 1, "coverage": 1, "velocity": 1, "qc_velocity": 1, **TILES},
     ),
     (
         "output grid size",
         {"grid": {"n_inline": 12}},  # 3 x 2 tiles of 4 x 3
-        {"index": 1, "coverage": 1, "velocity": 1, **TILES, "migrate_tile": 6},
+        {"index": 1, "coverage": 1, "velocity": 1, "qc_velocity": 1, **TILES, "migrate_tile": 6},
     ),
     (
         "output time axis",
         {"grid": {"nt": 80}},
-        {"index": 1, "coverage": 1, "velocity": 1, **TILES},
+        {"index": 1, "coverage": 1, "velocity": 1, "qc_velocity": 1, **TILES},
     ),
     (
         "tile size",

@@ -6,7 +6,7 @@ import sys
 from pstm.errors import PstmError
 from pstm.pipeline import numba_cache_dir, prepare_run
 from pstm.plan import BATCH_ID_PATTERN, precondition_threads
-from pstm.qc import QC_FIGURES
+from pstm.qc import IMAGE_FIGURES, QC_FIGURES, VELOCITY_FIGURE
 
 _log = logging.getLogger("pstm")
 if not _log.handlers:

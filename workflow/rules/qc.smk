@@ -8,11 +8,9 @@ report: "../report/workflow.rst"
 rule qc:
     input:
         image="results/image.zarr",
-        vrms="results/velocity/vrms.npy",
-        vrms_info="results/velocity/velocity.json",
     output:
         report(
-            expand("results/qc/{figure}.png", figure=QC_FIGURES),
+            expand("results/qc/{figure}.png", figure=IMAGE_FIGURES),
             caption="../report/qc.rst",
             category="QC figures",
         ),
@@ -24,6 +22,28 @@ rule qc:
         "logs/qc/qc.log",
     script:
         "../scripts/qc.py"
+
+
+# The velocity's figure needs only the velocity stage: drawn while the data are prepared,
+# before any tile job, and redrawn only when the velocity, the grid or the QC settings change.
+rule qc_velocity:
+    input:
+        vrms="results/velocity/vrms.npy",
+        vrms_info="results/velocity/velocity.json",
+    output:
+        report(
+            f"results/qc/{VELOCITY_FIGURE}.png",
+            caption="../report/qc.rst",
+            category="QC figures",
+        ),
+    params:
+        **RUN.params("qc_velocity", "qc", "grid"),
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/qc_velocity/qc_velocity.log",
+    script:
+        "../scripts/qc_velocity.py"
 
 
 rule summary:

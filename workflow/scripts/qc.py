@@ -1,4 +1,4 @@
-"""Snakemake script: QC figures of the image and the velocity."""
+"""Snakemake script: QC figures of the assembled image."""
 
 from pathlib import Path
 
@@ -10,8 +10,6 @@ stages.run_logged(
     lambda: stages.qc(
         stages.params_of(smk),
         smk.input.image,
-        smk.input.vrms,
-        smk.input.vrms_info,
         str(Path(smk.output[0]).parent),
     ),
 )
