@@ -68,7 +68,6 @@ from pstm.kernels._numba_windows import (
     WINDOW_LANES,
     WINDOW_SLACK,
     add_nearest16,
-    add_nearest16_weighted,
     window_loads_available,
 )
 from pstm.kernels.operator import (
@@ -736,7 +735,7 @@ def _features_loop(
     value * (weight * ok) equals (value * weight) * ok for ok in {0, 1}. ``windows`` (a
     constant; with ``nearest``, WINDOW_LOADS): the same two passes for the nearest sample,
     its clamped position into ``work_p[row]`` and its weight into ``work_w[row]``, then
-    16 samples at a time through :func:`add_nearest16_weighted`."""
+    16 samples at a time through :func:`add_nearest16` (a weight per sample)."""
     t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
     w_off, round_off, lin, qmin, top = fp[5], fp[6], fp[7], fp[8], np.int32(fp[9])
     aa_first2, aa_scale2 = fp[10], fp[11]
@@ -800,7 +799,7 @@ def _features_loop(
     elif nearest and windows:  # WINDOW_LOADS: the reads, 16 at a time
         j = it0
         while j + WINDOW_LANES <= it1:
-            add_nearest16_weighted(gathers, g, c, j, data, k, work_p, work_w, row, smax)  # type: ignore[call-arg]
+            add_nearest16(gathers, g, c, j, data, k, work_p, row, work_w, smax)  # type: ignore[call-arg]
             j += WINDOW_LANES
         for it in range(j, it1):
             index = np.uint32(np.int32(work_p[row, it] + half)) & NONNEG31

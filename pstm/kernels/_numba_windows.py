@@ -162,21 +162,16 @@ def _vector_at(context: Any, builder: ir.IRBuilder, aryty: Any, ary: Any, inds: 
     return builder.bitcast(_pointer(context, builder, aryty, ary, inds), _F16.as_pointer())
 
 
-def _add_nearest(
-    context: Any, builder: ir.IRBuilder, signature: Any, args: list, weights: bool
-) -> Any:
+def _add_nearest(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> Any:
     """gathers[g, c, it:it+16] += rows[k, nearest(clamp(positions[i, it:it+16]))] times the
-    weight: one scalar (``weights`` False) or weights[i, it:it+16]."""
+    weight: one scalar, or w[i, it:it+16] where ``w`` is an array."""
     ty = signature.args
-    vals = _intp_args(context, builder, signature, args)
-    ga, gi, ci, iti, ra, ki, pa = vals[:7]
+    ga, gi, ci, iti, ra, ki, pa, ii, wv, sv = _intp_args(context, builder, signature, args)
     out = _vector_at(context, builder, ty[0], ga, [gi, ci, iti])
     row = _pointer(context, builder, ty[4], ra, [ki, context.get_constant(types.intp, 0)])
-    if weights:
-        wa, ii, sv = vals[7:]
-        weight = builder.load(_vector_at(context, builder, ty[7], wa, [ii, iti]), align=4)
+    if isinstance(ty[8], types.Array):
+        weight = builder.load(_vector_at(context, builder, ty[8], wv, [ii, iti]), align=4)
     else:
-        ii, wv, sv = vals[7:]
         weight = _splat(builder, wv, _F16)
     pos = builder.load(_vector_at(context, builder, ty[6], pa, [ii, iti]), align=4)
     zero = ir.Constant(_F16, [0.0] * WINDOW_LANES)
@@ -208,52 +203,25 @@ def add_nearest16(
     ``p = positions[i, it + j]``, for j = 0..15: the plain kernels' nearest-sample read and
     float32 operations (same rounding; the clamp changes nothing where the caller proved
     the positions inside the trace, and keeps an interpolated position that strays by its
-    allowed error on the trace's end sample, as their fused loops do). The caller
+    allowed error on the trace's end sample, as their fused loops do). ``w`` is one weight
+    (a float32), or a 2D float32 array of weights per sample, ``w[i, it + j]`` (the
+    features kernel: weights, tapers and validity already multiplied in). The caller
     guarantees it + 16 <= the row's end, smax + 1 <= the length of ``rows``' rows, and
     ``WINDOW_SLACK`` floats allocated past the end of ``rows`` (a window loads up to 31
     samples beyond the last index it reads; those lanes are never selected)."""
     f32 = types.float32
     if not _c_arrays((gathers, 3, f32), (rows, 2, f32), (positions, 2, f32)):
         return None
-    sig = types.void(gathers, g, c, it, rows, k, positions, i, f32, f32)
-
-    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> Any:
-        return _add_nearest(context, builder, signature, args, weights=False)
-
-    return sig, codegen
-
-
-@intrinsic
-def add_nearest16_weighted(
-    typingctx: Any,
-    gathers: Any,
-    g: Any,
-    c: Any,
-    it: Any,
-    rows: Any,
-    k: Any,
-    positions: Any,
-    weights: Any,
-    i: Any,
-    smax: Any,
-) -> tuple[object, object] | None:
-    """:func:`add_nearest16` with a weight per sample, ``weights[i, it + j]`` (the features
-    kernel's nearest-sample pass: weights, tapers and validity already multiplied in)."""
-    f32 = types.float32
-    if not _c_arrays((gathers, 3, f32), (rows, 2, f32), (positions, 2, f32), (weights, 2, f32)):
+    if isinstance(w, types.Array) and not _c_arrays((w, 2, f32)):
         return None
-    sig = types.void(gathers, g, c, it, rows, k, positions, weights, i, f32)
-
-    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> Any:
-        return _add_nearest(context, builder, signature, args, weights=True)
-
-    return sig, codegen
+    weight = w if isinstance(w, types.Array) else f32
+    sig = types.void(gathers, g, c, it, rows, k, positions, i, weight, f32)
+    return sig, _add_nearest
 
 
 __all__ = [
     "WINDOW_LANES",
     "WINDOW_SLACK",
     "add_nearest16",
-    "add_nearest16_weighted",
     "window_loads_available",
 ]
