@@ -21,15 +21,15 @@ from pstm.kernels._numba_windows import (
     WINDOW_SAMPLES,
     WINDOW_SLACK,
     WINDOWS_MAX,
-    add_nearest16,
+    add_read16,
     window_loads_available,
 )
 from tests.test_kernels import random_problem, run, with_features
 
 
 @njit(cache=False)
-def _add(gathers, g, c, it, rows, k, positions, i, w, smax):  # type: ignore[no-untyped-def]
-    add_nearest16(gathers, g, c, it, rows, k, positions, i, w, smax)
+def _add(gathers, g, c, it, rows, k, positions, i, w, smax, lerp):  # type: ignore[no-untyped-def]
+    add_read16(gathers, g, c, it, rows, k, positions, i, w, smax, lerp)
 
 
 def _positions(case: str, rng: np.random.Generator) -> np.ndarray:
@@ -71,25 +71,35 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("w", [1.0, 0.37])
-def test_add_nearest16_reads_the_nearest_samples(case: str, w: float) -> None:
-    """The permuted windows (or, for wide or unordered indices, the gather) read exactly the
-    samples the fused loop reads: out += rows[k, int(position + 0.5)] * w, in float32."""
+@pytest.mark.parametrize("read", ["nearest", "linear"])
+def test_add_read16_reads_the_samples_the_loops_read(case: str, w: float, read: str) -> None:
+    """The permuted windows (or, for wide or unordered indices, the scalar loads) read
+    exactly what the fused loops read, in float32: the nearest sample,
+    out += rows[k, int(p + 0.5)] * w, or the linear read between q = int(p) and q + 1,
+    out += (a + (p - q) (rows[k, q + 1] - a)) * w; p the position clamped to [0, smax]."""
     rng = np.random.default_rng(len(case))
     pos = _positions(case, rng)
     it, k, i = 5, 2, 1
     positions = np.zeros((3, it + WINDOW_LANES + 3), np.float32)
     positions[i, it : it + WINDOW_LANES] = pos
-    ns = int(pos.max()) + 2 if case != "beyond_the_ends" else 60
-    smax = np.float32(ns - 1)
+    ns = int(pos.max()) + 3 if case != "beyond_the_ends" else 60
+    smax = np.float32(ns - 2)  # the last sample with one after it (the kernels' zero sample)
     flat = np.zeros(4 * ns + WINDOW_SLACK, np.float32)  # the kernel's allocation: slack after
     flat[: 4 * ns] = rng.standard_normal(4 * ns)
     flat[4 * ns :] = np.nan  # never selected
     rows = flat[: 4 * ns].reshape(4, ns)
     gathers = rng.standard_normal((2, 3, it + WINDOW_LANES + 4)).astype(np.float32)
     expected = gathers.copy()
-    index = (np.clip(pos, np.float32(0.0), smax) + np.float32(0.5)).astype(np.int32)
-    expected[1, 2, it : it + WINDOW_LANES] += rows[k, index] * np.float32(w)
-    _add(gathers, 1, 2, it, rows, k, positions, i, np.float32(w), smax)
+    p = np.clip(pos, np.float32(0.0), smax)
+    if read == "nearest":
+        value = rows[k, (p + np.float32(0.5)).astype(np.int32)]
+    else:
+        q = p.astype(np.int32)
+        a = rows[k, q]
+        value = a + (p - q.astype(np.float32)) * np.float32(1.0) * (rows[k, q + 1] - a)
+    expected[1, 2, it : it + WINDOW_LANES] += value * np.float32(w)
+    lerp = np.float32(0.0 if read == "nearest" else 1.0)
+    _add(gathers, 1, 2, it, rows, k, positions, i, np.float32(w), smax, lerp)
     np.testing.assert_array_equal(gathers, expected)
 
 
@@ -123,7 +133,16 @@ WEIGHTS = {"weights": Weights.TRUE_AMPLITUDE, "max_stretch": 0.6, "aperture_tape
 
 
 @pytest.mark.parametrize(
-    "features", ["plain", "aperture_taper", "interpolated_traveltime", "tapers", "weights"]
+    "features",
+    [
+        "plain",
+        "aperture_taper",
+        "interpolated_traveltime",
+        "tapers",
+        "weights",
+        "linear",
+        "oversampled_linear",
+    ],
 )
 @pytest.mark.parametrize("variant", ["random", "coarse_output", "steep_velocity"])
 @pytest.mark.parametrize(
@@ -161,7 +180,7 @@ def test_the_windows_are_permutes_where_the_cpu_has_avx512() -> None:
     gather loops run, and the intrinsic compiles to scalar loads)."""
     if not window_loads_available():
         pytest.skip("numba's CPU target has no AVX-512: the kernels keep their gathers")
-    test_add_nearest16_reads_the_nearest_samples("increasing", 1.0)  # compiles _add
+    test_add_read16_reads_the_samples_the_loops_read("increasing", 1.0, "nearest")  # compiles
     asm = _add.inspect_asm(_add.signatures[0])
     assert "vpermt2ps" in asm or "vpermi2ps" in asm
 
@@ -171,11 +190,11 @@ _SCRIPT = textwrap.dedent(
     import mmap, ctypes, sys
     import numpy as np
     from numba import njit
-    from pstm.kernels._numba_windows import WINDOW_LANES, add_nearest16, window_loads_available
+    from pstm.kernels._numba_windows import WINDOW_LANES, add_read16, window_loads_available
 
     @njit(cache=False)
     def add(gathers, rows, positions, k, smax):
-        add_nearest16(gathers, 0, 0, 0, rows, k, positions, 0, np.float32(1.0), smax)
+        add_read16(gathers, 0, 0, 0, rows, k, positions, 0, np.float32(1.0), smax, np.float32(0))
 
     mode, slack = sys.argv[1], int(sys.argv[2])
     ns, nrow, page = 300, 3, mmap.PAGESIZE

@@ -67,7 +67,7 @@ from pstm.kernels._numba_traces import NUMBA_IN_KERNEL_OPS, prepare_block
 from pstm.kernels._numba_windows import (
     WINDOW_LANES,
     WINDOW_SLACK,
-    add_nearest16,
+    add_read16,
     window_loads_available,
 )
 from pstm.kernels.operator import (
@@ -105,7 +105,7 @@ TRACE_BLOCK_BYTES = 1 << 20
 #: and needs no negative-index wrap-around.
 NONNEG31 = np.uint32(0x7FFFFFFF)
 #: WINDOW_LOADS: the plain kernel's proven-inside samples read 16 at a time from windows of
-#: the trace in registers (:func:`pstm.kernels._numba_windows.add_nearest16`) instead of
+#: the trace in registers (:func:`pstm.kernels._numba_windows.add_read16`) instead of
 #: gathers, where numba's CPU target has AVX-512 (the same image bit for bit: tested):
 #: their positions first into the task's work row, then the windows. 2D benchmark line:
 #: plain 0.062-0.065 -> 0.042-0.043 s (docs/benchmarks.md). Read by :func:`run_prepared`
@@ -252,13 +252,13 @@ def _plain_nearest(
     ``starts[g, c, it1]`` instead of a read-modify-write per sample. (Arrays are indexed
     whole, not through row views, so LLVM knows they do not alias and vectorises.)
     ``windows`` (a constant, unchecked ranges only): WINDOW_LOADS, the positions first into
-    the task's row ``work[i]``, then 16 samples per :func:`add_nearest16` (the same sums)."""
+    the task's row ``work[i]``, then 16 samples per :func:`add_read16` (the same sums)."""
     if windows and not checked:
         for it in range(np.uint64(it0), np.uint64(it1)):
             work[i, it] = _position(th2[it], sl2[c, it], ds2, dr2, t0_in, inv_h)
         it = it0
         while it + WINDOW_LANES <= it1:
-            add_nearest16(gathers, g, c, it, data, k, work, i, w, smax)  # type: ignore[call-arg]
+            add_read16(gathers, g, c, it, data, k, work, i, w, smax, np.float32(0.0))  # type: ignore[call-arg]
             it += WINDOW_LANES
         for j in range(it, it1):
             index = np.uint32(np.int32(work[i, j] + np.float32(0.5))) & NONNEG31
@@ -488,7 +488,7 @@ def _gather_positions(
     if windows and not checked:
         it = it0
         while it + WINDOW_LANES <= it1:
-            add_nearest16(gathers, g, c, it, data, k, pos, row, w, smax)  # type: ignore[call-arg]
+            add_read16(gathers, g, c, it, data, k, pos, row, w, smax, np.float32(0.0))  # type: ignore[call-arg]
             it += WINDOW_LANES
         for j in range(it, it1):
             sc = min(max(pos[row, j], np.float32(0.0)), smax)
@@ -733,9 +733,10 @@ def _features_loop(
     division, exponent) in the same loop (2D line: everything 0.113 -> 0.106-0.109 s; 3D
     about 2 %; docs/benchmarks.md). The same products in the same order:
     value * (weight * ok) equals (value * weight) * ok for ok in {0, 1}. ``windows`` (a
-    constant; with ``nearest``, WINDOW_LOADS): the same two passes for the nearest sample,
-    its clamped position into ``work_p[row]`` and its weight into ``work_w[row]``, then
-    16 samples at a time through :func:`add_nearest16` (a weight per sample)."""
+    constant; without ``antialias``, WINDOW_LOADS): the same two passes for the nearest or
+    linear read, each sample's clamped position into ``work_p[row]`` and its weight into
+    ``work_w[row]``, then 16 samples at a time through :func:`add_read16` (a weight per
+    sample; the lerp factor ``lin``, 0 for the nearest sample)."""
     t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
     w_off, round_off, lin, qmin, top = fp[5], fp[6], fp[7], fp[8], np.int32(fp[9])
     aa_first2, aa_scale2 = fp[10], fp[11]
@@ -771,7 +772,7 @@ def _features_loop(
             # sc >= 0: non-negative int32 indices (31 bits), gathered with 16 lanes
             work_i[row, it] = np.uint32(np.int32(level * stride) + np.int32(sc + half)) & NONNEG31
             value = np.float32(1.0)  # read in the second pass (AA_TWO_PASSES)
-        elif nearest and windows:  # read in the second pass (WINDOW_LOADS)
+        elif windows:  # read in the second pass (WINDOW_LOADS)
             work_p[row, it] = sc
             value = np.float32(1.0)
         elif nearest:  # one gathered load (the same value as the lerp below with lin = 0)
@@ -787,7 +788,7 @@ def _features_loop(
                 _taper01((ap[it] - d) * inv_ap_taper)
                 * _taper01((ang[c, it] - d) * inv_ang_taper[c, it])
             )
-        if antialias or (nearest and windows):
+        if antialias or windows:
             work_w[row, it] = weight * np.float32(ok)
         else:
             gathers[g, c, it] += value * weight * np.float32(ok)
@@ -796,14 +797,17 @@ def _features_loop(
     if antialias:  # AA_TWO_PASSES: the gathers
         for it in range(np.uint64(it0), np.uint64(it1)):
             gathers[g, c, it] += aa_data[k, work_i[row, it]] * work_w[row, it]
-    elif nearest and windows:  # WINDOW_LOADS: the reads, 16 at a time
+    elif windows:  # WINDOW_LOADS: the reads, 16 at a time (lin: 0 nearest, 1 linear)
         j = it0
         while j + WINDOW_LANES <= it1:
-            add_nearest16(gathers, g, c, j, data, k, work_p, row, work_w, smax)  # type: ignore[call-arg]
+            add_read16(gathers, g, c, j, data, k, work_p, row, work_w, smax, lin)  # type: ignore[call-arg]
             j += WINDOW_LANES
         for it in range(j, it1):
-            index = np.uint32(np.int32(work_p[row, it] + half)) & NONNEG31
-            gathers[g, c, it] += data[k, index] * work_w[row, it]
+            p = work_p[row, it]
+            i = np.uint32(np.int32(p + round_off)) & NONNEG31
+            a = data[k, i]
+            value = a + (p - np.float32(i)) * lin * (data[k, i + np.uint32(1)] - a)
+            gathers[g, c, it] += value * work_w[row, it]
     return int(n)
 
 
@@ -897,8 +901,8 @@ def _migrate_features(
     the anti-aliasing level of each sample (nearest sample of it), else ``nearest``: the
     oversampled-nearest interpolation, one gathered load per sample, else linear.
     ``work_i``, ``work_w``: one row of nt per task (AA_TWO_PASSES, TASK_ROWS; unused
-    without ``antialias`` or ``windows``); ``windows`` (WINDOW_LOADS, with ``nearest``):
-    the nearest samples in two passes, positions in ``work_p``'s rows."""
+    without ``antialias`` or ``windows``); ``windows`` (WINDOW_LOADS, without
+    ``antialias``): the reads in two passes, positions in ``work_p``'s rows."""
     ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
@@ -932,6 +936,12 @@ def _migrate_features(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, True, lo, full,
                             end, work_i, work_w, i, False, work_p,
+                        )  # fmt: skip
+                    elif windows:
+                        n = _features_pair(
+                            data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, False, lo,
+                            full, end, work_i, work_w, i, True, work_p,
                         )  # fmt: skip
                     else:
                         n = _features_pair(
@@ -1015,8 +1025,9 @@ def run_prepared(
         rows, aa_rows, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
         p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp,
     )  # fmt: skip
-    # the features kernel's nearest samples through the window loads (WINDOW_LOADS)
-    windows = WINDOW_LOADS and p.nearest and not use_aa
+    # the features kernel's reads through the window loads (WINDOW_LOADS), except the
+    # anti-aliased ones (level rows)
+    windows = WINDOW_LOADS and not use_aa
     rows_aa = per * nthr if use_aa else 0  # AA_TWO_PASSES: one row per task (TASK_ROWS)
     rows_w = per * nthr if (use_aa or windows) else 0
     work = (

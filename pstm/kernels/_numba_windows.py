@@ -7,7 +7,7 @@ their place took 0.022 s of 0.064 s; a gather costs 0.33 ns per element whatever
 indices). But the indices of 16 consecutive output samples of one (trace, column) pair lie
 close together: the DSR time grows at most as fast as the output time (dt/dtau <= 1), so
 with the traces oversampled 8x and output at the trace's sample interval, 16 samples span
-at most 121 resampled samples. :func:`add_nearest16` loads that stretch of the trace as
+at most 121 resampled samples. :func:`add_read16` loads that stretch of the trace as
 windows of 32 samples (two 16-lane loads each) and picks each lane's sample with a
 two-register permute (AVX-512 ``vpermt2ps``, ``llvm.x86.avx512.vpermi2var.ps.512``), one
 per window, selecting per lane the window its index falls in. The result is the same
@@ -58,7 +58,7 @@ def _has_avx512f(features: str) -> bool:
 def window_loads_available() -> bool:
     """Whether numba's CPU target (the host, or ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``
     where set, e.g. for caches shared across a cluster) has AVX-512F, so
-    :func:`add_nearest16` compiles to permutes. numba keeps the target's features in a
+    :func:`add_read16` compiles to permutes. numba keeps the target's features in a
     private attribute; without it this answers False (the fused gather loop: correct, only
     slower)."""
     features = getattr(cpu_target.target_context.codegen(), "_tm_features", "")
@@ -162,11 +162,12 @@ def _vector_at(context: Any, builder: ir.IRBuilder, aryty: Any, ary: Any, inds: 
     return builder.bitcast(_pointer(context, builder, aryty, ary, inds), _F16.as_pointer())
 
 
-def _add_nearest(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> Any:
-    """gathers[g, c, it:it+16] += rows[k, nearest(clamp(positions[i, it:it+16]))] times the
-    weight: one scalar, or w[i, it:it+16] where ``w`` is an array."""
+def _add_read(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> Any:
+    """gathers[g, c, it:it+16] += value * weight, value the sample read at the clamped
+    positions[i, it:it+16]: the nearest (``lerp`` 0) or linear between the two around it
+    (``lerp`` the lerp factor, 1), the kernels' float32 operations in their order."""
     ty = signature.args
-    ga, gi, ci, iti, ra, ki, pa, ii, wv, sv = _intp_args(context, builder, signature, args)
+    ga, gi, ci, iti, ra, ki, pa, ii, wv, sv, lv = _intp_args(context, builder, signature, args)
     out = _vector_at(context, builder, ty[0], ga, [gi, ci, iti])
     row = _pointer(context, builder, ty[4], ra, [ki, context.get_constant(types.intp, 0)])
     if isinstance(ty[8], types.Array):
@@ -178,15 +179,30 @@ def _add_nearest(context: Any, builder: ir.IRBuilder, signature: Any, args: list
     pos = builder.select(builder.fcmp_ordered(">", pos, zero), pos, zero)
     top = _splat(builder, sv, _F16)
     pos = builder.select(builder.fcmp_ordered("<", pos, top), pos, top)
-    idx = builder.fptosi(builder.fadd(pos, ir.Constant(_F16, [0.5] * WINDOW_LANES)), _I16)
-    values = _read16(context, builder, row, idx)
-    added = builder.fadd(builder.load(out, align=4), builder.fmul(values, weight))
+    linear = builder.fcmp_ordered("!=", lv, ir.Constant(ir.FloatType(), 0.0))
+    half = ir.Constant(ir.FloatType(), 0.5)
+    offset = _splat(builder, builder.select(linear, ir.Constant(ir.FloatType(), 0.0), half), _F16)
+    idx = builder.fptosi(builder.fadd(pos, offset), _I16)
+    value = cgutils.alloca_once(builder, _F16)
+    a = _read16(context, builder, row, idx)
+    with builder.if_else(linear) as (lerped, nearest):
+        with lerped:  # a + (p - i) lerp (b - a), as the kernels' linear read
+            b = _read16(
+                context, builder, row, builder.add(idx, ir.Constant(_I16, [1] * WINDOW_LANES))
+            )
+            frac = builder.fmul(
+                builder.fsub(pos, builder.sitofp(idx, _F16)), _splat(builder, lv, _F16)
+            )
+            builder.store(builder.fadd(a, builder.fmul(frac, builder.fsub(b, a))), value)
+        with nearest:
+            builder.store(a, value)
+    added = builder.fadd(builder.load(out, align=4), builder.fmul(builder.load(value), weight))
     builder.store(added, out, align=4)
     return context.get_dummy_value()
 
 
 @intrinsic
-def add_nearest16(
+def add_read16(
     typingctx: Any,
     gathers: Any,
     g: Any,
@@ -198,30 +214,34 @@ def add_nearest16(
     i: Any,
     w: Any,
     smax: Any,
+    lerp: Any,
 ) -> tuple[object, object] | None:
-    """``gathers[g, c, it + j] += rows[k, int(min(max(p, 0), smax) + 0.5)] * w`` with
-    ``p = positions[i, it + j]``, for j = 0..15: the plain kernels' nearest-sample read and
-    float32 operations (same rounding; the clamp changes nothing where the caller proved
-    the positions inside the trace, and keeps an interpolated position that strays by its
-    allowed error on the trace's end sample, as their fused loops do). ``w`` is one weight
-    (a float32), or a 2D float32 array of weights per sample, ``w[i, it + j]`` (the
-    features kernel: weights, tapers and validity already multiplied in). The caller
-    guarantees it + 16 <= the row's end, smax + 1 <= the length of ``rows``' rows, and
-    ``WINDOW_SLACK`` floats allocated past the end of ``rows`` (a window loads up to 31
-    samples beyond the last index it reads; those lanes are never selected)."""
+    """``gathers[g, c, it + j] += value_j * w`` for j = 0..15, with ``p = min(max(
+    positions[i, it + j], 0), smax)`` and, where ``lerp`` is 0, the nearest sample
+    ``value_j = rows[k, int(p + 0.5)]`` (the plain kernels' read), else the linear read
+    ``value_j = a + (p - q) lerp (rows[k, q + 1] - a)``, ``q = int(p)``, ``a = rows[k, q]``
+    (the general kernel's, lerp = 1): their float32 operations in their order, so the
+    same sums. The clamp changes nothing where the caller proved the positions inside the
+    trace, and keeps an interpolated position that strays by its allowed error on the
+    trace's end sample, as the fused loops do. ``w`` is one weight (a float32), or a 2D
+    float32 array of weights per sample, ``w[i, it + j]`` (the general kernel: weights,
+    tapers and validity already multiplied in). The caller guarantees it + 16 <= the
+    row's end, smax + 2 <= the length of ``rows``' rows (the zero sample past a trace's
+    end), and ``WINDOW_SLACK`` floats allocated past the end of ``rows`` (a window loads
+    up to 31 samples beyond the last index it reads; those lanes are never selected)."""
     f32 = types.float32
     if not _c_arrays((gathers, 3, f32), (rows, 2, f32), (positions, 2, f32)):
         return None
     if isinstance(w, types.Array) and not _c_arrays((w, 2, f32)):
         return None
     weight = w if isinstance(w, types.Array) else f32
-    sig = types.void(gathers, g, c, it, rows, k, positions, i, weight, f32)
-    return sig, _add_nearest
+    sig = types.void(gathers, g, c, it, rows, k, positions, i, weight, f32, f32)
+    return sig, _add_read
 
 
 __all__ = [
     "WINDOW_LANES",
     "WINDOW_SLACK",
-    "add_nearest16",
+    "add_read16",
     "window_loads_available",
 ]
