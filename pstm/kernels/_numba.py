@@ -55,11 +55,13 @@ linear, run at the speed they ran as separate kernels).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 from numba import njit, prange
 from numba.core import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
@@ -220,6 +222,61 @@ def _mark_proven(starts: NDArray[np.int32], g: int, c: int, it0: int, it1: int) 
     return it1 - it0
 
 
+def _weight_at(w: object, row: int, it: int) -> np.float32:
+    """A read's weight: ``w`` itself (one per pair) or ``w[row, it]`` (one per sample)."""
+    raise NotImplementedError("compiled only (see its overload)")
+
+
+@overload(_weight_at, inline="always")
+def _weight_at_overload(w: Any, row: Any, it: Any) -> Any:
+    # (numba requires the same parameters, annotations included, in the implementations)
+    if isinstance(w, types.Array):
+
+        def per_sample(w: Any, row: Any, it: Any) -> Any:
+            return w[row, it]
+
+        return per_sample
+
+    def per_pair(w: Any, row: Any, it: Any) -> Any:
+        return w
+
+    return per_pair
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _windowed_reads(
+    gathers: NDArray[np.float32],
+    g: int,
+    c: int,
+    data: NDArray[np.float32],
+    k: int,
+    pos: NDArray[np.float32],
+    row: int,
+    w: np.float32 | NDArray[np.float32],
+    smax: np.float32,
+    lerp: np.float32,
+    it0: int,
+    it1: int,
+) -> None:
+    """WINDOW_LOADS: ``gathers[g, c, it] += value * weight`` for it0 <= it < it1, the value
+    read at ``pos[row, it]`` (clamped to the trace): the nearest sample (``lerp`` 0) or
+    linear between the two around it (``lerp`` 1), 16 samples per :func:`add_read16`, the
+    rest one by one with the same float32 operations. ``w``: one weight, or one per sample
+    in ``w[row]``."""
+    it = it0
+    while it + WINDOW_LANES <= it1:
+        add_read16(gathers, g, c, it, data, k, pos, row, w, smax, lerp)  # type: ignore[call-arg]
+        it += WINDOW_LANES
+    round_off = np.float32(0.5) if lerp == np.float32(0.0) else np.float32(0.0)
+    for j in range(it, it1):
+        p = min(max(pos[row, j], np.float32(0.0)), smax)
+        i = np.uint32(np.int32(p + round_off)) & NONNEG31
+        value = data[k, i]
+        if lerp != np.float32(0.0):
+            value = value + (p - np.float32(i)) * lerp * (data[k, i + np.uint32(1)] - value)
+        gathers[g, c, j] += value * _weight_at(w, row, j)
+
+
 @njit(fastmath=FASTMATH, cache=True, inline="always")
 def _plain_nearest(
     data: NDArray[np.float32],
@@ -256,13 +313,7 @@ def _plain_nearest(
     if windows and not checked:
         for it in range(np.uint64(it0), np.uint64(it1)):
             work[i, it] = _position(th2[it], sl2[c, it], ds2, dr2, t0_in, inv_h)
-        it = it0
-        while it + WINDOW_LANES <= it1:
-            add_read16(gathers, g, c, it, data, k, work, i, w, smax, np.float32(0.0))  # type: ignore[call-arg]
-            it += WINDOW_LANES
-        for j in range(it, it1):
-            index = np.uint32(np.int32(work[i, j] + np.float32(0.5))) & NONNEG31
-            gathers[g, c, j] += data[k, index] * w
+        _windowed_reads(gathers, g, c, data, k, work, i, w, smax, np.float32(0.0), it0, it1)
         return _mark_proven(starts, g, c, it0, it1)
     n = np.int32(0)  # COUNT32
     # unsigned loop index: no negative-index wrap-around code, so the loop vectorises
@@ -486,13 +537,7 @@ def _gather_positions(
     either way: an interpolated position may stray by the allowed error); ``windows`` (a
     constant, unchecked ranges only): 16 samples at a time (WINDOW_LOADS)."""
     if windows and not checked:
-        it = it0
-        while it + WINDOW_LANES <= it1:
-            add_read16(gathers, g, c, it, data, k, pos, row, w, smax, np.float32(0.0))  # type: ignore[call-arg]
-            it += WINDOW_LANES
-        for j in range(it, it1):
-            sc = min(max(pos[row, j], np.float32(0.0)), smax)
-            gathers[g, c, j] += data[k, np.uint32(np.int32(sc + np.float32(0.5))) & NONNEG31] * w
+        _windowed_reads(gathers, g, c, data, k, pos, row, w, smax, np.float32(0.0), it0, it1)
         return _mark_proven(starts, g, c, it0, it1)
     n = np.int32(0)  # COUNT32
     for it in range(np.uint64(it0), np.uint64(it1)):
@@ -797,17 +842,8 @@ def _features_loop(
     if antialias:  # AA_TWO_PASSES: the gathers
         for it in range(np.uint64(it0), np.uint64(it1)):
             gathers[g, c, it] += aa_data[k, work_i[row, it]] * work_w[row, it]
-    elif windows:  # WINDOW_LOADS: the reads, 16 at a time (lin: 0 nearest, 1 linear)
-        j = it0
-        while j + WINDOW_LANES <= it1:
-            add_read16(gathers, g, c, j, data, k, work_p, row, work_w, smax, lin)  # type: ignore[call-arg]
-            j += WINDOW_LANES
-        for it in range(j, it1):
-            p = work_p[row, it]
-            i = np.uint32(np.int32(p + round_off)) & NONNEG31
-            a = data[k, i]
-            value = a + (p - np.float32(i)) * lin * (data[k, i + np.uint32(1)] - a)
-            gathers[g, c, it] += value * work_w[row, it]
+    elif windows:  # WINDOW_LOADS: the reads (lin: 0 nearest, 1 linear)
+        _windowed_reads(gathers, g, c, data, k, work_p, row, work_w, smax, lin, it0, it1)
     return int(n)
 
 

@@ -37,9 +37,10 @@ from numba.extending import intrinsic
 WINDOW_LANES = 16
 #: Samples in one window: the two 16-lane registers a ``vpermt2ps`` selects from.
 WINDOW_SAMPLES = 32
-#: Most windows per call; wider index spans are read one lane at a time instead. 4 windows cover the
-#: 121 resampled samples that 16 output samples can span with 8x oversampling at the
-#: trace's own sample interval; more permutes per call would cost about what a gather does.
+#: Most windows per call; wider index spans are read one lane at a time instead. 4 windows
+#: cover the 121 resampled samples that 16 output samples can span with 8x oversampling at
+#: the trace's own sample interval; more permutes per call would cost about what a gather
+#: does.
 WINDOWS_MAX = 4
 #: float32 elements that may be loaded past the last index a call reads (its last window's
 #: end): the buffers it reads need this much allocated slack after their last row.
@@ -51,8 +52,11 @@ _B16 = ir.VectorType(ir.IntType(1), WINDOW_LANES)
 _I32 = ir.IntType(32)
 
 
-def _has_avx512f(features: str) -> bool:
-    return "+avx512f" in features.split(",")
+def _has_avx512f(codegen: Any) -> bool:
+    """Whether a numba CPU codegen targets AVX-512F (its features string, a private
+    attribute; without it: False, the scalar reads)."""
+    features = getattr(codegen, "_tm_features", "")
+    return isinstance(features, str) and "+avx512f" in features.split(",")
 
 
 def window_loads_available() -> bool:
@@ -61,8 +65,7 @@ def window_loads_available() -> bool:
     :func:`add_read16` compiles to permutes. numba keeps the target's features in a
     private attribute; without it this answers False (the fused gather loop: correct, only
     slower)."""
-    features = getattr(cpu_target.target_context.codegen(), "_tm_features", "")
-    return _has_avx512f(features if isinstance(features, str) else "")
+    return _has_avx512f(cpu_target.target_context.codegen())
 
 
 def _splat(builder: ir.IRBuilder, value: ir.Value, vector: ir.VectorType) -> ir.Value:
@@ -118,7 +121,7 @@ def _windows(builder: ir.IRBuilder, start: ir.Value, rel: ir.Value, span: ir.Val
 def _read16(context: Any, builder: ir.IRBuilder, row: ir.Value, idx: ir.Value) -> ir.Value:
     """The 16 floats row[idx]: from windows where the target has AVX-512 and the indices are
     increasing and span fewer than WINDOWS_MAX windows, else lane by lane."""
-    if not _has_avx512f(getattr(context.codegen(), "_tm_features", "") or ""):
+    if not _has_avx512f(context.codegen()):
         return _gather(builder, row, idx)
     values = cgutils.alloca_once(builder, _F16)
     first = builder.extract_element(idx, ir.Constant(_I32, 0))
