@@ -20,7 +20,7 @@ from pstm.io.atomic import atomic_output
 IMAGE_FIGURES = ("inline", "crossline", "timeslice", "fold", "gathers")
 #: The figure of the velocity used (:func:`write_velocity_qc`): it needs only the velocity
 #: stage, so the workflow draws it before the migration (a wrong velocity shows up before
-#: any tile job) and redraws it only when the velocity or the QC settings change.
+#: any tile job) and redraws it only when the velocity, the grid or the QC settings change.
 VELOCITY_FIGURE = "velocity"
 #: Figure names (``results/qc/<name>.png``), in the order the report shows them.
 QC_FIGURES = (*IMAGE_FIGURES, VELOCITY_FIGURE)

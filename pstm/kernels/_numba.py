@@ -961,23 +961,17 @@ def _migrate_features(
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, True, False, lo, full,
                             end, work_i, work_w, i, False, work_p,
                         )  # fmt: skip
-                    elif nearest and windows:
+                    elif windows:  # nearest or linear: the lerp factor fp[7] says which
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, True, lo, full,
-                            end, work_i, work_w, i, True, work_p,
+                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, False, lo,
+                            full, end, work_i, work_w, i, True, work_p,
                         )  # fmt: skip
                     elif nearest:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, True, lo, full,
                             end, work_i, work_w, i, False, work_p,
-                        )  # fmt: skip
-                    elif windows:
-                        n = _features_pair(
-                            data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, False, lo,
-                            full, end, work_i, work_w, i, True, work_p,
                         )  # fmt: skip
                     else:
                         n = _features_pair(
