@@ -1058,13 +1058,17 @@ def run_prepared(
     # the features kernel's reads through the window loads (WINDOW_LOADS), except the
     # anti-aliased ones (level rows)
     windows = WINDOW_LOADS and not use_aa
-    rows_aa = per * nthr if use_aa else 0  # AA_TWO_PASSES: one row per task (TASK_ROWS)
-    rows_w = per * nthr if (use_aa or windows) else 0
+    nchunk = per * nthr
+    # one row per task (TASK_ROWS) of sample positions: the window loads' first pass, in
+    # every kernel, and the interpolated traveltimes' (which need them either way)
+    positions = np.empty((nchunk if (WINDOW_LOADS or p.tt_node) else 0, nt), np.float32)
+    rows_aa = nchunk if use_aa else 0  # AA_TWO_PASSES: level-row indices, one row per task
+    rows_w = nchunk if (use_aa or windows) else 0  # their weights (AA or WINDOW_LOADS)
     work = (
         np.empty((rows_aa, nt), np.uint32),
         np.empty((rows_w, nt), np.float32),
         windows,
-        np.empty((per * nthr if windows else 0, nt), np.float32),
+        positions,
     )
     if use_aa or use_ta or use_st or not p.nearest:
         _migrate_features(
@@ -1081,7 +1085,6 @@ def run_prepared(
         premax = np.maximum.accumulate(p.sl2, axis=1)
         sufmin = np.ascontiguousarray(np.minimum.accumulate(p.sl2[:, ::-1], axis=1)[:, ::-1])
         geometry = (rows, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2, p.rin2)
-        nchunk = per * nthr
         if p.tt_node:  # traveltime: interpolated (prepare() allows it with the plain operator)
             node = p.tt_node
             nn = (nt - 1) // node + 1
@@ -1090,14 +1093,14 @@ def run_prepared(
                 np.float32(p.tt_tolerance), fp[8], prep, per, nthr, block, gathers, fold,
                 np.zeros_like(fold),
                 counts, p.th2[::node].copy(), np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks,
-                p.tt_times, interpolation_bound_constants(p), np.empty((nchunk, nt), np.float32),
+                p.tt_times, interpolation_bound_constants(p), positions,
                 np.empty((nchunk, nn), np.float32), np.empty((nchunk, nn), np.uint8), WINDOW_LOADS,
             )  # fmt: skip
         else:
             _migrate_plain(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], uniform, p.ap[0], fp[3], prep,
                 per, nthr, block, gathers, fold, np.zeros_like(fold), counts, WINDOW_LOADS,
-                np.empty((nchunk if WINDOW_LOADS else 0, nt), np.float32),
+                positions,
             )  # fmt: skip
     return int(counts.sum())
 
