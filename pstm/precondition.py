@@ -12,12 +12,11 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
-import zarr
 from numpy.typing import NDArray
 
 from pstm.config import NonFinitePolicy, RhoFilter
 from pstm.io.atomic import atomic_output
-from pstm.io.traces import DT_ATTR, T0_ATTR, TRACE_CHUNK, TraceStore
+from pstm.io.traces import DT_ATTR, T0_ATTR, TraceStore, create_trace_array
 from pstm.migrate import clean_traces
 from pstm.plan import PRECONDITION_CHUNK_TRACES
 
@@ -71,18 +70,11 @@ def precondition(
         return apply_rho(clean_traces(store.read(ids), ids, non_finite, store.path), store.dt, kind)
 
     with atomic_output(out) as tmp, ThreadPoolExecutor(max(1, threads)) as pool:
-        arr = zarr.create_array(
-            store=str(tmp),
-            shape=(store.ntr, store.ns),
-            chunks=(min(TRACE_CHUNK, store.ntr), store.ns),
-            dtype="float32",
-            zarr_format=3,
-            # uncompressed: every tile job within aperture reads a trace again (about five
-            # reads per trace on the benchmark survey); zstd saved only ~9 % on filtered
-            # float32 samples, and without it a tile job's reads take 0.26-0.37 s instead
-            # of 0.38-0.47 s (docs/benchmarks.md, end to end)
-            compressors=None,
-        )
+        # uncompressed: every tile job within aperture reads a trace again (about five
+        # reads per trace on the benchmark survey); zstd saved only ~9 % on filtered
+        # float32 samples, and without it a tile job's reads take 0.26-0.37 s instead
+        # of 0.38-0.47 s (docs/benchmarks.md, end to end)
+        arr = create_trace_array(tmp, store.ntr, store.ns, compressed=False)
         # a window of ``threads`` chunks in flight, written in order as each completes
         pending: deque[tuple[NDArray[np.int64], Future[NDArray[np.float32]]]] = deque()
         for i, ids in enumerate(ranges):

@@ -25,7 +25,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import segyio
-import zarr
 from numpy.typing import NDArray
 
 from pstm.config import SegyEndian, SegyHeaderBytes, SegyInputConfig, SegySampleFormat
@@ -33,7 +32,7 @@ from pstm.errors import InputDataError, InputFileNotFoundError
 from pstm.io.atomic import atomic_output
 from pstm.io.headermap import ALL_WORDS, RAW_PREFIX, SCALED_WORDS, HeaderWord, apply_scalar
 from pstm.io.headers import with_derived
-from pstm.io.traces import DT_ATTR, T0_ATTR, TRACE_CHUNK
+from pstm.io.traces import DT_ATTR, T0_ATTR, TRACE_CHUNK, create_trace_array
 
 log = logging.getLogger(__name__)
 
@@ -240,13 +239,7 @@ def import_segy(
         atomic_output(traces_out) as tmp_traces,
         atomic_output(headers_out) as tmp_headers,
     ):
-        arr = zarr.create_array(
-            store=str(tmp_traces),
-            shape=(layout.ntr, layout.ns),
-            chunks=(min(TRACE_CHUNK, layout.ntr), layout.ns),
-            dtype="float32",
-            zarr_format=3,
-        )
+        arr = create_trace_array(tmp_traces, layout.ntr, layout.ns)
         writer: pq.ParquetWriter | None = None
         try:
             for start in range(0, layout.ntr, chunk):

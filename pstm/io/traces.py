@@ -28,21 +28,30 @@ DT_ATTR = "sample_interval_s"
 T0_ATTR = "start_time_s"
 
 
-@contextmanager
-def trace_writer(path: str | Path, ntr: int, ns: int, t0: float, dt: float) -> Iterator[Any]:
-    """A new trace array (ntr x ns float32, chunks of TRACE_CHUNK traces) to fill by slices
-    of traces, e.g. ``arr[lo:hi] = block``: written under a temporary name and renamed into
-    place when the block exits without an error (:func:`pstm.io.atomic.atomic_output`)."""
+def create_trace_array(path: str | Path, ntr: int, ns: int, compressed: bool = True) -> Any:
+    """A new, empty trace array (ntr x ns float32, chunks of TRACE_CHUNK traces) at
+    ``path``, the layout every writer of traces uses; ``compressed``: zarr's default codec
+    (else raw samples). The caller writes it under a temporary name
+    (:func:`pstm.io.atomic.atomic_output`) and sets the sampling attributes."""
     import zarr
 
+    return zarr.create_array(
+        store=str(path),
+        shape=(ntr, ns),
+        chunks=(min(TRACE_CHUNK, max(1, ntr)), ns),
+        dtype="float32",
+        zarr_format=3,
+        compressors="auto" if compressed else None,
+    )
+
+
+@contextmanager
+def trace_writer(path: str | Path, ntr: int, ns: int, t0: float, dt: float) -> Iterator[Any]:
+    """A new trace array (:func:`create_trace_array`) to fill by slices of traces, e.g.
+    ``arr[lo:hi] = block``: written under a temporary name and renamed into place, with
+    its sampling attributes, when the block exits without an error."""
     with atomic_output(path) as tmp:
-        arr = zarr.create_array(
-            store=str(tmp),
-            shape=(ntr, ns),
-            chunks=(min(TRACE_CHUNK, max(1, ntr)), ns),
-            dtype="float32",
-            zarr_format=3,
-        )
+        arr = create_trace_array(tmp, ntr, ns)
         yield arr
         arr.attrs.update({DT_ATTR: float(dt), T0_ATTR: float(t0)})
 
