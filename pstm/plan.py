@@ -44,11 +44,12 @@ MIN_AUTO_TILE_BINS = 4
 #: Traces the preconditioning filters per chunk (:mod:`pstm.precondition`); it holds up to
 #: as many chunks (and their FFTs) at once as it has threads (:func:`precondition_threads`).
 PRECONDITION_CHUNK_TRACES = 8 * TRACE_CHUNK
-#: Bytes held per input sample of a chunk in flight: the float32 traces read, the rho
-#: filter's complex128 spectrum and float64 inverse of the trace padded to twice its
-#: length (16 + 16) and the float32 result (measured: one chunk of 8,192 traces x 750
-#: samples peaked 190 MB above the process baseline; modelled 246 MB).
-PRECONDITION_BYTES_PER_SAMPLE = 40
+#: Bytes held per input sample of a chunk in flight: the float32 traces read, their
+#: decoding buffers and the float32 result; the rho filter's spectra are those of
+#: :data:`pstm.precondition.RHO_BLOCK_TRACES` traces at a time (measured: one chunk of
+#: 8,192 traces x 750 samples peaked 105 MB above the process baseline, two chunks in
+#: flight 187 MB, i.e. 15-17 bytes per sample; modelled 20).
+PRECONDITION_BYTES_PER_SAMPLE = 20
 #: Name of batch ``k`` (a Snakemake group name: the cluster job that runs the batch), and
 #: the pattern that matches every such name (the workflow's ``batch`` wildcard).
 BATCH_ID_FORMAT = "tiles{:05d}"
