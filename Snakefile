@@ -34,3 +34,13 @@ rule all:
         "results/export/stack.sgy",
         "results/export/gathers.sgy",
     default_target: True
+
+
+# Snakemake's scheduler leaves a one-second timer behind that delays its exit
+# (pstm.pipeline.release_scheduler_timers)
+onsuccess:
+    release_scheduler_timers()
+
+
+onerror:
+    release_scheduler_timers()

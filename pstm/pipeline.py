@@ -56,6 +56,32 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Snakemake's job scheduler (9.x) re-evaluates once a second through a
+#: ``threading.Timer`` (its ``--max-jobs-per-timespan`` rate limiter, on by default) that is
+#: not a daemon thread: at exit Python waits for the last one, up to a second after the
+#: last job. This names that timer's function, the only one
+#: :func:`release_scheduler_timers` cancels.
+SNAKEMAKE_REEVALUATION_TIMER = "JobScheduler._schedule_reevalutation.<locals>.<lambda>"
+
+
+def release_scheduler_timers() -> int:
+    """Cancel Snakemake's pending re-evaluation timers once the run is over (the
+    Snakefile's ``onsuccess``/``onerror``), so that ``snakemake`` exits when its last job
+    has finished rather than up to a second later. Other threads are left alone. Returns
+    how many timers it cancelled."""
+    import threading
+
+    timers = [
+        t
+        for t in threading.enumerate()
+        if isinstance(t, threading.Timer)
+        and getattr(t.function, "__qualname__", "") == SNAKEMAKE_REEVALUATION_TIMER
+    ]
+    for timer in timers:
+        timer.cancel()
+    return len(timers)
+
+
 def numba_cache_dir() -> Path:
     """Numba's kernel cache of the workflow: ``.numba_cache/<hash of pstm.kernels' sources>``
     next to the pstm checkout. numba checks a cached function against its own source file

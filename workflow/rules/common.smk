@@ -4,7 +4,7 @@ import os
 import sys
 
 from pstm.errors import PstmError
-from pstm.pipeline import numba_cache_dir, prepare_run
+from pstm.pipeline import numba_cache_dir, prepare_run, release_scheduler_timers
 from pstm.plan import BATCH_ID_PATTERN, precondition_threads
 from pstm.qc import IMAGE_FIGURES, QC_FIGURES, VELOCITY_FIGURE
 
