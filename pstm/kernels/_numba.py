@@ -33,6 +33,10 @@ column) pair the aperture limits become an index range found by bisection
 (samples outside are never visited); the inner loop over output time has no data-dependent
 branch (traces carry a zero sample past their end, positions are clamped, the validity is a
 0/1 factor, unused features take neutral tables), so LLVM vectorises it with gathers.
+NEAR_HINT: the plain kernels' searches for a pair's proven-inside and past-the-end samples
+start from the last column's answers for the same trace (a few samples away), galloping,
+instead of bisecting the whole trace: on short records, where far traces end inside the
+output window, the searches were about a fifth of a tile's kernel time (docs/benchmarks.md).
 WINDOW_LOADS (AVX-512): the plain kernels' proven-inside samples are read without gathers,
 from windows of the trace permuted in registers (:mod:`pstm.kernels._numba_windows`):
 the gathers were two thirds of the plain call.
@@ -361,15 +365,40 @@ def _first_above(
     inv_h: np.float32,
     smax: np.float32,
     it0: int,
+    hint: int,
 ) -> int:
     """First index it >= it0 where the sample position computed with the slowness table
     ``s2[c]``, (sqrt(th2 + ds2 s2) + sqrt(th2 + dr2 s2) - t0) / h, exceeds ``smax`` (len(th2)
     if none). ``s2[c]`` is nondecreasing (a running max or suffix min of 1/v^2) and th2
     increases, so the position is nondecreasing in it (float32 sqrt, + and * round
-    monotonically) and bisection finds it."""
-    lo, hi = it0, th2.shape[0]
-    if _position(th2[hi - 1], s2[c, hi - 1], ds2, dr2, t0_in, inv_h) <= smax:
-        return hi  # none: one evaluation instead of a search (e.g. traces longer than needed)
+    monotonically) and a search finds it. NEAR_HINT: the search gallops out from ``hint``
+    (the answer of the pair before, the same trace at the neighbouring column, which is
+    usually a few samples away) and bisects the bracket it finds: a few evaluations instead
+    of log2(nt) dependent ones; the same index from any hint (< 0: none, bisection)."""
+    n = th2.shape[0]
+    if _position(th2[n - 1], s2[c, n - 1], ds2, dr2, t0_in, inv_h) <= smax:
+        return n  # none: one evaluation instead of a search (e.g. traces longer than needed)
+    h = min(max(hint, it0), n - 1)  # the answer is in it0..n-1; bracket it: lo..hi
+    step = 1
+    if hint < 0:  # no hint: bisect it0..n-1
+        lo, hi = it0, n - 1
+    elif _position(th2[h], s2[c, h], ds2, dr2, t0_in, inv_h) > smax:
+        lo, hi = it0, h  # at or below h: gallop down
+        while h - step > it0:
+            if _position(th2[h - step], s2[c, h - step], ds2, dr2, t0_in, inv_h) > smax:
+                hi = h - step
+                step *= 2
+            else:
+                lo = h - step + 1
+                break
+    else:
+        lo, hi = h + 1, n - 1  # above h (n - 1 is above smax): gallop up
+        while h + step < n - 1:
+            if _position(th2[h + step], s2[c, h + step], ds2, dr2, t0_in, inv_h) > smax:
+                hi = h + step
+                break
+            lo = h + step + 1
+            step *= 2
     while lo < hi:
         mid = (lo + hi) // 2
         if _position(th2[mid], s2[c, mid], ds2, dr2, t0_in, inv_h) > smax:
@@ -401,6 +430,8 @@ def _plain_ranges(
     margin: np.float32,
     k: int,
     c: int,
+    hint_b: int,
+    hint_e: int,
 ) -> tuple[int, int, int, np.float32, np.float32, np.float32]:
     """The plain kernels' sample ranges of pair (k, c): it0 (first sample migrated; nt:
     none), itb and ite, and its taper weight w and squared leg distances ds2, dr2.
@@ -411,7 +442,8 @@ def _plain_ranges(
     (no checks), samples from ite on proven past its end (never visited: typically the
     late samples of far traces), and only itb..ite-1 are checked one by one. ``margin``
     (resampled samples) narrows the proven ranges by the error allowed to positions that
-    are not exact (``traveltime: interpolated``; 0 for exact ones)."""
+    are not exact (``traveltime: interpolated``; 0 for exact ones). ``hint_b``, ``hint_e``:
+    where to start the searches for itb and ite (NEAR_HINT; any value gives the same)."""
     lo, full, sxr, syr, rxr, ryr, d2 = _pair(sx, sy, rx, ry, x, y, rout2, rin2, k, c)
     it0 = lo if uniform_taper else full
     w = np.float32(1.0)
@@ -422,9 +454,11 @@ def _plain_ranges(
         if it0 < full:  # in the taper zone at every sample (uniform_taper)
             w = _taper01((ap0 - np.sqrt(d2)) * inv_ap_taper)
         s_lo = _position(th2[it0], s2_sufmin[c, it0], ds2, dr2, t0_in, inv_h)
-        ite = _first_above(th2, s2_sufmin, c, ds2, dr2, t0_in, inv_h, smax + margin, it0)
+        ite = _first_above(th2, s2_sufmin, c, ds2, dr2, t0_in, inv_h, smax + margin, it0, hint_e)
         if s_lo >= margin:
-            itb = _first_above(th2, s2_premax, c, ds2, dr2, t0_in, inv_h, smax - margin, it0)
+            itb = _first_above(
+                th2, s2_premax, c, ds2, dr2, t0_in, inv_h, smax - margin, it0, hint_b
+            )
     return it0, itb, ite, w, ds2, dr2
 
 
@@ -619,13 +653,16 @@ def _migrate_plain(
         for i in prange(per * nthr):
             c0, c1 = _chunk_columns(i, per, nthr, ncol)  # see CYCLIC_CHUNKS
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
+                hint_b, hint_e = -1, -1  # NEAR_HINT: the last column's itb and ite (none yet)
                 for c in range(c0, c1):
                     it0, itb, ite, w, ds2, dr2 = _plain_ranges(
                         sx, sy, rx, ry, x, y, rout2, rin2, th2, s2_premax, s2_sufmin, t0_in, inv_h,
-                        smax, uniform_taper, ap0, inv_ap_taper, np.float32(0.0), k, c,
+                        smax, uniform_taper, ap0, inv_ap_taper, np.float32(0.0), k, c, hint_b,
+                        hint_e,
                     )  # fmt: skip
                     if it0 >= nt:
                         continue
+                    hint_b, hint_e = itb, ite
                     n = 0
                     if itb > it0 and windows:
                         n += _plain_nearest(
@@ -701,13 +738,15 @@ def _migrate_plain_interpolated(
         for i in prange(per * nthr):
             c0, c1 = _chunk_columns(i, per, nthr, ncol)  # see CYCLIC_CHUNKS
             for k in range(k0, k1):  # trace-major: see TRACE_MAJOR
+                hint_b, hint_e = -1, -1  # NEAR_HINT: the last column's itb and ite (none yet)
                 for c in range(c0, c1):
                     it0, itb, ite, w, ds2, dr2 = _plain_ranges(
                         sx, sy, rx, ry, x, y, rout2, rin2, th2, s2_premax, s2_sufmin, t0_in, inv_h,
-                        smax, True, ap0, inv_ap_taper, margin, k, c,
+                        smax, True, ap0, inv_ap_taper, margin, k, c, hint_b, hint_e,
                     )  # fmt: skip
                     if it0 >= ite:
                         continue
+                    hint_b, hint_e = itb, ite
                     _fill_positions(
                         pos, nodes, flags, i, th2, sl2, th2_nodes, sl2_nodes, blocks, times, bp, c,
                         ds2, dr2, t0_in, inv_h, node, qmin, it0, ite,

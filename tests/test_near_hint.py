@@ -1,0 +1,42 @@
+"""NEAR_HINT: the plain kernels' search for a pair's first sample past the trace's end
+gives the same index from any hint as a scan does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pstm.kernels._numba import _first_above, _position
+
+
+def _scan(th2, s2, c, ds2, dr2, t0_in, inv_h, smax, it0) -> int:  # type: ignore[no-untyped-def]
+    """The first it >= it0 whose position exceeds smax, one sample after the other."""
+    for it in range(it0, th2.shape[0]):
+        if _position(th2[it], s2[c, it], ds2, dr2, t0_in, inv_h) > smax:
+            return it
+    return int(th2.shape[0])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_first_above_equals_a_scan_from_any_hint(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    nt = int(rng.integers(2, 90))
+    tau = np.sort(rng.uniform(0.0, 3.0, nt)) + np.arange(nt) * 1e-3
+    th2 = ((tau / 2.0) ** 2).astype(np.float32)
+    # nondecreasing slowness rows (a running max of 1/v^2), two columns
+    s2 = np.maximum.accumulate(rng.uniform(1.5e-7, 4e-7, (2, nt)), axis=1).astype(np.float32)
+    f32 = np.float32
+    cases = 0
+    for _ in range(40):
+        c = int(rng.integers(0, 2))
+        ds2, dr2 = f32(rng.uniform(0, 4e6)), f32(rng.uniform(0, 4e6))
+        t0_in, inv_h = f32(0.0), f32(rng.uniform(100.0, 2000.0))
+        ends = [_position(th2[i], s2[c, i], ds2, dr2, t0_in, inv_h) for i in (0, nt - 1)]
+        smax = f32(rng.uniform(ends[0] - 5.0, ends[1] + 5.0))  # the answer anywhere, or none
+        it0 = int(rng.integers(0, nt))
+        want = _scan(th2, s2, c, ds2, dr2, t0_in, inv_h, smax, it0)
+        for hint in (-1, 0, it0, want - 1, want, want + 1, nt - 1, nt + 3, *rng.integers(0, nt, 4)):
+            got = _first_above(th2, s2, c, ds2, dr2, t0_in, inv_h, smax, it0, int(hint))
+            assert got == want, (hint, it0, got, want)
+            cases += 1
+    assert cases == 40 * 12
