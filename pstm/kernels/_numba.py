@@ -39,7 +39,9 @@ instead of bisecting the whole trace: on short records, where far traces end ins
 output window, the searches were about a fifth of a tile's kernel time (docs/benchmarks.md).
 WINDOW_LOADS (AVX-512): the plain kernels' proven-inside samples are read without gathers,
 from windows of the trace permuted in registers (:mod:`pstm.kernels._numba_windows`):
-the gathers were two thirds of the plain call.
+the gathers were two thirds of the plain call. CHECKED_WINDOWS: so are the checked ones
+near a trace's end (a weight per sample, 0 past the end; the reads stop at the last
+sample inside), which far traces of short records reach (docs/benchmarks.md, curve).
 COUNT32: each time loop counts its contributions in an int32 (a pair has fewer than 2^31
 samples): LLVM sizes its vectors by the widest value a loop loads, stores or reduces, and
 an int64 count (numba's int32 + int32 is int64, hence the ``np.int32(n + ...)``) halved
@@ -303,6 +305,7 @@ def _plain_nearest(
     it1: int,
     windows: bool,
     work: NDArray[np.float32],
+    work_w: NDArray[np.float32],
     i: int,
 ) -> int:
     """Plain DSR, nearest resampled sample, one weight ``w`` for the pair (1, or its
@@ -312,13 +315,30 @@ def _plain_nearest(
     the range it0..it1-1 is then +1 in ``starts[g, c, it0]`` and -1 in
     ``starts[g, c, it1]`` instead of a read-modify-write per sample. (Arrays are indexed
     whole, not through row views, so LLVM knows they do not alias and vectorises.)
-    ``windows`` (a constant, unchecked ranges only): WINDOW_LOADS, the positions first into
-    the task's row ``work[i]``, then 16 samples per :func:`add_read16` (the same sums)."""
+    ``windows`` (a constant): WINDOW_LOADS, the positions first into the task's row
+    ``work[i]``, then 16 samples per :func:`add_read16` (the same sums); on a checked
+    range each sample's weight w * ok goes into ``work_w[i]`` (CHECKED_WINDOWS: value *
+    (w * ok) equals (value * w) * ok for ok in {0, 1}) and the fold is counted per sample."""
     if windows and not checked:
         for it in range(np.uint64(it0), np.uint64(it1)):
             work[i, it] = _position(th2[it], sl2[c, it], ds2, dr2, t0_in, inv_h)
         _windowed_reads(gathers, g, c, data, k, work, i, w, smax, np.float32(0.0), it0, it1)
         return _mark_proven(starts, g, c, it0, it1)
+    if windows:  # checked
+        m = np.int32(0)  # COUNT32
+        last = np.int32(-1)  # the last sample inside: the reads stop there
+        for it in range(np.uint64(it0), np.uint64(it1)):
+            s = _position(th2[it], sl2[c, it], ds2, dr2, t0_in, inv_h)
+            ok = (s >= np.float32(0.0)) & (s <= smax)
+            work[i, it] = min(max(s, np.float32(0.0)), smax)  # in one window past the end
+            work_w[i, it] = w * np.float32(ok)
+            fold[g, c, it] += np.int32(ok)
+            m = np.int32(m + np.int32(ok))
+            last = max(last, np.int32(np.int32(np.int32(it) + np.int32(1)) * np.int32(ok) - 1))
+        _windowed_reads(
+            gathers, g, c, data, k, work, i, work_w, smax, np.float32(0.0), it0, int(last) + 1
+        )
+        return int(m)
     n = np.int32(0)  # COUNT32
     # unsigned loop index: no negative-index wrap-around code, so the loop vectorises
     for it in range(np.uint64(it0), np.uint64(it1)):
@@ -638,6 +658,7 @@ def _migrate_plain(
     counts: NDArray[np.int64],
     windows: bool,
     work: NDArray[np.float32],
+    work_w: NDArray[np.float32],
 ) -> None:
     """Plain DSR, nearest sample: the samples inside both tapers (the taper zones go to
     :func:`_migrate_features`), or, with ``uniform_taper`` (a constant aperture ``ap0``
@@ -667,17 +688,22 @@ def _migrate_plain(
                     if itb > it0 and windows:
                         n += _plain_nearest(
                             data, k - k0, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in,
-                            inv_h, smax, w, False, it0, itb, True, work, i,
+                            inv_h, smax, w, False, it0, itb, True, work, work_w, i,
                         )  # fmt: skip
                     elif itb > it0:
                         n += _plain_nearest(
                             data, k - k0, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in,
-                            inv_h, smax, w, False, it0, itb, False, work, i,
+                            inv_h, smax, w, False, it0, itb, False, work, work_w, i,
                         )  # fmt: skip
-                    if itb < ite:
+                    if itb < ite and windows:
                         n += _plain_nearest(
                             data, k - k0, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in,
-                            inv_h, smax, w, True, itb, ite, False, work, i,
+                            inv_h, smax, w, True, itb, ite, True, work, work_w, i,
+                        )  # fmt: skip
+                    elif itb < ite:
+                        n += _plain_nearest(
+                            data, k - k0, gathers, fold, starts, cls[k], c, th2, sl2, ds2, dr2, t0_in,
+                            inv_h, smax, w, True, itb, ite, False, work, work_w, i,
                         )  # fmt: skip
                     counts[i, 0] += n  # TASK_ROWS
     for c in prange(ncol):
@@ -1102,7 +1128,8 @@ def run_prepared(
     # every kernel, and the interpolated traveltimes' (which need them either way)
     positions = np.empty((nchunk if (WINDOW_LOADS or p.tt_node) else 0, nt), np.float32)
     rows_aa = nchunk if use_aa else 0  # AA_TWO_PASSES: level-row indices, one row per task
-    rows_w = nchunk if (use_aa or windows) else 0  # their weights (AA or WINDOW_LOADS)
+    # their weights (AA or WINDOW_LOADS; the plain kernel's checked ranges: CHECKED_WINDOWS)
+    rows_w = nchunk if (use_aa or windows) else 0
     work = (
         np.empty((rows_aa, nt), np.uint32),
         np.empty((rows_w, nt), np.float32),
@@ -1139,7 +1166,7 @@ def run_prepared(
             _migrate_plain(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], uniform, p.ap[0], fp[3], prep,
                 per, nthr, block, gathers, fold, np.zeros_like(fold), counts, WINDOW_LOADS,
-                positions,
+                positions, work[1],
             )  # fmt: skip
     return int(counts.sum())
 
