@@ -7,8 +7,10 @@ plus a hash of the pstm modules it runs, so an edit reruns only what it affects.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
+import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,12 +96,18 @@ def numba_cache_dir() -> Path:
     return root / ".numba_cache" / code_hash(("pstm.kernels",))
 
 
+@functools.cache
 def code_hash(modules: tuple[str, ...]) -> str:
-    """SHA-256 (first 16 hex digits) of the source files of the given modules/packages."""
+    """SHA-256 (first 16 hex digits) of the source files of the given modules/packages
+    (once per process: the Snakefile asks for the same modules' hash many times). Found
+    without running them (``find_spec``): the Snakefile's parse then imports no zarr or
+    pyarrow."""
     h = hashlib.sha256()
     for name in modules:
-        mod = importlib.import_module(name)
-        origin = Path(mod.__file__ or "")
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(f"no source for module {name!r}")
+        origin = Path(spec.origin)
         files = sorted(origin.parent.rglob("*.py")) if origin.name == "__init__.py" else [origin]
         for f in files:
             h.update(f.name.encode())

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import zarr
 from numpy.typing import NDArray
 
 from pstm.config import QcConfig
 from pstm.grid import OutputGrid
 from pstm.io.atomic import atomic_output
+
+if TYPE_CHECKING:
+    import zarr
 
 #: Figures of the assembled image (``results/qc/<name>.png``, :func:`write_qc`).
 IMAGE_FIGURES = ("inline", "crossline", "timeslice", "fold", "gathers")
@@ -28,6 +30,8 @@ QC_FIGURES = (*IMAGE_FIGURES, VELOCITY_FIGURE)
 
 def read_array(root: zarr.Group, name: str) -> NDArray[Any]:
     """A whole array of an image group, as numpy."""
+    import zarr
+
     arr = root[name]
     if not isinstance(arr, zarr.Array):
         raise TypeError(f"{name} in {root.store} is not an array")
@@ -59,6 +63,8 @@ def _pyplot() -> Any:
 
 def write_qc(image_zarr: str | Path, qc: QcConfig, out_dir: str | Path) -> list[Path]:
     """The :data:`IMAGE_FIGURES` of an assembled image, written atomically."""
+    import zarr  # here, not at the top: the Snakefile imports this module's names
+
     plt = _pyplot()
     root = zarr.open_group(str(image_zarr), mode="r")
     stack, fold = read_array(root, "image"), read_array(root, "fold")
