@@ -100,8 +100,8 @@ def numba_cache_dir() -> Path:
 def code_hash(modules: tuple[str, ...]) -> str:
     """SHA-256 (first 16 hex digits) of the source files of the given modules/packages
     (once per process: the Snakefile asks for the same modules' hash many times). Found
-    without running them (``find_spec``): the Snakefile's parse then imports no zarr or
-    pyarrow."""
+    without importing them (``find_spec`` imports only their parent packages): the
+    Snakefile's parse then imports no zarr or pyarrow."""
     h = hashlib.sha256()
     for name in modules:
         spec = importlib.util.find_spec(name)

@@ -12,7 +12,7 @@ from pstm.config import NonFinitePolicy, RhoFilter
 from pstm.errors import InputDataError
 from pstm.io.traces import open_traces, write_traces
 from pstm.plan import PRECONDITION_CHUNK_TRACES
-from pstm.precondition import apply_rho, precondition
+from pstm.precondition import RHO_BLOCK_TRACES, apply_rho, precondition, rho_response
 
 
 def test_precondition_in_threads_writes_every_chunk_in_order(tmp_path: Path) -> None:
@@ -29,6 +29,20 @@ def test_precondition_in_threads_writes_every_chunk_in_order(tmp_path: Path) -> 
         n = precondition(store, RhoFilter.THREE_D, NonFinitePolicy.ERROR, str(out), threads)
         assert n == ntr
         np.testing.assert_array_equal(zarr.open_array(str(out))[:], expected)
+
+
+@pytest.mark.parametrize("rho", [RhoFilter.THREE_D, RhoFilter.TWO_D])
+def test_rho_filter_in_blocks_equals_one_transform_per_trace(rho: RhoFilter) -> None:
+    """apply_rho's blocks of RHO_BLOCK_TRACES (two whole ones and a short one here) give
+    each trace exactly its own transform, computed here one trace at a time."""
+    rng = np.random.default_rng(5)
+    ns, dt = 37, 0.004
+    data = rng.standard_normal((2 * RHO_BLOCK_TRACES + 7, ns)).astype(np.float32)
+    response = rho_response(2 * ns, dt, rho).astype(np.complex64)
+    expected = np.stack(
+        [np.fft.irfft(np.fft.rfft(row, n=2 * ns) * response, n=2 * ns)[:ns] for row in data]
+    ).astype(np.float32)
+    np.testing.assert_array_equal(apply_rho(data, dt, rho), expected)
 
 
 def test_precondition_in_threads_leaves_nothing_on_bad_input(tmp_path: Path) -> None:

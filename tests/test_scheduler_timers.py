@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+from pathlib import Path
 
 from snakemake.scheduling.job_scheduler import JobScheduler
 
@@ -44,3 +45,9 @@ def test_snakemake_still_schedules_that_timer() -> None:
     method = JobScheduler._schedule_reevalutation
     assert method.__qualname__ + ".<locals>.<lambda>" == SNAKEMAKE_REEVALUATION_TIMER
     assert "threading.Timer(" in inspect.getsource(method)
+
+
+def test_the_snakefile_releases_the_timer_on_success_and_on_error() -> None:
+    snakefile = (Path(__file__).parent.parent / "Snakefile").read_text()
+    for hook in ("onsuccess", "onerror"):
+        assert f"{hook}:\n    release_scheduler_timers()" in snakefile, hook

@@ -5,7 +5,8 @@ Parallel contract: per block of traces, first ``prange`` over the block's traces
 rows of the block buffers), then ``prange`` over chunks of output columns (bins): each
 iteration owns its columns ``gathers[:, c, :]`` and ``fold[:, c, :]``, and row ``i`` (its
 own iteration index) of the per-task arrays: the contribution counts and the work rows
-(AA_TWO_PASSES; the interpolated traveltimes' positions), so no two threads write the
+(AA_TWO_PASSES; WINDOW_LOADS' positions and weights; the interpolated traveltimes'
+positions), so no two threads write the
 same memory and no atomics are needed. TASK_ROWS: those rows are indexed by the
 iteration ``i``, which numba hands to each thread as one contiguous run, not by the column
 chunk it maps to (CYCLIC_CHUNKS interleaves the chunks of the threads), and the counts
@@ -112,8 +113,9 @@ TRACE_BLOCK_BYTES = 1 << 20
 #: so LLVM gathers with 32-bit indices (16 lanes of AVX-512) instead of 64-bit ones (8 lanes)
 #: and needs no negative-index wrap-around.
 NONNEG31 = np.uint32(0x7FFFFFFF)
-#: WINDOW_LOADS: the plain kernel's proven-inside samples read 16 at a time from windows of
-#: the trace in registers (:func:`pstm.kernels._numba_windows.add_read16`) instead of
+#: WINDOW_LOADS: the plain kernel's samples (proven inside; checked ones: CHECKED_WINDOWS)
+#: read 16 at a time from windows of the trace in registers
+#: (:func:`pstm.kernels._numba_windows.add_read16`) instead of
 #: gathers, where numba's CPU target has AVX-512 (the same image bit for bit: tested):
 #: their positions first into the task's work row, then the windows. 2D benchmark line:
 #: plain 0.062-0.065 -> 0.042-0.043 s (docs/benchmarks.md). Read by :func:`run_prepared`
@@ -318,7 +320,8 @@ def _plain_nearest(
     ``windows`` (a constant): WINDOW_LOADS, the positions first into the task's row
     ``work[i]``, then 16 samples per :func:`add_read16` (the same sums); on a checked
     range each sample's weight w * ok goes into ``work_w[i]`` (CHECKED_WINDOWS: value *
-    (w * ok) equals (value * w) * ok for ok in {0, 1}) and the fold is counted per sample."""
+    (w * ok) equals (value * w) * ok bit for bit for ok in {0, 1}, as w >= 0: the same
+    zero's sign) and the fold is counted per sample."""
     if windows and not checked:
         for it in range(np.uint64(it0), np.uint64(it1)):
             work[i, it] = _position(th2[it], sl2[c, it], ds2, dr2, t0_in, inv_h)
@@ -330,7 +333,9 @@ def _plain_nearest(
         for it in range(np.uint64(it0), np.uint64(it1)):
             s = _position(th2[it], sl2[c, it], ds2, dr2, t0_in, inv_h)
             ok = (s >= np.float32(0.0)) & (s <= smax)
-            work[i, it] = min(max(s, np.float32(0.0)), smax)  # in one window past the end
+            # clamped here: past the trace's end the positions stay ordered (all smax), so
+            # the windows read them rather than the gather fallback
+            work[i, it] = min(max(s, np.float32(0.0)), smax)
             work_w[i, it] = w * np.float32(ok)
             fold[g, c, it] += np.int32(ok)
             m = np.int32(m + np.int32(ok))
@@ -1165,7 +1170,7 @@ def run_prepared(
         else:
             _migrate_plain(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], uniform, p.ap[0], fp[3], prep,
-                per, nthr, block, gathers, fold, np.zeros_like(fold), counts, WINDOW_LOADS,
+                per, nthr, block, gathers, fold, np.zeros_like(fold), counts, windows,
                 positions, work[1],
             )  # fmt: skip
     return int(counts.sum())

@@ -225,8 +225,9 @@ def add_read16(
     ``value_j = a + (p - q) lerp (rows[k, q + 1] - a)``, ``q = int(p)``, ``a = rows[k, q]``
     (the general kernel's, lerp = 1): their float32 operations in their order, so the
     same sums. The clamp changes nothing where the caller proved the positions inside the
-    trace, and keeps an interpolated position that strays by its allowed error on the
-    trace's end sample, as the fused loops do. ``w`` is one weight (a float32), or a 2D
+    trace, keeps an interpolated position that strays by its allowed error on the trace's
+    end sample, as the fused loops do, and reads a checked sample outside the trace (weight
+    0) at the trace's end. ``w`` is one weight (a float32), or a 2D
     float32 array of weights per sample, ``w[i, it + j]`` (the general kernel: weights,
     tapers and validity already multiplied in). The caller guarantees it + 16 <= the
     row's end, smax + 2 <= the length of ``rows``' rows (the zero sample past a trace's
