@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -182,6 +183,38 @@ def warm_up(variant: KernelVariant, threads: int) -> float:
     return time.perf_counter() - t0
 
 
+def tile_target(tile: Tile, grid: OutputGrid, vrms: NDArray[np.float32]) -> ImageTarget:
+    """The output points of ``tile``: its bin centres, the grid's time axis and its slice of
+    the full-grid v_rms cube, in the grid centre's float32 frame."""
+    x, y = grid.bin_xy(tile.il0, tile.nil, tile.xl0, tile.nxl)
+    v_tile = np.ascontiguousarray(
+        vrms[tile.il0 : tile.il0 + tile.nil, tile.xl0 : tile.xl0 + tile.nxl, :], dtype=np.float32
+    )
+    return ImageTarget(x=x, y=y, t0=grid.t0, dt=grid.dt, vrms=v_tile, origin=grid.centre)
+
+
+class TileTraces(NamedTuple):
+    """The traces a tile migrates (:func:`tile_traces`)."""
+
+    ids: NDArray[np.int64]
+    sx: NDArray[np.float64]
+    sy: NDArray[np.float64]
+    rx: NDArray[np.float64]
+    ry: NDArray[np.float64]
+    cls: NDArray[np.int32]  # offset class
+
+
+def tile_traces(tile: Tile, migration: MigrationConfig, index: MidpointIndex) -> TileTraces:
+    """The traces ``tile`` migrates: those within aperture whose offset falls in an offset
+    class, with their source and receiver coordinates and their class."""
+    ids = index.query(tile.il0, tile.nil, tile.xl0, tile.nxl, max_aperture_m(migration))
+    sx, sy = np.asarray(index.sx[ids]), np.asarray(index.sy[ids])
+    rx, ry = np.asarray(index.rx[ids]), np.asarray(index.ry[ids])
+    cls = offset_class_of(np.hypot(rx - sx, ry - sy), migration)
+    keep = cls >= 0
+    return TileTraces(ids[keep], sx[keep], sy[keep], rx[keep], ry[keep], cls[keep])
+
+
 def migrate_tile(
     tile: Tile,
     grid: OutputGrid,
@@ -197,22 +230,13 @@ def migrate_tile(
     (memory-mapped); returns the tile's gathers (n_classes, nil, nxl, nt), fold, stats."""
     kernel = get_kernel(backend)
     ncls = n_offset_classes(migration)
-    x, y = grid.bin_xy(tile.il0, tile.nil, tile.xl0, tile.nxl)
-    v_tile = np.ascontiguousarray(
-        vrms[tile.il0 : tile.il0 + tile.nil, tile.xl0 : tile.xl0 + tile.nxl, :], dtype=np.float32
-    )
-    target = ImageTarget(x=x, y=y, t0=grid.t0, dt=grid.dt, vrms=v_tile, origin=grid.centre)
+    target = tile_target(tile, grid, vrms)
     options = kernel_options(migration, threads)
     gathers = np.zeros((ncls, tile.nil, tile.nxl, grid.nt), dtype=np.float32)
     fold = np.zeros((ncls, tile.nil, tile.nxl, grid.nt), dtype=np.int32)
 
     t_start = time.perf_counter()
-    ids = index.query(tile.il0, tile.nil, tile.xl0, tile.nxl, max_aperture_m(migration))
-    sx, sy = np.asarray(index.sx[ids]), np.asarray(index.sy[ids])
-    rx, ry = np.asarray(index.rx[ids]), np.asarray(index.ry[ids])
-    cls = offset_class_of(np.hypot(rx - sx, ry - sy), migration)
-    keep = cls >= 0
-    ids, sx, sy, rx, ry, cls = ids[keep], sx[keep], sy[keep], rx[keep], ry[keep], cls[keep]
+    ids, sx, sy, rx, ry, cls = tile_traces(tile, migration, index)
     t_query = time.perf_counter() - t_start
 
     t_read = t_kernel = 0.0

@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import importlib.util
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,8 +72,6 @@ def release_scheduler_timers() -> int:
     Snakefile's ``onsuccess``/``onerror``), so that ``snakemake`` exits when its last job
     has finished rather than up to a second later. Other threads are left alone. Returns
     how many timers it cancelled."""
-    import threading
-
     timers = [
         t
         for t in threading.enumerate()

@@ -43,8 +43,8 @@ def rho_response(n_fft: int, dt: float, kind: RhoFilter) -> NDArray[np.complex12
 
 #: Traces transformed at once inside :func:`apply_rho`: the spectra of 512 traces of 750
 #: samples (2.4 MB) stay in cache and in memory that the allocator reuses; whole chunks of
-#: 8,192 traces at once took 0.076-0.39 s per chunk instead of 0.045 s (fresh 49 MB
-#: arrays, page faults on every call; docs/benchmarks.md, end to end).
+#: 8,192 traces at once (49 MB spectra allocated afresh on every call) took 0.076-0.39 s
+#: per chunk instead of 0.045-0.05 s (docs/benchmarks.md, end to end).
 RHO_BLOCK_TRACES = 512
 
 

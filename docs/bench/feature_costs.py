@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from pstm.bench import make_problem, options_for
+from pstm.bench import Problem, make_problem, options_for
 from pstm.config import AntiAlias, Backend, Interpolation, Weights
 from pstm.kernels import KernelOptions, get_kernel
 
@@ -31,8 +31,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def best_seconds(options: KernelOptions, repeat: int = 7) -> tuple[float, int]:
-    problem = make_problem(TRACES, NX, 1, NT)
+def best_seconds(problem: Problem, options: KernelOptions, repeat: int = 7) -> tuple[float, int]:
     kernel = get_kernel(Backend.NUMBA)
     shape = (options.n_offset_classes, NX, 1, NT)
 
@@ -48,8 +47,9 @@ def best_seconds(options: KernelOptions, repeat: int = 7) -> tuple[float, int]:
 
 def main() -> None:
     base = options_for("everything", Interpolation.OVERSAMPLED_NEAREST, 8, 2)
+    problem = make_problem(TRACES, NX, 1, NT)
     for name, change in VARIANTS.items():
-        seconds, n = best_seconds(dataclasses.replace(base, **change))
+        seconds, n = best_seconds(problem, dataclasses.replace(base, **change))
         print(f"{name:18} {seconds:.4f} s  {n:.3g} contributions")
 
 

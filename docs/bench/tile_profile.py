@@ -27,7 +27,7 @@ def main(work: str, tile_id: str, threads: int, subset: int | None) -> None:
     from pstm.index import read_index
     from pstm.io.traces import open_traces
     from pstm.kernels import _numba as nb
-    from pstm.kernels.operator import ImageTarget, TraceBatch, prepare
+    from pstm.kernels.operator import TraceBatch, prepare
     from pstm.pipeline import prepare_run
     from pstm.velocity import read_velocity
 
@@ -35,16 +35,13 @@ def main(work: str, tile_id: str, threads: int, subset: int | None) -> None:
         run = prepare_run(yaml.safe_load(fh), source="config.yaml")
     tile, grid, mig = run.plan.by_id()[tile_id], run.grid, run.config.migration
     index, store = read_index("results/index"), open_traces("results/precondition/traces.zarr")
-    vrms = read_velocity("results/velocity/vrms.npy")
-    x, y = grid.bin_xy(tile.il0, tile.nil, tile.xl0, tile.nxl)
-    v = vrms[tile.il0 : tile.il0 + tile.nil, tile.xl0 : tile.xl0 + tile.nxl, :]
-    target = ImageTarget(x, y, grid.t0, grid.dt, np.ascontiguousarray(v, np.float32), grid.centre)
+    target = m.tile_target(tile, grid, read_velocity("results/velocity/vrms.npy"))
+    x, y = target.x, target.y
     options = m.kernel_options(mig, threads)
-    ids = index.query(tile.il0, tile.nil, tile.xl0, tile.nxl, m.max_aperture_m(mig))
+    ids, sx, sy, rx, ry, cls = m.tile_traces(tile, mig, index)  # as the tile job takes them
     if subset is not None:
-        ids = np.sort(np.random.default_rng(0).choice(ids, subset, replace=False))
-    sx, sy, rx, ry = (np.asarray(a[ids]) for a in (index.sx, index.sy, index.rx, index.ry))
-    cls = m.offset_class_of(np.hypot(rx - sx, ry - sy), mig)
+        pick = np.sort(np.random.default_rng(0).choice(len(ids), subset, replace=False))
+        ids, sx, sy, rx, ry, cls = ids[pick], sx[pick], sy[pick], rx[pick], ry[pick], cls[pick]
     data = store.read(ids)
     shape = (m.n_offset_classes(mig), tile.nil, tile.nxl, grid.nt)
 
