@@ -464,9 +464,9 @@ def test_antialiasing_removes_the_operator_aliasing_noise() -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="measured 5.9 % (not < 1 %; without anti-aliasing the coarse image is within "
-    "2.5 % of the dense one); an exact-length LCB gives 2.5 %, an ideal local low-pass "
-    "4.2 % (docs/bench/antialias_limits.py): a cut-off varying along the operator breaks "
-    "the cancellation where it crosses the event",
+    "2.5 % of the dense one); an exact-length LCB gives 2.5 %: the triangle damps "
+    "frequencies below 2 f_a, which sum correctly for flat data; filters that pass them "
+    "leave dipping events' aliasing noise (docs/bench/antialias_limits.py, README)",
 )
 def test_antialiasing_leaves_an_unaliased_flat_reflector_unchanged() -> None:
     """A flat reflector is not aliased (zero data dip): its image must not change."""
