@@ -36,6 +36,12 @@ rule all:
     default_target: True
 
 
+# a run through a cluster executor leaves a marker: resuming a killed run then asks SLURM
+# for its jobs (pstm.resume)
+onstart:
+    record_executor(workflow.executor_plugin.name if workflow.executor_plugin else None)
+
+
 # Snakemake's scheduler leaves a one-second timer behind that delays its exit
 # (pstm.pipeline.release_scheduler_timers)
 onsuccess:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from pstm import __version__
@@ -36,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # the workflow's numba cache (workflow/rules/common.smk): a command that compiles the
+    # kernels (preflight's timing, bench) reuses and fills the same one
+    from pstm.pipeline import numba_cache_dir
+
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
     try:
         code: int = importlib.import_module(args._module).run(args)
     except PstmError as exc:

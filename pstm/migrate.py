@@ -256,10 +256,19 @@ def migrate_tile(
     return gathers, fold, stats
 
 
+#: The tile file's member holding the digest of its job's params.
+TILE_PARAMS_KEY = "params_digest"
+
+
 def write_tile(
-    path: str | Path, tile: Tile, gathers: NDArray[np.float32], fold: NDArray[np.int32]
+    path: str | Path,
+    tile: Tile,
+    gathers: NDArray[np.float32],
+    fold: NDArray[np.int32],
+    digest: str,
 ) -> float:
-    """Write a tile file atomically; returns the seconds it took."""
+    """Write a tile file atomically, with the digest of the params it was migrated with
+    (:func:`pstm.pipeline.params_digest`); returns the seconds it took."""
     t0 = time.perf_counter()
     with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         np.savez(
@@ -267,8 +276,19 @@ def write_tile(
             gathers=gathers,
             fold=fold,
             extent=np.array([tile.il0, tile.nil, tile.xl0, tile.nxl]),
+            params_digest=np.array(digest),  # TILE_PARAMS_KEY
         )
     return time.perf_counter() - t0
+
+
+def read_tile_params_digest(path: str | Path) -> str | None:
+    """The params digest a tile file was written with; None for a file without one (or
+    not a tile file)."""
+    try:
+        with np.load(path) as f:
+            return str(f[TILE_PARAMS_KEY]) if TILE_PARAMS_KEY in f.files else None
+    except (OSError, ValueError, EOFError):
+        return None
 
 
 def read_tile(path: str | Path) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.int32]]:

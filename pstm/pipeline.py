@@ -11,6 +11,7 @@ import functools
 import hashlib
 import importlib
 import importlib.util
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -64,6 +65,30 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
 #: not a daemon thread: at exit Python waits for the last one, up to a second after the
 #: last job. This names that timer's function, the only one
 #: :func:`release_scheduler_timers` cancels.
+#: The config sections a tile job depends on: with the stage's code hash and the tile's
+#: extent, its Snakemake params (workflow/rules/migrate.smk, :meth:`PreparedRun.tile_params`).
+MIGRATE_SECTIONS = ("grid", "migration", "input")
+
+
+#: What a tile job reads (workflow/rules/migrate.smk). Snakemake redoes a tile whose file is
+#: older than one of them, and ``pstm status`` counts such a tile as outdated.
+TILE_INPUTS = {
+    "index": "results/index",
+    "jit": "results/jit/kernels.json",  # kernels compiled once, before any tile job
+    "coverage": "results/coverage.json",  # gate: fails early when no trace is in aperture
+    "traces": "results/precondition/traces.zarr",
+    "vrms": "results/velocity/vrms.npy",
+}
+
+
+def params_digest(params: dict[str, Any]) -> str:
+    """SHA-256 (first 16 hex digits) of a job's params as canonical JSON. A tile file keeps
+    the digest of the params it was migrated with, so that ``pstm status`` tells a tile of
+    an earlier configuration (or pstm version) from a current one."""
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 SNAKEMAKE_REEVALUATION_TIMER = "JobScheduler._schedule_reevalutation.<locals>.<lambda>"
 
 
@@ -131,6 +156,12 @@ class Run:
         out.update(extra)
         out["code"] = code_hash(STAGE_MODULES[stage])
         return out
+
+    def tile_params(self, tile_id: str) -> dict[str, Any]:
+        """The params of tile ``tile_id``'s job, as the Snakefile gives them (its config
+        sections, the code hash, the tile's extent)."""
+        tile = self.plan.by_id()[tile_id]
+        return {**self.params("migrate", *MIGRATE_SECTIONS), "tile": tile.as_params()}
 
     def resolved_yaml(self) -> str:
         header = (

@@ -8,8 +8,11 @@ the jobs it had started keep running to completion as orphans. Before each run,
   ``time`` or ``nice``...) means another run is live: nothing is touched, exit non-zero;
 - an orphaned job of a killed run (``python .snakemake/scripts/...``) is waited for, so
   the new run never starts the same tile a second time while the old job still writes it;
-- SLURM jobs (``squeue``, when installed) whose working directory is this one count as
-  live jobs too: they are waited for.
+- SLURM jobs (``squeue``) whose working directory is this one count as live jobs too:
+  they are waited for. SLURM is asked only where a run of this directory went through
+  it: the Snakefile's ``onstart`` leaves :data:`REMOTE_EXECUTOR_MARKER` when a run uses a
+  cluster executor (:func:`record_executor`). A machine with ``squeue`` but no working
+  SLURM (e.g. after a test) then runs local workflows undisturbed.
 
 Only then are the locks stale, and they are removed. Processes are recognised by what
 they run and where, never by a remembered PID, so PID reuse cannot fool the check.
@@ -45,11 +48,30 @@ _SNAKEMAKE_RE = re.compile(r"(?:^|[\s/])snakemake(?:$|[\s.:])")
 _JOB_RE = re.compile(r"(?:^|[\s/])\.snakemake/scripts/")
 
 
+#: Left in ``.snakemake`` by a run that used a cluster executor (it holds the executor's
+#: name): only then does the resume ask SLURM about this directory's jobs.
+REMOTE_EXECUTOR_MARKER = Path(".snakemake") / "pstm-remote-executor"
+
+
 class SlurmCheck(StrEnum):
     """Whether to ask SLURM for jobs of a killed run (``--slurm``)."""
 
-    AUTO = "auto"  # when ``squeue`` is installed; a failing squeue stops the resume
-    OFF = "off"  # this directory is never run through SLURM
+    #: where a run of this directory used a cluster executor (the marker) and ``squeue`` is
+    #: installed; a failing squeue then stops the resume
+    AUTO = "auto"
+    OFF = "off"  # never ask
+
+
+def record_executor(executor: str | None, workdir: Path | None = None) -> bool:
+    """Leave :data:`REMOTE_EXECUTOR_MARKER` when a run uses a cluster executor (anything
+    but ``local``, ``dryrun`` or ``touch``); called by the Snakefile's ``onstart`` with the
+    executor plugin's name. Returns whether it wrote the marker."""
+    if executor is None or executor in ("local", "dryrun", "touch"):
+        return False
+    marker = (workdir or Path.cwd()) / REMOTE_EXECUTOR_MARKER
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(f"{executor}\n")
+    return True
 
 
 class ProcessKind(StrEnum):
@@ -119,7 +141,7 @@ def local_processes(workdir: Path) -> list[WorkflowProcess]:
 def slurm_jobs(workdir: Path, check: SlurmCheck = SlurmCheck.AUTO) -> list[WorkflowProcess]:
     """This user's SLURM jobs whose working directory is ``workdir`` ([] without SLURM)."""
     squeue = shutil.which("squeue")
-    if check is SlurmCheck.OFF or squeue is None:
+    if check is SlurmCheck.OFF or squeue is None or not (workdir / REMOTE_EXECUTOR_MARKER).exists():
         return []
     try:
         out = subprocess.run(
@@ -130,9 +152,12 @@ def slurm_jobs(workdir: Path, check: SlurmCheck = SlurmCheck.AUTO) -> list[Workf
             check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError) as exc:
+        said = getattr(exc, "stderr", None)  # squeue's own words, where it answered
+        detail = said.strip().splitlines()[-1] if isinstance(said, str) and said.strip() else exc
         raise SystemExit(
             f"pstm: cannot ask SLURM (squeue) whether jobs of a previous run are still "
-            f"running in {workdir}: {exc}. Check SLURM and run the same command again; if "
+            f"running in {workdir}: {str(detail).rstrip('.')}. Check SLURM and run the same "
+            "command again; if "
             "this directory never runs through SLURM, resume with --slurm off "
             "(make run RESUME_ARGS='--slurm off')"
         ) from None
@@ -147,7 +172,12 @@ def slurm_jobs(workdir: Path, check: SlurmCheck = SlurmCheck.AUTO) -> list[Workf
 
 
 def workflow_processes(workdir: Path, slurm: SlurmCheck) -> list[WorkflowProcess]:
-    return local_processes(workdir) + slurm_jobs(workdir, slurm)
+    """This directory's processes; SLURM is not asked when a live Snakemake run is found
+    here (that alone stops the resume, and is the message to show)."""
+    local = local_processes(workdir)
+    if any(p.kind is ProcessKind.SNAKEMAKE for p in local):
+        return local
+    return local + slurm_jobs(workdir, slurm)
 
 
 def prepare_resume(
@@ -215,7 +245,8 @@ def main(argv: list[str] | None = None) -> None:
         type=SlurmCheck,
         choices=list(SlurmCheck),
         default=SlurmCheck.AUTO,
-        help="look for SLURM jobs of a killed run: auto (when squeue exists) or off",
+        help="look for SLURM jobs of a killed run: auto (where a run of this directory used "
+        "a cluster executor and squeue exists) or off",
     )
     args = parser.parse_args(argv)
     msg = prepare_resume(Path.cwd(), wait_s=args.wait_s, slurm=args.slurm)

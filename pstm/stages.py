@@ -122,6 +122,7 @@ def migrate(
     params: dict[str, Any], index_dir: str, traces: str, vrms: str, out: str, threads: int
 ) -> None:
     from pstm.migrate import KernelVariant, migrate_tile, warm_up, write_tile
+    from pstm.pipeline import params_digest
     from pstm.velocity import read_velocity
 
     migration = MigrationConfig.model_validate(params["migration"])
@@ -143,7 +144,7 @@ def migrate(
         inp.non_finite,
         threads,
     )
-    seconds_write = write_tile(out, tile, gathers, fold)
+    seconds_write = write_tile(out, tile, gathers, fold, params_digest(params))
     record = {
         **stats.as_dict(),
         "seconds_kernel_load": round(seconds_load, 4),

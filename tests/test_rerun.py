@@ -7,6 +7,9 @@ both take well under a second. ``all`` is Snakemake's target job."""
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pstm.cli import main
 from tests.helpers import make_workdir, planned_jobs, snakemake, tiny_config
 from tests.snapshot import freeze_pstm
 
@@ -100,3 +104,35 @@ def test_edit_reruns_exactly(finished: Path, edit: dict[str, Any], expect: dict[
 
 def test_undoing_the_edits_leaves_nothing_to_do(finished: Path) -> None:
     assert planned_jobs(finished) == {}
+
+
+def test_status_counts_the_tiles_an_edit_or_a_newer_input_redoes(
+    finished: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tile files keep the digest of their jobs' params (as Snakemake ran them): pstm
+    status counts them done, outdated after an aperture edit, and outdated when an input
+    of theirs is newer (a velocity redone), as Snakemake would redo them."""
+
+    def status() -> dict[str, Any]:
+        assert main(["status", "--directory", str(finished), "--json"]) == 0
+        result: dict[str, Any] = json.loads(capsys.readouterr().out)
+        return result
+
+    assert (status()["done"], status()["outdated"]) == (N_TILES, 0)
+    config = finished / "config.yaml"
+    original = config.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["migration"] = {**cfg.get("migration", {}), "aperture_m": 350.0}
+    try:
+        config.write_text(yaml.safe_dump(cfg))
+        assert (status()["done"], status()["outdated"]) == (0, N_TILES)
+    finally:
+        config.write_text(original)
+    vrms = finished / "results" / "velocity" / "vrms.npy"
+    before = vrms.stat()
+    try:
+        os.utime(vrms, (time.time() + 5, time.time() + 5))
+        assert (status()["done"], status()["outdated"]) == (0, N_TILES)
+    finally:
+        os.utime(vrms, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert status()["done"] == N_TILES

@@ -23,7 +23,7 @@ import zarr
 from pstm.assemble import assemble
 from pstm.grid import OutputGrid
 from pstm.io.atomic import atomic_output, remove_stale_tmps, tmp_name
-from pstm.resume import ProcessKind, SlurmCheck, classify, prepare_resume
+from pstm.resume import ProcessKind, SlurmCheck, classify, prepare_resume, record_executor
 from tests.helpers import make_workdir, parse, snakemake, tiny_config
 from tests.snapshot import freeze_pstm
 
@@ -280,13 +280,29 @@ def test_resume_sees_slurm_jobs_in_this_directory(
     locks = tmp_path / ".snakemake" / "locks"
     locks.mkdir(parents=True)
     (locks / "0.input.lock").write_text("")  # left by a killed head
+    # no run of this directory went through SLURM: squeue is not asked
+    assert "removed" in prepare_resume(tmp_path, wait_s=0)
+    (locks / "0.input.lock").write_text("")
+    assert not record_executor("local", tmp_path) and not record_executor(None, tmp_path)
+    assert record_executor("slurm", tmp_path)  # what the Snakefile's onstart leaves
     with pytest.raises(SystemExit, match="slurm job 4242"):
         prepare_resume(tmp_path, wait_s=0)
     assert "removed" in prepare_resume(tmp_path, wait_s=0, slurm=SlurmCheck.OFF)
     (locks / "0.input.lock").write_text("")
     squeue.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact' >&2\nexit 1\n")
-    with pytest.raises(SystemExit, match=r"cannot ask SLURM.*--slurm off"):
+    with pytest.raises(
+        SystemExit, match=r"cannot ask SLURM.*: slurm_load_jobs error: Unable to contact\. Check"
+    ):
         prepare_resume(tmp_path, wait_s=0)
+    with pytest.raises(SystemExit, match=r"--slurm off"):
+        prepare_resume(tmp_path, wait_s=0)
+
+
+def test_snakefile_records_a_cluster_executor() -> None:
+    """The Snakefile's onstart hook passes the executor's name to record_executor."""
+    text = (Path(__file__).parents[1] / "Snakefile").read_text()
+    hook = text.split("onstart:", 1)[1].split("\n\n", 1)[0]
+    assert "record_executor(workflow.executor_plugin.name" in hook
 
 
 @pytest.mark.parametrize(

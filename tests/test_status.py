@@ -8,12 +8,14 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from pstm.cli import main
 from pstm.commands.status import format_status, tile_status
-from pstm.pipeline import prepare_run
+from pstm.migrate import write_tile
+from pstm.pipeline import params_digest, prepare_run
 from pstm.summary import read_job_log, run_summary
 from tests.helpers import tiny_config
 
@@ -161,6 +163,36 @@ def test_cli_reads_the_plan_from_the_config(
     assert main(["status", "--directory", str(root), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["done"] == 1 and record["total"] == 4 and record["contributions"] == 1234
+
+
+def test_a_tile_of_other_parameters_is_outdated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A tile file keeps the digest of its job's params; one migrated with another config
+    is outdated (the next run redoes it), not done."""
+    root, ids = _workdir(tmp_path)
+    run = prepare_run(tiny_config())
+    other = tiny_config()
+    other["migration"] = {**other.get("migration", {}), "aperture_m": 321.0}
+    stale = prepare_run(other)
+    for tid, source in ((ids[0], run), (ids[1], stale)):
+        write_done_tile(root, tid, end_s=10.0, seconds=10.0, contributions=100)
+        tile = run.plan.by_id()[tid]
+        gathers = np.zeros((1, tile.nil, tile.nxl, 2), np.float32)
+        digest = params_digest(source.tile_params(tid))
+        write_tile(
+            root / "results" / "tiles" / f"{tid}.npz",
+            tile,
+            gathers,
+            gathers.astype(np.int32),
+            digest,
+        )
+    assert params_digest(run.tile_params(ids[1])) != params_digest(stale.tile_params(ids[1]))
+    assert main(["status", "--directory", str(root), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["done"], record["outdated"], record["waiting"]) == (1, 1, 2)
+    assert main(["status", "--directory", str(root)]) == 0
+    assert "1 / 4 done (25%)" in capsys.readouterr().out
 
 
 def test_cli_without_config_says_how_to_fix(

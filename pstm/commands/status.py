@@ -3,7 +3,12 @@
 The plan (which tiles exist) comes from :func:`pstm.pipeline.prepare_run` on the config;
 progress from the tile outputs (``results/tiles/<id>.npz``) and the tile logs
 (``logs/migrate/<id>.log``, see :mod:`pstm.summary`). Nothing is asked of Snakemake or of
-a scheduler, so a local run and a cluster run on a shared filesystem read the same.
+a scheduler, so a local run and a cluster run on a shared filesystem read the same. A tile
+file migrated with other params than the config's (another aperture, another pstm: the
+digest it keeps, :func:`pstm.pipeline.params_digest`), or older than a file the tile job
+reads (:data:`pstm.pipeline.TILE_INPUTS`, e.g. a velocity redone), is ``outdated``: the
+next run redoes it, so it does not count as done. (A config edit upstream of the tiles,
+e.g. of the velocity, shows once its stage has run.)
 
 Rates and the ETA: the wall-clock span runs from the first tile start to the latest
 activity (now, while Snakemake holds its lock and tiles remain; else the last log line or
@@ -26,6 +31,8 @@ from typing import Any
 import yaml
 
 from pstm.errors import ConfigError
+from pstm.migrate import read_tile_params_digest
+from pstm.pipeline import TILE_INPUTS
 from pstm.summary import JobLog, read_job_log
 
 #: Directories of the workflow that status reads (relative to the workflow directory).
@@ -39,7 +46,7 @@ SLURM_LOGS_DIR = Path(".snakemake/slurm_logs")
 @dataclass(frozen=True)
 class TileState:
     id: str
-    state: str  # done | failed | running | stopped | waiting
+    state: str  # done | outdated | failed | running | stopped | waiting
     log: str | None
     message: str | None = None
     other_logs: tuple[str, ...] = ()
@@ -53,6 +60,7 @@ class Status:
     running: int
     stopped: int
     waiting: int
+    outdated: int  # finished with other params than the config's: to redo
     snakemake_active: bool
     contributions: int
     kernel_seconds: float
@@ -77,9 +85,17 @@ def _other_logs(root: Path, tile_id: str) -> tuple[str, ...]:
     return tuple(sorted(str(p.relative_to(root)) for p in base.rglob("*.log") if tile_id in str(p)))
 
 
-def tile_status(root: Path, tile_ids: list[str], now: dt.datetime | None = None) -> Status:
-    """Status of the planned tiles ``tile_ids`` of the workflow in ``root``."""
+def tile_status(
+    root: Path,
+    tile_ids: list[str],
+    now: dt.datetime | None = None,
+    digests: dict[str, str] | None = None,
+) -> Status:
+    """Status of the planned tiles ``tile_ids`` of the workflow in ``root``; ``digests``:
+    each tile's current params digest (a tile file that records another is outdated)."""
     active = (root / LOCKS_DIR).is_dir() and any((root / LOCKS_DIR).glob("*.lock"))
+    inputs = [root / p for p in TILE_INPUTS.values() if (root / p).exists()]
+    newest = max(inputs, key=lambda p: p.stat().st_mtime, default=None)
     states: list[TileState] = []
     contributions, kernel_s = 0, 0.0
     first: dt.datetime | None = None
@@ -93,7 +109,12 @@ def tile_status(root: Path, tile_ids: list[str], now: dt.datetime | None = None)
         if current:
             first = min(filter(None, (first, job.started)))
             last = max(filter(None, (last, job.last)))
-        if out.exists():
+        recorded = read_tile_params_digest(out) if digests and out.exists() else None
+        if recorded is not None and digests is not None and recorded != digests[tid]:
+            state, message = "outdated", "migrated with other parameters; the next run redoes it"
+        elif newest is not None and out.exists() and _mtime(out) < _mtime(newest):
+            state, message = "outdated", f"older than {newest.relative_to(root)}; to redo"
+        elif out.exists():
             state, message = "done", None
             last = max(filter(None, (last, _mtime(out))))
             if job.tile is not None:
@@ -111,6 +132,7 @@ def tile_status(root: Path, tile_ids: list[str], now: dt.datetime | None = None)
     counts = {s: sum(1 for t in states if t.state == s) for s in ("done", "failed", "running")}
     counts["stopped"] = sum(1 for t in states if t.state == "stopped")
     counts["waiting"] = sum(1 for t in states if t.state == "waiting")
+    counts["outdated"] = sum(1 for t in states if t.state == "outdated")
     left = len(tile_ids) - counts["done"]
     if active and left > 0:  # tiles still to come: the span runs up to now
         end: dt.datetime | None = now if now is not None else dt.datetime.now()
@@ -129,6 +151,7 @@ def tile_status(root: Path, tile_ids: list[str], now: dt.datetime | None = None)
         running=counts["running"],
         stopped=counts["stopped"],
         waiting=counts["waiting"],
+        outdated=counts["outdated"],
         snakemake_active=active,
         contributions=contributions,
         kernel_seconds=kernel_s,
@@ -147,7 +170,8 @@ def format_status(status: Status) -> str:
     pct = 100.0 * status.done / status.total if status.total else 100.0
     lines = [
         f"tiles        : {status.done} / {status.total} done ({pct:.0f}%), {status.running} "
-        f"running, {status.failed} failed, {status.stopped} stopped, {status.waiting} waiting",
+        f"running, {status.failed} failed, {status.stopped} stopped, {status.waiting} waiting"
+        + (f", {status.outdated} outdated (to redo)" if status.outdated else ""),
         f"snakemake    : {'running (lock held)' if status.snakemake_active else 'not running'}",
         f"contributions: {status.contributions:.4g} in finished tiles; "
         f"{rate(status.contributions_per_s)} wall clock over {status.span_seconds:.1f} s, "
@@ -184,7 +208,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pstm.pipeline import prepare_run
+    from pstm.pipeline import params_digest, prepare_run
 
     root = args.directory.resolve()
     config = root / args.config
@@ -200,10 +224,11 @@ def run(args: argparse.Namespace) -> int:
     cwd = Path.cwd()
     os.chdir(root)  # the plan resolves input paths relative to the workflow directory
     try:
-        plan = prepare_run(raw, source=str(config)).plan
+        prepared = prepare_run(raw, source=str(config))
+        digests = {t.id: params_digest(prepared.tile_params(t.id)) for t in prepared.plan.tiles}
     finally:
         os.chdir(cwd)
-    status = tile_status(root, [t.id for t in plan.tiles])
+    status = tile_status(root, [t.id for t in prepared.plan.tiles], digests=digests)
     if args.json:
         print(json.dumps(status.as_dict(), indent=1))
     else:

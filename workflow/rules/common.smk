@@ -4,8 +4,15 @@ import os
 import sys
 
 from pstm.errors import PstmError
-from pstm.pipeline import numba_cache_dir, prepare_run, release_scheduler_timers
+from pstm.pipeline import (
+    MIGRATE_SECTIONS,
+    TILE_INPUTS,
+    numba_cache_dir,
+    prepare_run,
+    release_scheduler_timers,
+)
 from pstm.plan import BATCH_ID_PATTERN, precondition_threads
+from pstm.resume import record_executor
 from pstm.qc import IMAGE_FIGURES, QC_FIGURES, VELOCITY_FIGURE
 
 _log = logging.getLogger("pstm")

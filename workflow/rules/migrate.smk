@@ -18,16 +18,12 @@ rule compile_kernels:
 
 rule migrate_tile:
     input:
-        index="results/index",
-        jit="results/jit/kernels.json",  # kernels compiled once, before any tile job
-        coverage="results/coverage.json",  # gate: fails early when no trace is in aperture
-        traces="results/precondition/traces.zarr",
-        vrms="results/velocity/vrms.npy",
+        **TILE_INPUTS,  # the index, compiled kernels, coverage gate, traces, velocity
     output:
         "results/tiles/{tile}.npz",
     params:
-        **RUN.params("migrate", "grid", "migration", "input"),
-        tile=tile_extent,
+        **RUN.params("migrate", *MIGRATE_SECTIONS),
+        tile=tile_extent,  # (RUN.tile_params gives the same, for pstm status)
     group:
         tile_batch
     threads: RUN.plan.threads_per_job
