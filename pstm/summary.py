@@ -108,17 +108,28 @@ class StageTiming:
     first_start: dt.datetime | None = None
     last_end: dt.datetime | None = None
     failed: list[str] = field(default_factory=list)
+    #: (start, last activity) of each job with a log
+    spans: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
 
     @property
     def wall_s(self) -> float:
-        if self.first_start is None or self.last_end is None:
-            return 0.0
-        return (self.last_end - self.first_start).total_seconds()
+        """Seconds in which at least one job of the stage ran: the union of the jobs'
+        spans, so that the pause between an interrupted run and its resume (minutes or
+        days) does not count."""
+        total, end = 0.0, None
+        for start, last in sorted(self.spans):
+            if end is None or start > end:
+                total += (last - start).total_seconds()
+                end = last
+            elif last > end:
+                total += (last - end).total_seconds()
+                end = last
+        return total
 
 
 def stage_timings(logs_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, StageTiming]:
     """Per stage (log directory, except ``exclude``): jobs, finished jobs, summed job
-    seconds, wall-clock span."""
+    seconds, the jobs' spans (wall seconds: their union)."""
     out: dict[str, StageTiming] = {}
     if not logs_dir.is_dir():
         return out
@@ -139,6 +150,8 @@ def stage_timings(logs_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, St
                 timing.first_start = min(filter(None, (timing.first_start, job.started)))
             if job.last is not None:
                 timing.last_end = max(filter(None, (timing.last_end, job.last)))
+            if job.started is not None and job.last is not None:
+                timing.spans.append((job.started, job.last))
         out[stage] = timing
     return out
 

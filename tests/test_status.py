@@ -16,7 +16,7 @@ from pstm.cli import main
 from pstm.commands.status import format_status, tile_status
 from pstm.migrate import write_tile
 from pstm.pipeline import params_digest, prepare_run
-from pstm.summary import read_job_log, run_summary
+from pstm.summary import StageTiming, read_job_log, run_summary
 from tests.helpers import tiny_config
 
 T0 = dt.datetime(2026, 11, 25, 12, 0, 0)
@@ -227,7 +227,8 @@ def test_summary_from_logs(tmp_path: Path) -> None:
     assert totals["kernel_thread_seconds"] == pytest.approx(2.0 + 2.0 * 3)  # kernel x threads
     assert totals["contributions_per_kernel_second"] == 1000
     assert totals["kernel_load_seconds"] == pytest.approx(0.5)  # reported apart from the kernel
-    assert totals["migrate_wall_seconds"] == pytest.approx(7.0)  # 6 s to 13 s
+    # the union of the jobs' spans, 6-10 s and 8-12 s (the failed job logged once, at 13 s)
+    assert totals["migrate_wall_seconds"] == pytest.approx(6.0)
     # process less kernel seconds: 3.5 - 2.0 and 2.75 - 2.0
     assert totals["tile_job_overhead_seconds"] == {"min": 0.75, "median": 1.12, "max": 1.5}
     assert totals["backends"] == ["numba"] and totals["input_traces"] is None
@@ -253,3 +254,11 @@ def test_log_of_an_earlier_run_without_output_waits(tmp_path: Path) -> None:
     write_done_tile(tmp_path, ids[1], end_s=30.0, seconds=10.0, contributions=700)
     status = tile_status(tmp_path, ids, now=T0 + dt.timedelta(seconds=100))
     assert status.eta_seconds == 0.0 and status.span_seconds == pytest.approx(30.0, abs=1e-3)
+
+
+def test_wall_seconds_leave_out_a_pause_between_runs() -> None:
+    """An interrupted run resumed later: the stage's wall time is the time its jobs ran."""
+    at = [T0 + dt.timedelta(seconds=x) for x in (0, 4, 2, 5, 3600, 3610)]
+    timing = StageTiming(spans=[(at[0], at[1]), (at[2], at[3]), (at[4], at[5])])
+    assert timing.wall_s == pytest.approx(5.0 + 10.0)
+    assert StageTiming().wall_s == 0.0
