@@ -60,11 +60,6 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
-#: Snakemake's job scheduler (9.x) re-evaluates once a second through a
-#: ``threading.Timer`` (its ``--max-jobs-per-timespan`` rate limiter, on by default) that is
-#: not a daemon thread: at exit Python waits for the last one, up to a second after the
-#: last job. This names that timer's function, the only one
-#: :func:`release_scheduler_timers` cancels.
 #: The config sections a tile job depends on: with the stage's code hash and the tile's
 #: extent, its Snakemake params (workflow/rules/migrate.smk, :meth:`PreparedRun.tile_params`).
 MIGRATE_SECTIONS = ("grid", "migration", "input")
@@ -89,6 +84,11 @@ def params_digest(params: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+#: Snakemake's job scheduler (9.x) re-evaluates once a second through a
+#: ``threading.Timer`` (its ``--max-jobs-per-timespan`` rate limiter, on by default) that is
+#: not a daemon thread: at exit Python waits for the last one, up to a second after the
+#: last job. This names that timer's function, the only one
+#: :func:`release_scheduler_timers` cancels.
 SNAKEMAKE_REEVALUATION_TIMER = "JobScheduler._schedule_reevalutation.<locals>.<lambda>"
 
 
@@ -156,6 +156,11 @@ class Run:
         out.update(extra)
         out["code"] = code_hash(STAGE_MODULES[stage])
         return out
+
+    def config_params(self) -> dict[str, Any]:
+        """The whole validated config as params, one per section (the preflight's): after an
+        edit Snakemake's reason names the changed sections only, not the whole config."""
+        return {s: section_params(getattr(self.config, s)) for s in type(self.config).model_fields}
 
     def tile_params(self, tile_id: str) -> dict[str, Any]:
         """The params of tile ``tile_id``'s job, as the Snakefile gives them (its config

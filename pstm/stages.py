@@ -20,6 +20,7 @@ from pstm.config import (
     GridConfig,
     InputConfig,
     MigrationConfig,
+    PstmConfig,
     QcConfig,
     RhoFilter,
     SyntheticConfig,
@@ -221,7 +222,8 @@ def preflight(
     from pstm.pipeline import prepare_run
     from pstm.preflight import preflight_report
 
-    run = prepare_run(params["config"], source="resolved config")
+    config = {section: params[section] for section in PstmConfig.model_fields}
+    run = prepare_run(config, source="resolved config")
     plan = dataclasses.replace(run.plan, reason=params["plan_reason"])
     run = dataclasses.replace(run, backend_reason=params["backend_reason"], plan=plan)
     text = preflight_report(run, read_index(index_dir), open_traces(traces).dt)

@@ -126,6 +126,12 @@ def test_status_counts_the_tiles_an_edit_or_a_newer_input_redoes(
     try:
         config.write_text(yaml.safe_dump(cfg))
         assert (status()["done"], status()["outdated"]) == (0, N_TILES)
+        # the preflight's params are the config's sections: its reason names the migration
+        # section, not the whole config twice
+        dry = snakemake(finished, "-n").stdout + snakemake(finished, "-n").stderr
+        reasons = [line for line in dry.splitlines() if "Params have changed" in line]
+        assert reasons and any("'aperture_m': 350.0" in r for r in reasons)
+        assert not any("clip_percentile" in r for r in reasons), "the qc section is unchanged"
     finally:
         config.write_text(original)
     vrms = finished / "results" / "velocity" / "vrms.npy"

@@ -46,7 +46,7 @@ rule preflight:
         resolved="results/resolved_config.yaml",
         report="results/preflight.txt",
     params:
-        config=RUN.config.model_dump(mode="json"),
+        **RUN.config_params(),  # one per section
         backend_reason=RUN.backend_reason,
         plan_reason=RUN.plan.reason,
     priority: CRITICAL_PATH_PRIORITY
