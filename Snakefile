@@ -2,7 +2,10 @@
 #   config.yaml -> validated model -> tile plan -> one job per tile -> assembled image
 from snakemake.utils import min_version
 
+from pstm.pipeline import check_config_file
+
 min_version("9.17")  # callable rule priorities (workflow/rules/common.smk)
+check_config_file("config.yaml")  # a malformed file: pstm's message, with its line
 
 
 configfile: "config.yaml"

@@ -721,15 +721,23 @@ def parse_config(data: dict[str, Any] | None, source: str = "config") -> PstmCon
         raise ConfigError(format_validation_error(exc, source)) from None
 
 
-def load_config(path: str | Path) -> PstmConfig:
-    """Read and validate a YAML file."""
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's data; a malformed file raises a ConfigError naming the file, the line
+    and the column."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        with path.open() as fh:  # (a stream: the error's marks name the file)
+            return yaml.safe_load(fh)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+
+
+def load_config(path: str | Path) -> PstmConfig:
+    """Read and validate a YAML file."""
+    path = Path(path)
+    data = read_yaml(path)
     if data is not None and not isinstance(data, dict):
         raise ConfigError(
             f"{path}: the top level must be a mapping of sections, got {type(data).__name__}"

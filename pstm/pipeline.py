@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import json
 import logging
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,10 @@ from pstm.config import (
     PstmConfig,
     RhoFilter,
     parse_config,
+    read_yaml,
     section_params,
 )
+from pstm.errors import ConfigError
 from pstm.grid import OutputGrid
 from pstm.kernels import resolve_backend
 from pstm.plan import TilePlan, plan_tiles
@@ -90,6 +93,18 @@ def params_digest(params: dict[str, Any]) -> str:
 #: last job. This names that timer's function, the only one
 #: :func:`release_scheduler_timers` cancels.
 SNAKEMAKE_REEVALUATION_TIMER = "JobScheduler._schedule_reevalutation.<locals>.<lambda>"
+
+
+def check_config_file(path: str) -> None:
+    """Stop the workflow on a malformed YAML file with pstm's message (the file, the line
+    and the column), before Snakemake's ``configfile:`` reads it and says neither (the
+    Snakefile calls it first). A missing file is left to Snakemake."""
+    if Path(path).exists():
+        try:
+            read_yaml(path)
+        except ConfigError as exc:
+            sys.stderr.write(f"pstm: {exc}\n")
+            raise SystemExit(1) from None
 
 
 def release_scheduler_timers() -> int:

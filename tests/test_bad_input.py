@@ -75,7 +75,7 @@ def nothing_trusted(work: Path, *stage_outputs: str) -> None:
 def test_malformed_yaml(tmp_path: Path) -> None:
     work = make_workdir(tmp_path, tiny_config())
     (work / "config.yaml").write_text("grid: {n_inline: 3\nmigration: [\n")
-    fails_clearly(work, "Config file is not valid JSON or YAML")
+    fails_clearly(work, "config.yaml is not valid YAML", "line 2, column")
     assert not (work / "results").exists()
     # the pstm CLI names the file and the line
     proc = subprocess.run(

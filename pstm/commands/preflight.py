@@ -6,9 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-import yaml
-
-from pstm.errors import ConfigError
+from pstm.config import read_yaml
 from pstm.index import read_index
 from pstm.io.traces import open_traces
 from pstm.pipeline import prepare_run
@@ -27,12 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="pstm: %(message)s")
-    try:
-        raw = yaml.safe_load(args.config.read_text()) if args.config.exists() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{args.config} is not valid YAML: {exc}") from None
-    if not args.config.exists():
-        raise ConfigError(f"config file not found: {args.config}")
+    raw = read_yaml(args.config)
     run_ = prepare_run(raw, source=str(args.config))
     index = read_index(args.index) if (args.index / "meta.json").exists() else None
     dt = open_traces(run_.traces).dt if run_.traces.exists() else None

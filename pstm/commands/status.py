@@ -28,8 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from pstm.config import read_yaml
 from pstm.errors import ConfigError
 from pstm.migrate import read_tile_params_digest
 from pstm.pipeline import TILE_INPUTS
@@ -217,10 +216,7 @@ def run(args: argparse.Namespace) -> int:
             f"config file not found: {config}; run pstm status in the workflow directory "
             "or pass --directory/--config"
         )
-    try:
-        raw = yaml.safe_load(config.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{config} is not valid YAML: {exc}") from None
+    raw = read_yaml(config)
     cwd = Path.cwd()
     os.chdir(root)  # the plan resolves input paths relative to the workflow directory
     try:
