@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
 SNAKEMAKE_ARGS ?=
-# e.g. RESUME_ARGS='--slurm off' where squeue exists but this directory never uses SLURM
+# e.g. RESUME_ARGS='--slurm off': resume without asking SLURM about an earlier SLURM run's jobs
 RESUME_ARGS ?=
 
 .PHONY: run test lint typecheck pytest install install-test clean dryrun test-slurm
@@ -56,5 +56,6 @@ test-slurm: $(VENV)/.installed-slurm
 	$(BIN)/python -m pytest -q -m slurm -rs tests/test_slurm.py
 
 clean:
-	rm -rf results/*.zarr results/input results/index results/tiles results/velocity results/qc \
+	rm -rf results/*.zarr results/*.json results/input results/index results/tiles \
+	       results/velocity results/qc results/precondition results/jit results/export \
 	       results/*.yaml results/*.txt results/summary.* results/report.html logs .snakemake
