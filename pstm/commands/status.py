@@ -103,16 +103,23 @@ def tile_status(
         out, log_path = root / TILES_DIR / f"{tid}.npz", root / TILE_LOGS_DIR / f"{tid}.log"
         job = read_job_log(log_path) if log_path.exists() else JobLog(log_path)
         rel_log = str(log_path.relative_to(root)) if log_path.exists() else None
-        # a log that says done while the output is gone is from an earlier run: to redo
-        current = job.started is not None and not (job.done and not out.exists())
+        recorded = read_tile_params_digest(out) if digests and out.exists() else None
+        if recorded is not None and digests is not None and recorded != digests[tid]:
+            outdated: str | None = "migrated with other parameters; the next run redoes it"
+        elif newest is not None and out.exists() and _mtime(out) < _mtime(newest):
+            outdated = f"older than {newest.relative_to(root)}; the next run redoes it"
+        else:
+            outdated = None
+        # a log that says done while the output is gone, or of an outdated tile, is from an
+        # earlier run: to redo, and not part of this run's span
+        current = (
+            job.started is not None and not (job.done and not out.exists()) and outdated is None
+        )
         if current:
             first = min(filter(None, (first, job.started)))
             last = max(filter(None, (last, job.last)))
-        recorded = read_tile_params_digest(out) if digests and out.exists() else None
-        if recorded is not None and digests is not None and recorded != digests[tid]:
-            state, message = "outdated", "migrated with other parameters; the next run redoes it"
-        elif newest is not None and out.exists() and _mtime(out) < _mtime(newest):
-            state, message = "outdated", f"older than {newest.relative_to(root)}; to redo"
+        if outdated is not None:
+            state, message = "outdated", outdated
         elif out.exists():
             state, message = "done", None
             last = max(filter(None, (last, _mtime(out))))
