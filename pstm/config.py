@@ -4,7 +4,7 @@
 section forbids unknown keys, every choice is a :class:`~enum.StrEnum` and every unit is in
 the field name. Code downstream receives the model (or its enums), never raw strings.
 
-``auto`` choices are resolved once, by :func:`pstm.resolve.resolve_config`, and the result is
+``auto`` choices are resolved once, by :func:`pstm.pipeline.prepare_run`, and the result is
 written to ``results/resolved_config.yaml``.
 """
 
@@ -516,7 +516,7 @@ class MigrationConfig(_Section):
         description="max dip angle atan(2 d / (v tau)) of the midpoint seen from the output point; 90 = off",
     )
     angle_taper_deg: float = Field(
-        0.0, ge=0.0, lt=90.0, description="cosine taper below max_angle_deg"
+        0.0, ge=0.0, lt=90.0, description="cosine taper below max_angle_deg (at most max_angle_deg)"
     )
     min_offset_m: float = Field(0.0, ge=0.0)
     max_offset_m: PositiveFloat | None = None
@@ -583,6 +583,16 @@ class MigrationConfig(_Section):
             len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False))
         ):
             raise ValueError(f"offset_classes_m must be >= 2 increasing edges, got {edges}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_angle_taper(self) -> Self:
+        if self.angle_taper_deg > self.max_angle_deg:
+            raise ValueError(
+                f"angle_taper_deg ({self.angle_taper_deg:g}) must not exceed max_angle_deg "
+                f"({self.max_angle_deg:g}): the taper runs from max_angle_deg - angle_taper_deg "
+                "up to max_angle_deg"
+            )
         return self
 
     @model_validator(mode="after")

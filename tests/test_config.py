@@ -65,6 +65,11 @@ def test_enum_is_parsed_once_into_the_enum() -> None:
         ("execution", {"tile_n_inline": 0}, "execution.tile_n_inline"),
         ("input", {"kind": "zarr"}, "needs both"),
         ("migration", {"offset_classes_m": [500, 100]}, "increasing"),
+        (
+            "migration",
+            {"max_angle_deg": 30.0, "angle_taper_deg": 60.0},
+            r"angle_taper_deg \(60\) must not exceed max_angle_deg \(30\)",
+        ),
     ],
 )
 def test_invalid_values(section: str, bad: dict[str, object], match: str) -> None:

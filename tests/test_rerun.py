@@ -32,6 +32,11 @@ TILES = {"migrate_tile": N_TILES, **IMAGE}
 CASES: list[tuple[str, dict[str, Any], dict[str, int]]] = [
     ("migration aperture", {"migration": {"aperture_m": 350.0}}, {"coverage": 1, **TILES}),
     (
+        "migration weights (another kernel variant)",
+        {"migration": {"weights": "true_amplitude"}},
+        {"compile_kernels": 1, **TILES},
+    ),
+    (
         "migration offset classes",
         {"migration": {"offset_classes_m": [0.0, 300.0, 2000.0]}},
         TILES,

@@ -8,7 +8,8 @@ Grid proposal:
   fitted by least squares as ``m = a + b * inline + c * crossline``: ``|b|`` and ``|c|`` are
   the bin spacings, the direction of ``b`` the grid rotation, and inline/crossline numbers
   of the grid are those of the survey. (If crosslines increase clockwise from inlines,
-  which the grid convention cannot express, the no-header rule is used and said so.)
+  which the grid convention cannot express, the spacings and rotation are kept, grid
+  crossline numbers run the other way from 1, and the summary says so.)
 - **Without them**, the rotation is that of the minimum-area rectangle around the
   midpoints (rounded to :data:`ROTATION_STEP_DEG`) and the bins are square, half the median
   receiver interval (consecutive traces of one shot), or ``--bin-m``.
@@ -385,7 +386,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rotation-deg", type=float, help="grid rotation (skips the inline/crossline fit)"
     )
     parser.add_argument(
-        "--aperture-m", type=float, help="migration aperture (default: the largest offset)"
+        "--aperture-m",
+        type=float,
+        help=f"migration aperture (default: the largest offset, rounded up to {APERTURE_ROUND_M:g} m)",
     )
     parser.add_argument("-o", "--output", type=Path, default=Path("config.yaml"))
     parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")

@@ -27,7 +27,7 @@ v = v_rms(x, tau), all in float32 relative to the tile centre (see
   are built, see :func:`pstm.kernels.operator.reachable_antialias_lengths`), with
   |grad_M t| = |(S - x) t_r + (R - x) t_s| / (v^2 t_s t_r);
 * weight: 1, or true amplitude W = R_out^2 tau t (1/t_s^2 + 1/t_r^2) / (4 v) (README,
-  "Amplitudes");
+  "Imaging options");
 * gathers[g, x, tau] += weight * taper * value; fold[g, x, tau] += 1 for every valid sample.
 
 The float32 operations are written in the same order as in the compiled backends, so the
