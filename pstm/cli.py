@@ -38,10 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # the workflow's numba cache (workflow/rules/common.smk): a command that compiles the
-    # kernels (preflight's timing, bench) reuses and fills the same one
-    from pstm.pipeline import numba_cache_dir
+    # kernels (preflight's timing, bench) reuses and fills the same one. numba reads the
+    # variable when it is imported: where it already is (main() called in a process that
+    # uses numba), the process keeps its cache and its environment is left alone
+    if "numba" not in sys.modules:
+        from pstm.pipeline import numba_cache_dir
 
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
+        os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
     try:
         code: int = importlib.import_module(args._module).run(args)
     except PstmError as exc:

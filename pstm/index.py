@@ -24,6 +24,9 @@ from pstm.grid import OutputGrid
 from pstm.io.atomic import atomic_output
 from pstm.io.headers import Geometry
 
+#: Traces whose stored bin positions :meth:`MidpointIndex.matches` checks against a grid.
+INDEX_CHECK_TRACES = 1000
+
 _ARRAYS = ("order", "cell_start", "mil", "mxl", "sx", "sy", "rx", "ry")
 
 
@@ -50,6 +53,20 @@ class MidpointIndex:
     @property
     def ntr(self) -> int:
         return len(self.order)
+
+    def matches(self, grid: OutputGrid, sample: int = INDEX_CHECK_TRACES) -> bool:
+        """Whether this index was built for ``grid``: the same bin spacings, and the
+        fractional bin positions it stored for its first ``sample`` traces are where
+        ``grid`` puts their midpoints (an index of another origin or rotation is not)."""
+        if (self.dil, self.dxl) != (grid.dil, grid.dxl):
+            return False
+        n = min(sample, self.ntr)
+        mil, mxl = grid.to_grid(
+            0.5 * (self.sx[:n] + self.rx[:n]), 0.5 * (self.sy[:n] + self.ry[:n])
+        )
+        return bool(
+            np.allclose(mil, self.mil[:n], atol=1e-6) and np.allclose(mxl, self.mxl[:n], atol=1e-6)
+        )
 
     def query(self, il0: int, nil: int, xl0: int, nxl: int, aperture_m: float) -> NDArray[np.int64]:
         """Sorted ids of traces whose midpoint is within ``aperture_m`` of the tile's bins."""

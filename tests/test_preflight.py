@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from pstm.index import build_index
+from pstm.cli import main
+from pstm.index import build_index, write_index
 from pstm.io.headers import Geometry
 from pstm.pipeline import prepare_run
 from pstm.preflight import preflight_report
@@ -43,3 +46,26 @@ def test_grid_outside_the_data_and_low_fold_are_warned() -> None:
 def test_time_aliasing_is_warned(input_dt: float, warned: bool) -> None:
     text = report(tiny_config(), input_dt_s=input_dt)
     assert ("the image aliases frequencies above 125 Hz" in text) is warned
+
+
+def test_an_index_of_another_grid_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pstm preflight after a grid edit, before the workflow rebuilt the index: it says so
+    and reports no traces per tile, rather than counting them on the old grid."""
+    cfg = tiny_config()
+    run = prepare_run(cfg)
+    _, table, _ = make_survey(run.config.synthetic)
+    names = ("source_x", "source_y", "receiver_x", "receiver_y")
+    index = build_index(Geometry(*(table.column(c).to_numpy() for c in names)), run.grid)
+    assert index.matches(run.grid)
+    write_index(tmp_path / "results" / "index", index)
+    moved = tiny_config(grid={"origin_x_m": cfg["grid"].get("origin_x_m", 0.0) + 30.0})
+    assert not index.matches(prepare_run(moved).grid)
+    monkeypatch.chdir(tmp_path)
+    for config, stale in ((cfg, False), (moved, True)):
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+        assert main(["preflight"]) == 0
+        out, err = capsys.readouterr()
+        assert ("built for another output grid" in err) is stale
+        assert ("traces per tile" in out) is not stale

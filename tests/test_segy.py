@@ -151,6 +151,22 @@ def test_all_zero_coordinates(tmp_path: Path) -> None:
     _expect(path, "every source and receiver coordinate is zero", "header_bytes", "byte 73")
 
 
+def test_one_side_without_positions(tmp_path: Path) -> None:
+    """Receiver positions at other bytes than the ones read: every receiver coordinate read
+    is zero while the sources have positions. The midpoints would be wrong, silently."""
+    path = _small(tmp_path, receiver_x=np.zeros(4))
+    _expect(
+        path,
+        "every receiver coordinate is zero while the sources have positions",
+        "receiver_x at byte 81, receiver_y at byte 85",
+        "--header-byte",
+    )
+    from pstm.commands.init import read_segy_survey  # pstm init says the same
+
+    with pytest.raises(InputDataError, match="every receiver coordinate is zero"):
+        read_segy_survey(SegyInputConfig(path=path))
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputFileNotFoundError, match=r"input\.segy\.path"):
         import_segy(SegyInputConfig(path=tmp_path / "nope.sgy"), tmp_path / "t", tmp_path / "h")

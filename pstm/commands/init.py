@@ -40,6 +40,9 @@ from pstm.io.headers import Geometry
 
 #: The proposed rotation without inline/crossline headers is rounded to this step.
 ROTATION_STEP_DEG = 1.0
+#: Below this fraction of bins holding a midpoint, the summary warns that the grid or the
+#: coordinates are likely wrong (a real survey's grid is mostly covered).
+INIT_MIN_COVERAGE = 0.01
 #: The proposed aperture (the largest offset) is rounded up to a multiple of this.
 APERTURE_ROUND_M = 50.0
 #: A least-squares inline/crossline fit is trusted when its RMS residual is below this
@@ -78,10 +81,21 @@ def _numbers(values: NDArray[np.generic] | None) -> NDArray[np.int64] | None:
 
 
 def read_segy_survey(cfg: SegyInputConfig) -> Survey:
-    from pstm.io.segy import first_start_time_s, inspect_layout, read_canonical
+    from pstm.io.segy import (
+        RECEIVER_WORDS,
+        SOURCE_WORDS,
+        check_positions,
+        first_start_time_s,
+        inspect_layout,
+        read_canonical,
+    )
 
     layout = inspect_layout(cfg.path, cfg.endian)
     words = read_canonical(cfg, layout)
+    seen = [
+        any(bool(np.any(words[w] != 0)) for w in side) for side in (SOURCE_WORDS, RECEIVER_WORDS)
+    ]
+    check_positions(cfg.path, cfg.header_bytes, *seen)
     t0_s = first_start_time_s(layout)
     f64 = {w: np.asarray(words[w], dtype=np.float64) for w in HeaderWord}
     return Survey(
@@ -445,7 +459,14 @@ def run(args: argparse.Namespace) -> int:
         f"({g.ox:.2f}, {g.oy:.2f}), rotation {g.rotation_deg:g} deg (inline axis azimuth from +x)",
         f"                  {proposal.how}",
         f"coverage        : {100 * frac:.0f}% of bins hold a midpoint; midpoints per bin "
-        f"max {fold.max()}, median {np.median(fold):g}",
+        f"max {fold.max()}, median {np.median(fold):g}"
+        + (
+            f"\n                  WARNING: under {INIT_MIN_COVERAGE:.0%} of bins hold a "
+            "midpoint: check the "
+            "coordinate bytes (--header-byte) and the bin size (--bin-m)"
+            if frac < INIT_MIN_COVERAGE
+            else ""
+        ),
         f"aperture        : {aperture:g} m",
         f"tiles           : {len(run_.plan.tiles)} of {run_.plan.tile_nil} x {run_.plan.tile_nxl} bins",
         f"wrote           : {args.output} (set the velocity before a real run)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from pstm.config import read_yaml
@@ -28,6 +29,14 @@ def run(args: argparse.Namespace) -> int:
     raw = read_yaml(args.config)
     run_ = prepare_run(raw, source=str(args.config))
     index = read_index(args.index) if (args.index / "meta.json").exists() else None
+    if index is not None and not index.matches(run_.grid):
+        print(
+            f"pstm preflight: {args.index} was built for another output grid (the config's "
+            "grid changed since the last run): traces per tile not shown; the workflow "
+            "rebuilds the index",
+            file=sys.stderr,
+        )
+        index = None
     dt = open_traces(run_.traces).dt if run_.traces.exists() else None
     print(preflight_report(run_, index, dt), end="")
     return 0

@@ -171,6 +171,46 @@ def _header_chunk(
     return cols
 
 
+SOURCE_WORDS = (HeaderWord.SOURCE_X, HeaderWord.SOURCE_Y)
+RECEIVER_WORDS = (HeaderWord.RECEIVER_X, HeaderWord.RECEIVER_Y)
+
+
+def _nonzero(cols: Mapping[str, NDArray[np.generic]], words: tuple[HeaderWord, ...]) -> bool:
+    return any(bool(np.any(np.asarray(cols[w.key]) != 0)) for w in words)
+
+
+def check_positions(
+    path: Path, header_bytes: SegyHeaderBytes, sources_seen: bool, receivers_seen: bool
+) -> None:
+    """Raise :class:`SegyFormatError` when every source coordinate, or every receiver
+    coordinate, of a file is zero: the positions are at other bytes than the ones read (or
+    missing), and midpoints computed from them would be wrong; names the words, their
+    bytes and the fix. (A survey whose sources, or receivers, all sit exactly at (0, 0)
+    cannot be told from that: shift its coordinates.)"""
+    if sources_seen and receivers_seen:
+        return
+    missing = [
+        (side, words)
+        for side, words, seen in (
+            ("source", SOURCE_WORDS, sources_seen),
+            ("receiver", RECEIVER_WORDS, receivers_seen),
+        )
+        if not seen
+    ]
+    words = ", ".join(f"{w.key} at byte {header_bytes.byte_of(w)}" for _, ws in missing for w in ws)
+    what = (
+        "every source and receiver coordinate is zero"
+        if len(missing) == 2
+        else f"every {missing[0][0]} coordinate is zero while the "
+        f"{'receivers' if missing[0][0] == 'source' else 'sources'} have positions"
+    )
+    raise SegyFormatError(
+        f"{path}: {what} ({words}); pstm needs source and receiver positions. If the file "
+        "stores them at other bytes, set input.segy.header_bytes (pstm init: --header-byte "
+        "WORD=BYTE; see README, 'SEG-Y'); `pstm init <file>` prints what the headers hold"
+    )
+
+
 def read_canonical(
     cfg: SegyInputConfig, layout: SegyLayout | None = None
 ) -> dict[HeaderWord, NDArray[np.generic]]:
@@ -216,13 +256,7 @@ def import_segy(
     layout = inspect_layout(cfg.path, cfg.endian)
     # Whole Zarr chunks per read: no read-modify-write of a chunk by the next read.
     chunk = max(TRACE_CHUNK, (cfg.chunk_traces // TRACE_CHUNK) * TRACE_CHUNK)
-    coord_words = (
-        HeaderWord.SOURCE_X,
-        HeaderWord.SOURCE_Y,
-        HeaderWord.RECEIVER_X,
-        HeaderWord.RECEIVER_Y,
-    )
-    any_coordinate = False
+    sources_seen = receivers_seen = False  # a non-zero coordinate of each side
     delay_ms: int | None = None
     log.info(
         "import %s: %d traces x %d samples, dt %.6f s, format %d, %s endian, %d per chunk",
@@ -255,9 +289,8 @@ def import_segy(
                         f"trace 0 at {delay_ms} ms (delay recording time, bytes 109-110); pstm "
                         "needs one start time for all traces. Pad or shift the traces first"
                     )
-                any_coordinate = any_coordinate or any(
-                    bool(np.any(cols[w.key] != 0)) for w in coord_words
-                )
+                sources_seen = sources_seen or _nonzero(cols, SOURCE_WORDS)
+                receivers_seen = receivers_seen or _nonzero(cols, RECEIVER_WORDS)
                 table = with_derived(pa.table(cols))
                 if writer is None:
                     writer = pq.ParquetWriter(str(tmp_headers), table.schema)
@@ -276,14 +309,7 @@ def import_segy(
         finally:
             if writer is not None:
                 writer.close()
-        if not any_coordinate:
-            words = ", ".join(f"{w.key} at byte {cfg.header_bytes.byte_of(w)}" for w in coord_words)
-            raise SegyFormatError(
-                f"{layout.path}: every source and receiver coordinate is zero ({words}); pstm "
-                "needs source and receiver positions. If the file stores them at other bytes, "
-                "set input.segy.header_bytes (see README, 'SEG-Y'); `pstm init <file>` "
-                "prints what the headers hold"
-            )
+        check_positions(layout.path, cfg.header_bytes, sources_seen, receivers_seen)
         assert delay_ms is not None
         t0_s = delay_ms / MS_PER_S
         arr.attrs.update({DT_ATTR: layout.dt_s, T0_ATTR: t0_s})
