@@ -62,6 +62,12 @@ IDW_MAX_WEIGHTS = 4_000_000
 #: output is filled a block of inlines at a time (float64 work arrays of ~32 MB each), so
 #: a cube larger than memory can be written to a memory-mapped ``vrms.npy``.
 VELOCITY_BLOCK_SAMPLES = 4_000_000
+#: Fraction of the output times a velocity may leave beyond its own first or last time
+#: (where it is extended as a constant) before :func:`warn_time_coverage` warns.
+EXTRAPOLATED_TIME_WARN = 0.1
+#: A velocity whose times reach this many times the output's last time is warned about
+#: (times given in ms instead of s).
+TIME_SCALE_WARN = 10.0
 #: Sample interval of the work axis of :func:`vrms_of_time` (its times are arbitrary).
 VRMS_OF_TIME_DT_S = 0.001
 #: Required attributes of a Zarr velocity cube (its own regular grid, as in ``grid``).
@@ -518,6 +524,19 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
     if kind is VelocityKind.PICKS:
         picks = read_picks(velocity.file, velocity, grid)
         log.info("velocity picks: %d analysis locations from %s", len(picks.x), velocity.file)
+        first = min(float(t[0]) for t in picks.times)
+        warn_time_coverage(
+            str(velocity.file), first, max(float(t[-1]) for t in picks.times), t_work
+        )
+        fil, fxl = grid.to_grid(picks.x, picks.y)
+        inside = (fil > -0.5) & (fil < grid.nil - 0.5) & (fxl > -0.5) & (fxl < grid.nxl - 0.5)
+        if not inside.any():
+            log.warning(
+                "%s: none of its %d analysis locations lies on the output grid (check "
+                "velocity.picks_location and the locations' numbers or coordinates)",
+                velocity.file,
+                len(picks.x),
+            )
         power = velocity.picks_idw_power
         return lambda il0, nil: idw_picks(picks, *grid.bin_xy(il0, nil), t_work, power)
     if kind is VelocityKind.CUBE_ZARR:
@@ -533,7 +552,40 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
         raise AssertionError(f"unhandled velocity kind {kind}")
     check_cube(cube, velocity, str(velocity.file))
     log.info("velocity cube %s: %s samples", velocity.file, cube.values.shape)
+    last = cube.t0_s + (cube.values.shape[2] - 1) * cube.dt_s
+    warn_time_coverage(str(velocity.file), cube.t0_s, last, t_work)
     return lambda il0, nil: resample_cube(cube, *grid.bin_xy(il0, nil), t_work)
+
+
+def warn_time_coverage(source: str, first_s: float, last_s: float, times_s: Float64Array) -> None:
+    """Log a warning when a velocity's time axis (``first_s`` .. ``last_s``) misses the
+    output times ``times_s``: times that reach TIME_SCALE_WARN x past the output (given in
+    ms?), or more than EXTRAPOLATED_TIME_WARN of the output times beyond its ends, where
+    the velocity is extended as a constant (a cube with its axes in another order, a
+    wrong dt)."""
+    end = float(times_s[-1])
+    beyond = float(np.mean((times_s < first_s) | (times_s > last_s)))
+    if end > 0 and last_s > TIME_SCALE_WARN * end:
+        log.warning(
+            "%s: its times reach %g s, %.0fx the output's last time (%g s): are they in ms? "
+            "(velocity times are in seconds)",
+            source,
+            last_s,
+            last_s / end,
+            end,
+        )
+    elif beyond > EXTRAPOLATED_TIME_WARN:
+        log.warning(
+            "%s: its times span %g..%g s and the output's %g..%g s: %.0f%% of the output "
+            "times take its first or last value (extended as a constant); check its time "
+            "axis (a cube's axes are inline, crossline, time; its dt)",
+            source,
+            first_s,
+            last_s,
+            float(times_s[0]),
+            end,
+            100.0 * beyond,
+        )
 
 
 def _laterally_constant(velocity: VelocityConfig, t_work: Float64Array) -> Float64Array:
@@ -542,10 +594,13 @@ def _laterally_constant(velocity: VelocityConfig, t_work: Float64Array) -> Float
         return np.full(t_work.shape, velocity.constant_mps)
     if velocity.kind is VelocityKind.TABLE:
         assert velocity.table is not None
-        return np.interp(t_work, velocity.table.time_s, velocity.table.vrms_mps)
+        times = velocity.table.time_s
+        warn_time_coverage("velocity.table", times[0], times[-1], t_work)
+        return np.interp(t_work, times, velocity.table.vrms_mps)
     if velocity.kind is VelocityKind.TABLE_CSV:
         assert velocity.file is not None
         t, v = read_time_table(velocity.file, velocity)
+        warn_time_coverage(str(velocity.file), float(t[0]), float(t[-1]), t_work)
         return np.interp(t_work, t, v)
     raise ConfigError(
         f"velocity kind '{velocity.kind.value}' varies laterally; a single v_rms(t) needs "

@@ -250,6 +250,36 @@ def test_cube_segy_resampled_trilinearly(
     np.testing.assert_allclose(cube, _expected_on_grid(), rtol=1e-5, atol=atol)
 
 
+@pytest.mark.parametrize(
+    ("time_s", "warning"),
+    [
+        ([0.0, 0.2], None),  # covers the output's 0 .. 0.196 s
+        ([0.0, 0.1], "48% of the output times take its first or last value"),
+        ([0.0, 1500.0], "are they in ms?"),
+    ],
+    ids=["covers", "half", "milliseconds"],
+)
+def test_a_velocity_that_misses_the_output_times_is_warned(
+    caplog: pytest.LogCaptureFixture, time_s: list[float], warning: str | None
+) -> None:
+    cfg = vel(kind="table", table={"time_s": time_s, "vrms_mps": [1800.0, 2400.0]})
+    with caplog.at_level("WARNING", logger="pstm.velocity"):
+        build_velocity(cfg, GRID)
+    said = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    if warning is None:
+        assert said == ""
+    else:
+        assert warning in said and "velocity.table" in said
+
+
+def test_picks_off_the_grid_are_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Analyses numbered in another scheme than the grid's (inline 10 on a grid of 100..105)."""
+    path = _picks_csv(tmp_path, [(10.0, 20.0)], "inline_crossline")
+    with caplog.at_level("WARNING", logger="pstm.velocity"):
+        build_velocity(vel(kind="picks", file=str(path), picks_location="inline_crossline"), GRID)
+    assert "none of its 1 analysis locations lies on the output grid" in caplog.text
+
+
 def test_cube_is_constant_beyond_its_edges(tmp_path: Path) -> None:
     at = {**_cube_axes(), "origin_x_m": 1050.0, "origin_y_m": 2050.0, "t0_s": 0.1}
     values = np.full((2, 2, 3), 2000.0)
