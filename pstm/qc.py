@@ -24,6 +24,9 @@ IMAGE_FIGURES = ("inline", "crossline", "timeslice", "fold", "gathers")
 #: stage, so the workflow draws it before the migration (a wrong velocity shows up before
 #: any tile job) and redraws it only when the velocity, the grid or the QC settings change.
 VELOCITY_FIGURE = "velocity"
+#: Smallest colour span (m/s) of the velocity figure: a field varying by less is drawn
+#: around its mean, so that it does not look like a full-scale gradient.
+VELOCITY_QC_MIN_SPAN_MPS = 100.0
 #: Figure names (``results/qc/<name>.png``), in the order the report shows them.
 QC_FIGURES = (*IMAGE_FIGURES, VELOCITY_FIGURE)
 
@@ -165,6 +168,10 @@ def write_velocity_qc(
     title = f"v_rms used ({info['kind']}, {info['type']}, smoothing {info['smoothing']})"
     fig.suptitle(title)
     vmin, vmax = float(vrms.min()), float(vrms.max())
+    # a colour span of at least VELOCITY_QC_MIN_SPAN_MPS: a nearly constant field must not
+    # look like a full gradient
+    pad = max(0.0, VELOCITY_QC_MIN_SPAN_MPS - (vmax - vmin)) / 2.0
+    vmin, vmax = vmin - pad, vmax + pad
     im = ax_il.imshow(
         np.asarray(vrms[i]).T,
         aspect="auto",
@@ -191,9 +198,15 @@ def write_velocity_qc(
     flat = np.asarray(vrms).reshape(-1, vrms.shape[-1])
     ax_col.fill_betweenx(t, flat.min(axis=0), flat.max(axis=0), color="0.85", label="grid range")
     ax_col.plot(np.asarray(vrms[i, j]), t, "b", label=f"inline {inl[i]}, crossline {xl[j]}")
-    ax_col.set(title="v_rms(t)", xlabel="v_rms (m/s)", ylabel="time (s)", ylim=(t[-1], t[0]))
+    ax_col.set(
+        title="v_rms(t)", xlabel="v_rms (m/s)", ylabel="time (s)", ylim=(t[-1], t[0]),
+        xlim=(vmin, vmax),
+    )  # fmt: skip
+    ax_col.ticklabel_format(axis="x", useOffset=False)
     ax_col.legend(loc="lower left", fontsize="small")
-    fig.colorbar(im, ax=[ax_il, ax_ts], label="v_rms (m/s)")
+    bar = fig.colorbar(im, ax=[ax_il, ax_ts], label="v_rms (m/s)")
+    bar.formatter.set_useOffset(False)  # m/s as they are, no "+1.8e3" offset
+    bar.update_ticks()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=qc.dpi, format="png")
     plt.close(fig)
