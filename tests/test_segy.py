@@ -16,7 +16,7 @@ import zarr
 from pstm.config import SegyEndian, SegyInputConfig, SegySampleFormat, parse_config
 from pstm.errors import ConfigError, InputDataError, InputFileNotFoundError
 from pstm.io.headermap import ALL_WORDS, RAW_PREFIX, HeaderWord
-from pstm.io.segy import import_segy, write_segy
+from pstm.io.segy import import_segy, inspect_layout, write_segy
 from tests.helpers import make_workdir, snakemake, tiny_config
 from tests.segy_data import import_peak_rss_mb, raw_ieee_segy, survey_to_segy, survey_to_zarr
 
@@ -165,6 +165,19 @@ def test_one_side_without_positions(tmp_path: Path) -> None:
 
     with pytest.raises(InputDataError, match="every receiver coordinate is zero"):
         read_segy_survey(SegyInputConfig(path=path))
+
+
+def test_interval_from_the_trace_header_when_the_binary_header_has_none(tmp_path: Path) -> None:
+    """A binary header with a sample interval of 0: the first trace header's is used, as
+    other readers do; with none there either, the error names both places."""
+    path = _small(tmp_path)
+    raw = bytearray(path.read_bytes())
+    raw[3216:3218] = b"\0\0"  # binary header bytes 3217-3218
+    path.write_bytes(bytes(raw))
+    assert inspect_layout(path, SegyEndian.BIG).dt_s == pytest.approx(0.004)
+    raw[3600 + 116 : 3600 + 118] = b"\0\0"  # the first trace header's bytes 117-118
+    path.write_bytes(bytes(raw))
+    _expect(path, "bytes 3217-3218", "bytes 117-118", "Fix the file's binary header")
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -71,6 +71,10 @@ class SegyLayout:
     n_ext_headers: int
 
 
+#: Offset of the sample interval (us) in a trace header (bytes 117-118, 1-based).
+_TRACE_INTERVAL_US = 116
+
+
 def _binary_fields(raw: bytes, endian: SegyEndian) -> tuple[int, int, int, int]:
     e = _STRUCT_ENDIAN[endian]
     interval = struct.unpack_from(f"{e}H", raw, _BIN_INTERVAL_US)[0]
@@ -130,11 +134,25 @@ def inspect_layout(path: str | Path, endian: SegyEndian) -> SegyLayout:
         )
     if ntr == 0:
         raise SegyFormatError(f"{path} holds no traces; check input.segy.path")
-    if interval_us <= 0:
-        raise SegyFormatError(
-            f"{path}: the binary header gives a sample interval of {interval_us} us (bytes "
-            "3217-3218); pstm needs it there. Fix the file's binary header"
+    if interval_us <= 0:  # as other readers do: the first trace header's interval
+        with path.open("rb") as fh:
+            fh.seek(head + n_ext * TEXT_HEADER_BYTES + _TRACE_INTERVAL_US)
+            e = _STRUCT_ENDIAN[endian]
+            trace_interval = struct.unpack(f"{e}H", fh.read(2))[0]
+        if trace_interval <= 0:
+            raise SegyFormatError(
+                f"{path}: the binary header gives a sample interval of {interval_us} us (bytes "
+                "3217-3218) and the first trace header one of 0 us (bytes 117-118); pstm "
+                "needs it. Fix the file's binary header"
+            )
+        log.warning(
+            "%s: the binary header gives a sample interval of %d us (bytes 3217-3218); using "
+            "the first trace header's, %d us (bytes 117-118)",
+            path,
+            interval_us,
+            trace_interval,
         )
+        interval_us = trace_interval
     return SegyLayout(path, endian, fmt, ns, interval_us / US_PER_S, ntr, n_ext)
 
 
