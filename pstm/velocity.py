@@ -207,7 +207,20 @@ def read_picks(path: str | Path, velocity: VelocityConfig, grid: OutputGrid) -> 
     """Rows of (location, time_s, velocity_mps); rows of one location (same coordinates)
     must have strictly increasing times, in file order."""
     loc_cols = PICK_LOCATION_COLUMNS[velocity.picks_location]
-    cols = read_table(path, (*loc_cols, *TABLE_COLUMNS))
+    try:
+        cols = read_table(path, (*loc_cols, *TABLE_COLUMNS))
+    except InputDataError as exc:  # located by the other columns? say which setting reads them
+        other = [
+            k
+            for k, c in PICK_LOCATION_COLUMNS.items()
+            if k is not velocity.picks_location and all(f"'{n}'" in str(exc) for n in c)
+        ]
+        if not other:
+            raise
+        raise InputDataError(
+            f"{exc} Or, if the file locates its analyses by {' and '.join(PICK_LOCATION_COLUMNS[other[0]])}, "
+            f"set velocity.picks_location: {other[0].value}"
+        ) from None
     a, b = cols[loc_cols[0]], cols[loc_cols[1]]
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise InputDataError(f"{path}: location columns {list(loc_cols)} must be finite")

@@ -272,6 +272,12 @@ def test_a_velocity_that_misses_the_output_times_is_warned(
         assert warning in said and "velocity.table" in said
 
 
+def test_picks_located_by_the_other_columns_name_the_setting(tmp_path: Path) -> None:
+    path = _picks_csv(tmp_path, [(100.0, 10.0)], "inline_crossline")
+    with pytest.raises(InputDataError, match="set velocity.picks_location: inline_crossline"):
+        build_velocity(vel(kind="picks", file=str(path)), GRID)  # picks_location: xy
+
+
 def test_picks_off_the_grid_are_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """Analyses numbered in another scheme than the grid's (inline 10 on a grid of 100..105)."""
     path = _picks_csv(tmp_path, [(10.0, 20.0)], "inline_crossline")

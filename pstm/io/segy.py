@@ -106,7 +106,7 @@ def inspect_layout(path: str | Path, endian: SegyEndian) -> SegyLayout:
         if _binary_fields(binary, other)[2] in SAMPLE_BYTES:
             raise SegyFormatError(
                 f"{path}: the binary header reads as {other.value} endian, not {endian.value}; "
-                f"set input.segy.endian: {other.value}"
+                f"set input.segy.endian: {other.value} (pstm init: --endian {other.value})"
             )
         raise SegyFormatError(
             f"{path} is not a SEG-Y file: binary-header bytes 3225-3226 hold sample format "
