@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -260,6 +263,23 @@ def migrate_tile(
 TILE_PARAMS_KEY = "params_digest"
 
 
+def params_digest(params: dict[str, Any]) -> str:
+    """SHA-256 (first 16 hex digits) of a tile job's params as canonical JSON. The tile
+    file keeps it, so that ``pstm status`` tells a tile of an earlier configuration (or
+    pstm version) from a current one. (Here, in a module the migrate stage's code hash
+    covers: a change of the digest reruns the tiles.)"""
+    text = json.dumps(params, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class TileDigest(NamedTuple):
+    """What a tile file says of its params: ``digest`` (None: written without one, by an
+    earlier pstm) or ``error`` (the file cannot be read)."""
+
+    digest: str | None
+    error: str | None = None
+
+
 def write_tile(
     path: str | Path,
     tile: Tile,
@@ -268,7 +288,7 @@ def write_tile(
     digest: str,
 ) -> float:
     """Write a tile file atomically, with the digest of the params it was migrated with
-    (:func:`pstm.pipeline.params_digest`); returns the seconds it took."""
+    (:func:`params_digest`); returns the seconds it took."""
     t0 = time.perf_counter()
     with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         np.savez(
@@ -281,14 +301,13 @@ def write_tile(
     return time.perf_counter() - t0
 
 
-def read_tile_params_digest(path: str | Path) -> str | None:
-    """The params digest a tile file was written with; None for a file without one (or
-    not a tile file)."""
+def read_tile_params_digest(path: str | Path) -> TileDigest:
+    """The params digest a tile file was written with (see :class:`TileDigest`)."""
     try:
         with np.load(path) as f:
-            return str(f[TILE_PARAMS_KEY]) if TILE_PARAMS_KEY in f.files else None
-    except (OSError, ValueError, EOFError):
-        return None
+            return TileDigest(str(f[TILE_PARAMS_KEY]) if TILE_PARAMS_KEY in f.files else None)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        return TileDigest(None, f"{type(exc).__name__}: {exc}")
 
 
 def read_tile(path: str | Path) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.int32]]:

@@ -11,7 +11,6 @@ import functools
 import hashlib
 import importlib
 import importlib.util
-import json
 import logging
 import sys
 import threading
@@ -64,7 +63,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
 
 
 #: The config sections a tile job depends on: with the stage's code hash and the tile's
-#: extent, its Snakemake params (workflow/rules/migrate.smk, :meth:`PreparedRun.tile_params`).
+#: extent, its Snakemake params (workflow/rules/migrate.smk, :meth:`Run.tile_params`).
 MIGRATE_SECTIONS = ("grid", "migration", "input")
 
 
@@ -77,14 +76,6 @@ TILE_INPUTS = {
     "traces": "results/precondition/traces.zarr",
     "vrms": "results/velocity/vrms.npy",
 }
-
-
-def params_digest(params: dict[str, Any]) -> str:
-    """SHA-256 (first 16 hex digits) of a job's params as canonical JSON. A tile file keeps
-    the digest of the params it was migrated with, so that ``pstm status`` tells a tile of
-    an earlier configuration (or pstm version) from a current one."""
-    text = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 #: Snakemake's job scheduler (9.x) re-evaluates once a second through a
@@ -177,11 +168,11 @@ class Run:
         edit Snakemake's reason names the changed sections only, not the whole config."""
         return {s: section_params(getattr(self.config, s)) for s in type(self.config).model_fields}
 
-    def tile_params(self, tile_id: str) -> dict[str, Any]:
-        """The params of tile ``tile_id``'s job, as the Snakefile gives them (its config
+    def tile_params(self) -> dict[str, dict[str, Any]]:
+        """Each tile's job params by tile id, as the Snakefile gives them (its config
         sections, the code hash, the tile's extent)."""
-        tile = self.plan.by_id()[tile_id]
-        return {**self.params("migrate", *MIGRATE_SECTIONS), "tile": tile.as_params()}
+        shared = self.params("migrate", *MIGRATE_SECTIONS)
+        return {t.id: {**shared, "tile": t.as_params()} for t in self.plan.tiles}
 
     def resolved_yaml(self) -> str:
         header = (

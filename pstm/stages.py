@@ -122,8 +122,7 @@ def velocity(params: dict[str, Any], out: str, out_info: str) -> None:
 def migrate(
     params: dict[str, Any], index_dir: str, traces: str, vrms: str, out: str, threads: int
 ) -> None:
-    from pstm.migrate import KernelVariant, migrate_tile, warm_up, write_tile
-    from pstm.pipeline import params_digest
+    from pstm.migrate import KernelVariant, migrate_tile, params_digest, warm_up, write_tile
     from pstm.velocity import read_velocity
 
     migration = MigrationConfig.model_validate(params["migration"])

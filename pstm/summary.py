@@ -93,11 +93,25 @@ def read_job_log(path: Path) -> JobLog:
         job.error = next(ln for ln in reversed(lines) if ln.strip())
     # A job logs its lines as it finishes: its start is the end minus its duration, or,
     # before anything is logged, the log file's mtime (the log is opened when it starts).
-    if job.seconds is not None and job.last is not None:
-        job.started = job.last - dt.timedelta(seconds=job.seconds)
+    if job.seconds is not None and job.last is not None:  # its process's start, where logged
+        job.started = job.last - dt.timedelta(seconds=max(job.seconds, job.process_seconds or 0.0))
     elif job.started is None:
         job.started = job.last = dt.datetime.fromtimestamp(path.stat().st_mtime)
     return job
+
+
+def busy_seconds(spans: list[tuple[dt.datetime, dt.datetime]]) -> float:
+    """Seconds in which at least one of the (start, end) spans runs: their union, so that
+    a pause between an interrupted run and its resume (minutes or days) does not count."""
+    total, end = 0.0, None
+    for start, last in sorted(spans):
+        if end is None or start > end:
+            total += (last - start).total_seconds()
+            end = last
+        elif last > end:
+            total += (last - end).total_seconds()
+            end = last
+    return total
 
 
 @dataclass
@@ -105,26 +119,14 @@ class StageTiming:
     jobs: int = 0
     finished: int = 0
     seconds_total: float = 0.0  # sum over finished jobs
-    first_start: dt.datetime | None = None
-    last_end: dt.datetime | None = None
     failed: list[str] = field(default_factory=list)
     #: (start, last activity) of each job with a log
     spans: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
 
     @property
     def wall_s(self) -> float:
-        """Seconds in which at least one job of the stage ran: the union of the jobs'
-        spans, so that the pause between an interrupted run and its resume (minutes or
-        days) does not count."""
-        total, end = 0.0, None
-        for start, last in sorted(self.spans):
-            if end is None or start > end:
-                total += (last - start).total_seconds()
-                end = last
-            elif last > end:
-                total += (last - end).total_seconds()
-                end = last
-        return total
+        """Seconds in which at least one job of the stage ran (:func:`busy_seconds`)."""
+        return busy_seconds(self.spans)
 
 
 def stage_timings(logs_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, StageTiming]:
@@ -146,10 +148,6 @@ def stage_timings(logs_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, St
                 assert job.seconds is not None
                 timing.finished += 1
                 timing.seconds_total += job.seconds
-            if job.started is not None:
-                timing.first_start = min(filter(None, (timing.first_start, job.started)))
-            if job.last is not None:
-                timing.last_end = max(filter(None, (timing.last_end, job.last)))
             if job.started is not None and job.last is not None:
                 timing.spans.append((job.started, job.last))
         out[stage] = timing

@@ -14,8 +14,8 @@ import yaml
 
 from pstm.cli import main
 from pstm.commands.status import format_status, tile_status
-from pstm.migrate import write_tile
-from pstm.pipeline import params_digest, prepare_run
+from pstm.migrate import params_digest, write_tile
+from pstm.pipeline import Run, prepare_run
 from pstm.summary import StageTiming, read_job_log, run_summary
 from tests.helpers import tiny_config
 
@@ -105,12 +105,12 @@ def test_partial_run_rates_eta_and_problems(tmp_path: Path) -> None:
     assert not status.snakemake_active
     assert status.contributions == 4000 and status.kernel_seconds == pytest.approx(10.0)
     assert status.contributions_per_kernel_s == pytest.approx(400.0)
-    # span: first start (0 s) to the latest activity; the started log was written just
-    # now, so drop it for an exact number: then the span ends at the failure (21 s)
+    # span: the seconds in which tile jobs ran (0-10 s and 10-20 s; the failed job logged
+    # once, at 21 s; the started log was written just now, so drop it for an exact number)
     started.unlink()
     status = tile_status(tmp_path, ids)
-    assert status.span_seconds == pytest.approx(21.0, abs=1e-3)
-    assert status.eta_seconds == pytest.approx(4 * 21.0 / 2, rel=1e-4)
+    assert status.span_seconds == pytest.approx(20.0, abs=1e-3)
+    assert status.eta_seconds == pytest.approx(4 * 20.0 / 2, rel=1e-4)
     text = format_status(status)
     assert "2 / 6 done" in text and "1 failed" in text
     failed = next(t for t in status.problems if t.state == "failed")
@@ -151,12 +151,23 @@ def _workdir(tmp_path: Path) -> tuple[Path, list[str]]:
     return tmp_path, ids
 
 
+def write_tile_file(root: Path, run: Run, tid: str, params_of: Run | None = None) -> None:
+    """A real tile file for ``run``'s tile ``tid``, with the params digest of ``params_of``'s
+    (default ``run``'s) job."""
+    tile = run.plan.by_id()[tid]
+    gathers = np.zeros((1, tile.nil, tile.nxl, 2), np.float32)
+    digest = params_digest((params_of or run).tile_params()[tid])
+    path = root / "results" / "tiles" / f"{tid}.npz"
+    write_tile(path, tile, gathers, gathers.astype(np.int32), digest)
+
+
 def test_cli_reads_the_plan_from_the_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     root, ids = _workdir(tmp_path)
     assert len(ids) == 4
     write_done_tile(root, ids[0], end_s=10.0, seconds=10.0, contributions=1234)
+    write_tile_file(root, prepare_run(tiny_config()), ids[0])
     assert main(["status", "--directory", str(root)]) == 0
     out = capsys.readouterr().out
     assert "1 / 4 done (25%)" in out and "3 waiting" in out
@@ -168,31 +179,29 @@ def test_cli_reads_the_plan_from_the_config(
 def test_a_tile_of_other_parameters_is_outdated(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A tile file keeps the digest of its job's params; one migrated with another config
-    is outdated (the next run redoes it), not done."""
+    """A tile file keeps the digest of its job's params; one migrated with another config,
+    one without a digest (an earlier pstm) and an unreadable one are outdated (the next run
+    redoes them), not done."""
     root, ids = _workdir(tmp_path)
     run = prepare_run(tiny_config())
     other = tiny_config()
     other["migration"] = {**other.get("migration", {}), "aperture_m": 321.0}
     stale = prepare_run(other)
-    for tid, source in ((ids[0], run), (ids[1], stale)):
-        write_done_tile(root, tid, end_s=10.0, seconds=10.0, contributions=100)
-        tile = run.plan.by_id()[tid]
-        gathers = np.zeros((1, tile.nil, tile.nxl, 2), np.float32)
-        digest = params_digest(source.tile_params(tid))
-        write_tile(
-            root / "results" / "tiles" / f"{tid}.npz",
-            tile,
-            gathers,
-            gathers.astype(np.int32),
-            digest,
-        )
-    assert params_digest(run.tile_params(ids[1])) != params_digest(stale.tile_params(ids[1]))
+    assert params_digest(run.tile_params()[ids[1]]) != params_digest(stale.tile_params()[ids[1]])
+    for tid in ids:
+        write_done_tile(root, tid, end_s=10.0, seconds=10.0, contributions=100)  # b"tile"
+    write_tile_file(root, run, ids[0])
+    write_tile_file(root, run, ids[1], params_of=stale)
+    np.savez(root / "results" / "tiles" / f"{ids[2]}.npz", gathers=np.zeros(1))
     assert main(["status", "--directory", str(root), "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert (record["done"], record["outdated"], record["waiting"]) == (1, 1, 2)
+    assert (record["done"], record["outdated"], record["waiting"]) == (1, 3, 0)
     assert main(["status", "--directory", str(root)]) == 0
     assert "1 / 4 done (25%)" in capsys.readouterr().out
+    digests = {t: params_digest(p) for t, p in run.tile_params().items()}
+    why = {t.id: t.message or "" for t in tile_status(root, ids, digests=digests).outdated_first}
+    assert "other parameters" in why[ids[1]] and "earlier pstm" in why[ids[2]]
+    assert "unreadable" in why[ids[3]] and ids[0] not in why
 
 
 def test_cli_without_config_says_how_to_fix(
@@ -250,10 +259,10 @@ def test_log_of_an_earlier_run_without_output_waits(tmp_path: Path) -> None:
     assert (status.done, status.running, status.waiting) == (1, 0, 1)
     assert status.contributions == 500
     assert status.span_seconds == pytest.approx(40.0, abs=1e-3)  # the old log is not counted
-    # all done while Snakemake still runs later rules: the span ends at the last tile
+    # all done while Snakemake still runs later rules: the span is the tiles' (0-10, 20-30 s)
     write_done_tile(tmp_path, ids[1], end_s=30.0, seconds=10.0, contributions=700)
     status = tile_status(tmp_path, ids, now=T0 + dt.timedelta(seconds=100))
-    assert status.eta_seconds == 0.0 and status.span_seconds == pytest.approx(30.0, abs=1e-3)
+    assert status.eta_seconds == 0.0 and status.span_seconds == pytest.approx(20.0, abs=1e-3)
 
 
 def test_wall_seconds_leave_out_a_pause_between_runs() -> None:
@@ -262,3 +271,14 @@ def test_wall_seconds_leave_out_a_pause_between_runs() -> None:
     timing = StageTiming(spans=[(at[0], at[1]), (at[2], at[3]), (at[4], at[5])])
     assert timing.wall_s == pytest.approx(5.0 + 10.0)
     assert StageTiming().wall_s == 0.0
+
+
+def test_status_span_leaves_out_a_pause_between_runs(tmp_path: Path) -> None:
+    """Tiles of a run, and of its resume an hour later: the rate counts the 20 s they ran."""
+    ids = [f"0000_000{k}" for k in range(4)]
+    write_done_tile(tmp_path, ids[0], end_s=10.0, seconds=10.0, contributions=1000)
+    write_done_tile(tmp_path, ids[1], end_s=3610.0, seconds=10.0, contributions=1000)
+    status = tile_status(tmp_path, ids)
+    assert status.span_seconds == pytest.approx(20.0, abs=1e-3)
+    assert status.contributions_per_s == pytest.approx(100.0, rel=1e-4)
+    assert status.eta_seconds == pytest.approx(20.0, rel=1e-4)

@@ -274,7 +274,7 @@ def test_a_velocity_that_misses_the_output_times_is_warned(
 
 def test_picks_located_by_the_other_columns_name_the_setting(tmp_path: Path) -> None:
     path = _picks_csv(tmp_path, [(100.0, 10.0)], "inline_crossline")
-    with pytest.raises(InputDataError, match="set velocity.picks_location: inline_crossline"):
+    with pytest.raises(InputDataError, match=r"set velocity\.picks_location: inline_crossline"):
         build_velocity(vel(kind="picks", file=str(path)), GRID)  # picks_location: xy
 
 

@@ -5,7 +5,7 @@ progress from the tile outputs (``results/tiles/<id>.npz``) and the tile logs
 (``logs/migrate/<id>.log``, see :mod:`pstm.summary`). Nothing is asked of Snakemake or of
 a scheduler, so a local run and a cluster run on a shared filesystem read the same. A tile
 file migrated with other params than the config's (another aperture, another pstm: the
-digest it keeps, :func:`pstm.pipeline.params_digest`), or older than a file the tile job
+digest it keeps, :func:`pstm.migrate.params_digest`), or older than a file the tile job
 reads (:data:`pstm.pipeline.TILE_INPUTS`, e.g. a velocity redone), is ``outdated``: the
 next run redoes it, so it does not count as done. (A config edit upstream of the tiles,
 e.g. of the velocity, shows once its stage has run.)
@@ -21,10 +21,12 @@ pace (and parallelism) seen so far.
 from __future__ import annotations
 
 import argparse
+import collections
 import datetime as dt
 import json
 import os
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from pstm.config import read_yaml
 from pstm.errors import ConfigError
 from pstm.migrate import read_tile_params_digest
 from pstm.pipeline import TILE_INPUTS
-from pstm.summary import JobLog, read_job_log
+from pstm.summary import JobLog, busy_seconds, read_job_log
 
 #: Directories of the workflow that status reads (relative to the workflow directory).
 TILES_DIR = Path("results/tiles")
@@ -42,10 +44,27 @@ LOCKS_DIR = Path(".snakemake/locks")
 SLURM_LOGS_DIR = Path(".snakemake/slurm_logs")
 
 
+class State(StrEnum):
+    """What ``pstm status`` says of a tile."""
+
+    DONE = "done"
+    OUTDATED = "outdated"  # finished with other params, or older than an input: to redo
+    FAILED = "failed"
+    RUNNING = "running"
+    STOPPED = "stopped"  # started, not finished, and Snakemake is not running
+    WAITING = "waiting"
+
+
+#: The states a tile's report lists with its message and logs.
+PROBLEMS = (State.FAILED, State.STOPPED)
+#: Outdated tiles the report names with the reason (the count covers all of them).
+OUTDATED_LISTED = 5
+
+
 @dataclass(frozen=True)
 class TileState:
     id: str
-    state: str  # done | outdated | failed | running | stopped | waiting
+    state: State
     log: str | None
     message: str | None = None
     other_logs: tuple[str, ...] = ()
@@ -59,22 +78,30 @@ class Status:
     running: int
     stopped: int
     waiting: int
-    outdated: int  # finished with other params than the config's: to redo
+    outdated: int  # finished with other params than the config's, or before an input: to redo
     snakemake_active: bool
     contributions: int
     kernel_seconds: float
-    span_seconds: float
+    span_seconds: float  # seconds in which tile jobs of this run ran (their spans' union)
     contributions_per_s: float | None  # wall clock, over the span
     contributions_per_kernel_s: float | None  # per job, kernel time only
     eta_seconds: float | None
     problems: tuple[TileState, ...]  # failed and stopped tiles
+    outdated_first: tuple[TileState, ...] = ()  # the first OUTDATED_LISTED outdated tiles
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _mtime(path: Path) -> dt.datetime:
-    return dt.datetime.fromtimestamp(path.stat().st_mtime)
+def _mtime(path: Path) -> dt.datetime | None:
+    """When ``path`` last changed, by Snakemake's rule (a directory output's
+    ``.snakemake_timestamp`` where it has one); None for a path that is gone (Snakemake
+    removes a job's old outputs when it starts it)."""
+    stamp = path / ".snakemake_timestamp"
+    try:
+        return dt.datetime.fromtimestamp((stamp if stamp.exists() else path).stat().st_mtime)
+    except FileNotFoundError:
+        return None
 
 
 def _other_logs(root: Path, tile_id: str) -> tuple[str, ...]:
@@ -82,6 +109,24 @@ def _other_logs(root: Path, tile_id: str) -> tuple[str, ...]:
     if not base.is_dir():
         return ()
     return tuple(sorted(str(p.relative_to(root)) for p in base.rglob("*.log") if tile_id in str(p)))
+
+
+def _outdated(
+    out: Path, written: dt.datetime, expected: str | None, newest: tuple[dt.datetime, str] | None
+) -> str | None:
+    """Why a finished tile's file is outdated (None: it is current): it records other
+    params than ``expected``, none (an earlier pstm), or is older than the newest input."""
+    if expected is not None:
+        recorded = read_tile_params_digest(out)
+        if recorded.error is not None:
+            return f"unreadable ({recorded.error}); the next run redoes it"
+        if recorded.digest is None:
+            return "written by an earlier pstm (no params digest); the next run redoes it"
+        if recorded.digest != expected:
+            return "migrated with other parameters; the next run redoes it"
+    if newest is not None and written < newest[0]:
+        return f"older than {newest[1]}; the next run redoes it"
+    return None
 
 
 def tile_status(
@@ -93,71 +138,68 @@ def tile_status(
     """Status of the planned tiles ``tile_ids`` of the workflow in ``root``; ``digests``:
     each tile's current params digest (a tile file that records another is outdated)."""
     active = (root / LOCKS_DIR).is_dir() and any((root / LOCKS_DIR).glob("*.lock"))
-    inputs = [root / p for p in TILE_INPUTS.values() if (root / p).exists()]
-    newest = max(inputs, key=lambda p: p.stat().st_mtime, default=None)
+    stamps = [(_mtime(root / p), p) for p in TILE_INPUTS.values()]
+    newest = max(((t, p) for t, p in stamps if t is not None), default=None)
     states: list[TileState] = []
     contributions, kernel_s = 0, 0.0
-    first: dt.datetime | None = None
-    last: dt.datetime | None = None
+    spans: list[tuple[dt.datetime, dt.datetime]] = []
+    ended: list[dt.datetime] = []  # ends of this run's finished and failed jobs
+    begun: list[dt.datetime] = []  # starts of its running ones
     for tid in tile_ids:
         out, log_path = root / TILES_DIR / f"{tid}.npz", root / TILE_LOGS_DIR / f"{tid}.log"
         job = read_job_log(log_path) if log_path.exists() else JobLog(log_path)
         rel_log = str(log_path.relative_to(root)) if log_path.exists() else None
-        recorded = read_tile_params_digest(out) if digests and out.exists() else None
-        if recorded is not None and digests is not None and recorded != digests[tid]:
-            outdated: str | None = "migrated with other parameters; the next run redoes it"
-        elif newest is not None and out.exists() and _mtime(out) < _mtime(newest):
-            outdated = f"older than {newest.relative_to(root)}; the next run redoes it"
-        else:
-            outdated = None
+        written = _mtime(out)
+        expected = digests[tid] if digests is not None else None
+        outdated = _outdated(out, written, expected, newest) if written is not None else None
         # a log that says done while the output is gone, or of an outdated tile, is from an
         # earlier run: to redo, and not part of this run's span
         current = (
-            job.started is not None and not (job.done and not out.exists()) and outdated is None
+            job.started is not None and not (job.done and written is None) and outdated is None
         )
-        if current:
-            first = min(filter(None, (first, job.started)))
-            last = max(filter(None, (last, job.last)))
+        if current and job.started is not None and job.last is not None:
+            spans.append((job.started, job.last))
+            (ended if job.done or job.error is not None else begun).append(
+                job.last if job.done or job.error is not None else job.started
+            )
         if outdated is not None:
-            state, message = "outdated", outdated
-        elif out.exists():
-            state, message = "done", None
-            last = max(filter(None, (last, _mtime(out))))
+            state, message = State.OUTDATED, outdated
+        elif written is not None:
+            state, message = State.DONE, None
             if job.tile is not None:
                 contributions += int(job.tile["contributions"])
                 kernel_s += float(job.tile["seconds_kernel"])
         elif job.error is not None:
-            state, message = "failed", job.error
+            state, message = State.FAILED, job.error
         elif current:
-            state = "running" if active else "stopped"
+            state = State.RUNNING if active else State.STOPPED
             message = None if active else "started but not finished, and Snakemake is not running"
         else:
-            state, message = "waiting", None
-        others = _other_logs(root, tid) if state in ("failed", "stopped") else ()
+            state, message = State.WAITING, None
+        others = _other_logs(root, tid) if state in PROBLEMS else ()
         states.append(TileState(tid, state, rel_log, message, others))
-    counts = {s: sum(1 for t in states if t.state == s) for s in ("done", "failed", "running")}
-    counts["stopped"] = sum(1 for t in states if t.state == "stopped")
-    counts["waiting"] = sum(1 for t in states if t.state == "waiting")
-    counts["outdated"] = sum(1 for t in states if t.state == "outdated")
-    left = len(tile_ids) - counts["done"]
-    if active and left > 0:  # tiles still to come: the span runs up to now
-        end: dt.datetime | None = now if now is not None else dt.datetime.now()
-    else:
-        end = last
-    span = (end - first).total_seconds() if first is not None and end is not None else 0.0
+    counts = collections.Counter(t.state for t in states)
+    left = len(tile_ids) - counts[State.DONE]
+    now = now if now is not None else dt.datetime.now()
+    # tiles still to come: busy from the last job that ended (or the first running one's
+    # start) up to now
+    since = max(ended) if ended else min(begun, default=None)
+    if active and left > 0 and since is not None and now > since:
+        spans.append((since, now))
+    span = busy_seconds(spans)
     eta: float | None = None
     if left == 0:
         eta = 0.0
-    elif counts["done"] > 0 and span > 0:
-        eta = left * span / counts["done"]
+    elif counts[State.DONE] > 0 and span > 0:
+        eta = left * span / counts[State.DONE]
     return Status(
         total=len(tile_ids),
-        done=counts["done"],
-        failed=counts["failed"],
-        running=counts["running"],
-        stopped=counts["stopped"],
-        waiting=counts["waiting"],
-        outdated=counts["outdated"],
+        done=counts[State.DONE],
+        failed=counts[State.FAILED],
+        running=counts[State.RUNNING],
+        stopped=counts[State.STOPPED],
+        waiting=counts[State.WAITING],
+        outdated=counts[State.OUTDATED],
         snakemake_active=active,
         contributions=contributions,
         kernel_seconds=kernel_s,
@@ -165,7 +207,8 @@ def tile_status(
         contributions_per_s=contributions / span if span > 0 else None,
         contributions_per_kernel_s=contributions / kernel_s if kernel_s > 0 else None,
         eta_seconds=eta,
-        problems=tuple(t for t in states if t.state in ("failed", "stopped")),
+        problems=tuple(t for t in states if t.state in PROBLEMS),
+        outdated_first=tuple(t for t in states if t.state is State.OUTDATED)[:OUTDATED_LISTED],
     )
 
 
@@ -192,6 +235,12 @@ def format_status(status: Status) -> str:
         if not status.snakemake_active:
             eta += " (once the workflow is running again)"
     lines.append(f"ETA          : {eta}")
+    for tile in status.outdated_first:
+        lines.append(f"outdated tile {tile.id}: {tile.message}")
+    if status.outdated > len(status.outdated_first):
+        lines.append(
+            f"  ... and {status.outdated - len(status.outdated_first)} more outdated tiles"
+        )
     for tile in status.problems:
         where = tile.log or "no log"
         extra = f"; also {', '.join(tile.other_logs)}" if tile.other_logs else ""
@@ -214,7 +263,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pstm.pipeline import params_digest, prepare_run
+    from pstm.migrate import params_digest
+    from pstm.pipeline import prepare_run
 
     root = args.directory.resolve()
     config = root / args.config
@@ -228,7 +278,7 @@ def run(args: argparse.Namespace) -> int:
     os.chdir(root)  # the plan resolves input paths relative to the workflow directory
     try:
         prepared = prepare_run(raw, source=str(config))
-        digests = {t.id: params_digest(prepared.tile_params(t.id)) for t in prepared.plan.tiles}
+        digests = {tid: params_digest(p) for tid, p in prepared.tile_params().items()}
     finally:
         os.chdir(cwd)
     status = tile_status(root, [t.id for t in prepared.plan.tiles], digests=digests)

@@ -23,7 +23,7 @@ rule migrate_tile:
         "results/tiles/{tile}.npz",
     params:
         **RUN.params("migrate", *MIGRATE_SECTIONS),
-        tile=tile_extent,  # (RUN.tile_params gives the same, for pstm status)
+        tile=tile_extent,  # (RUN.tile_params() gives the same, for pstm status)
     group:
         tile_batch
     threads: RUN.plan.threads_per_job
