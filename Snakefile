@@ -40,9 +40,10 @@ rule all:
 
 
 # a run through a cluster executor leaves a marker: resuming a killed run then asks SLURM
-# for its jobs (pstm.resume)
+# for its jobs (pstm.resume); its --config overrides are kept for pstm status
 onstart:
     record_executor(workflow.executor_plugin.name if workflow.executor_plugin else None)
+    record_config_overrides(workflow.config_settings.overwrite_config)
 
 
 # Snakemake's scheduler leaves a one-second timer behind that delays its exit

@@ -86,6 +86,40 @@ TILE_INPUTS = {
 SNAKEMAKE_REEVALUATION_TIMER = "JobScheduler._schedule_reevalutation.<locals>.<lambda>"
 
 
+#: The ``--config`` (and ``--configfile``) overrides of the last run in a workflow
+#: directory, written by the Snakefile's ``onstart`` (:func:`record_config_overrides`):
+#: ``pstm status`` applies them to ``config.yaml`` as Snakemake did.
+CONFIG_OVERRIDES_FILE = Path(".snakemake") / "pstm-config-overrides.yaml"
+
+
+def record_config_overrides(overrides: dict[str, Any], workdir: Path | None = None) -> None:
+    """Keep a run's config overrides (Snakemake's ``overwrite_config``) in
+    :data:`CONFIG_OVERRIDES_FILE`, or remove it for a run without any."""
+    path = (workdir or Path.cwd()) / CONFIG_OVERRIDES_FILE
+    if not overrides:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(dict(overrides), sort_keys=False))
+
+
+def with_config_overrides(raw: Any, workdir: Path) -> tuple[Any, dict[str, Any]]:
+    """``raw`` (config.yaml's data) with the last run's recorded overrides merged in, as
+    Snakemake merges them (mappings key by key, anything else replaced), and the overrides
+    ({} without a record)."""
+    path = workdir / CONFIG_OVERRIDES_FILE
+    overrides = read_yaml(path) if path.exists() else None
+    if not isinstance(overrides, dict) or not overrides:
+        return raw, {}
+
+    def merge(base: Any, new: Any) -> Any:
+        if isinstance(base, dict) and isinstance(new, dict):
+            return {**base, **{k: merge(base.get(k), v) for k, v in new.items()}}
+        return new
+
+    return merge(raw if isinstance(raw, dict) else {}, overrides), overrides
+
+
 def check_config_file(path: str) -> None:
     """Stop the workflow on a malformed YAML file with pstm's message (the file, the line
     and the column), before Snakemake's ``configfile:`` reads it and says neither (the

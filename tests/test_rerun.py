@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 from pstm.cli import main
+from pstm.pipeline import CONFIG_OVERRIDES_FILE
+from pstm.resume import REMOTE_EXECUTOR_MARKER
 from tests.helpers import make_workdir, planned_jobs, snakemake, tiny_config
 from tests.snapshot import freeze_pstm
 
@@ -124,6 +126,9 @@ def test_status_counts_the_tiles_an_edit_or_a_newer_input_redoes(
         return result
 
     assert (status()["done"], status()["outdated"]) == (N_TILES, 0)
+    # a local run without overrides leaves neither record (pstm.resume, pstm.pipeline)
+    assert not (finished / REMOTE_EXECUTOR_MARKER).exists()
+    assert not (finished / CONFIG_OVERRIDES_FILE).exists()
     config = finished / "config.yaml"
     original = config.read_text()
     cfg = yaml.safe_load(original)
@@ -133,10 +138,11 @@ def test_status_counts_the_tiles_an_edit_or_a_newer_input_redoes(
         assert (status()["done"], status()["outdated"]) == (0, N_TILES)
         # the preflight's params are the config's sections: its reason names the migration
         # section, not the whole config twice
-        dry = snakemake(finished, "-n").stdout + snakemake(finished, "-n").stderr
-        reasons = [line for line in dry.splitlines() if "Params have changed" in line]
-        assert reasons and any("'aperture_m': 350.0" in r for r in reasons)
-        assert not any("clip_percentile" in r for r in reasons), "the qc section is unchanged"
+        dry = snakemake(finished, "-n")
+        lines = (dry.stdout + dry.stderr).splitlines()
+        at = next(i for i, ln in enumerate(lines) if ln.strip().endswith("rule preflight:"))
+        reason = next(ln for ln in lines[at:] if ln.strip().startswith("reason:"))
+        assert "350.0" in reason and "clip_percentile" not in reason, reason
     finally:
         config.write_text(original)
     vrms = finished / "results" / "velocity" / "vrms.npy"
@@ -147,3 +153,18 @@ def test_status_counts_the_tiles_an_edit_or_a_newer_input_redoes(
     finally:
         os.utime(vrms, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert status()["done"] == N_TILES
+
+
+def test_a_run_records_its_config_overrides(finished: Path) -> None:
+    """The Snakefile's onstart keeps a run's --config overrides for pstm status, and a run
+    without any removes them (here a QC-only rerun and back)."""
+    target = "results/qc/velocity.png"
+    try:
+        snakemake(finished, target, "--config", "qc={dpi: 70}")  # (--config takes the rest)
+        assert yaml.safe_load((finished / CONFIG_OVERRIDES_FILE).read_text()) == {
+            "qc": {"dpi": "70"}
+        }
+    finally:
+        snakemake(finished, target)
+    assert not (finished / CONFIG_OVERRIDES_FILE).exists()
+    assert planned_jobs(finished) == {}

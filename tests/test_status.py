@@ -15,7 +15,7 @@ import yaml
 from pstm.cli import main
 from pstm.commands.status import format_status, tile_status
 from pstm.migrate import params_digest, write_tile
-from pstm.pipeline import Run, prepare_run
+from pstm.pipeline import CONFIG_OVERRIDES_FILE, Run, prepare_run, record_config_overrides
 from pstm.summary import StageTiming, read_job_log, run_summary
 from tests.helpers import tiny_config
 
@@ -202,6 +202,29 @@ def test_a_tile_of_other_parameters_is_outdated(
     why = {t.id: t.message or "" for t in tile_status(root, ids, digests=digests).outdated_first}
     assert "other parameters" in why[ids[1]] and "earlier pstm" in why[ids[2]]
     assert "unreadable" in why[ids[3]] and ids[0] not in why
+
+
+def test_the_last_runs_config_overrides_apply(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run with --config overrides (e.g. a profile's) records them; status compares the
+    tiles against config.yaml with them, as Snakemake ran the jobs."""
+    root, ids = _workdir(tmp_path)
+    overridden = tiny_config()
+    overridden["migration"] = {**overridden.get("migration", {}), "aperture_m": 321.0}
+    write_done_tile(root, ids[0], end_s=10.0, seconds=10.0, contributions=100)
+    write_tile_file(root, prepare_run(tiny_config()), ids[0], params_of=prepare_run(overridden))
+    assert main(["status", "--directory", str(root), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["outdated"] == 1  # against config.yaml alone
+    record_config_overrides({"migration": {"aperture_m": 321.0}}, root)
+    assert main(["status", "--directory", str(root), "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["done"], record["outdated"]) == (1, 0)
+    assert record["config_overrides"] == {"migration": {"aperture_m": 321.0}}
+    assert main(["status", "--directory", str(root)]) == 0
+    assert "with the last run's --config overrides" in capsys.readouterr().out
+    record_config_overrides({}, root)  # a run without overrides removes the record
+    assert not (root / CONFIG_OVERRIDES_FILE).exists()
 
 
 def test_cli_without_config_says_how_to_fix(

@@ -264,7 +264,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pstm.migrate import params_digest
-    from pstm.pipeline import prepare_run
+    from pstm.pipeline import CONFIG_OVERRIDES_FILE, prepare_run, with_config_overrides
 
     root = args.directory.resolve()
     config = root / args.config
@@ -273,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
             f"config file not found: {config}; run pstm status in the workflow directory "
             "or pass --directory/--config"
         )
-    raw = read_yaml(config)
+    raw, overrides = with_config_overrides(read_yaml(config), root)
     cwd = Path.cwd()
     os.chdir(root)  # the plan resolves input paths relative to the workflow directory
     try:
@@ -283,7 +283,12 @@ def run(args: argparse.Namespace) -> int:
         os.chdir(cwd)
     status = tile_status(root, [t.id for t in prepared.plan.tiles], digests=digests)
     if args.json:
-        print(json.dumps(status.as_dict(), indent=1))
+        print(json.dumps({**status.as_dict(), "config_overrides": overrides}, indent=1))
     else:
+        if overrides:
+            print(
+                f"config       : {args.config} with the last run's --config overrides "
+                f"{json.dumps(overrides)} ({CONFIG_OVERRIDES_FILE})"
+            )
         print(format_status(status), end="")
     return 0

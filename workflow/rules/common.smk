@@ -9,11 +9,12 @@ from pstm.pipeline import (
     TILE_INPUTS,
     numba_cache_dir,
     prepare_run,
+    record_config_overrides,
     release_scheduler_timers,
 )
 from pstm.plan import BATCH_ID_PATTERN, precondition_threads
-from pstm.resume import record_executor
 from pstm.qc import IMAGE_FIGURES, QC_FIGURES, VELOCITY_FIGURE
+from pstm.resume import record_executor
 
 _log = logging.getLogger("pstm")
 if not _log.handlers:
