@@ -587,6 +587,12 @@ class MigrationConfig(_Section):
 
     @model_validator(mode="after")
     def _check_angle_taper(self) -> Self:
+        if self.angle_taper_deg > 0.0 and self.max_angle_deg >= 90.0:
+            raise ValueError(
+                f"angle_taper_deg ({self.angle_taper_deg:g}) needs an angle limit: set "
+                "max_angle_deg below 90 (90 = no limit, nothing to taper), or "
+                "angle_taper_deg: 0"
+            )
         if self.angle_taper_deg > self.max_angle_deg:
             raise ValueError(
                 f"angle_taper_deg ({self.angle_taper_deg:g}) must not exceed max_angle_deg "

@@ -65,9 +65,9 @@ VELOCITY_BLOCK_SAMPLES = 4_000_000
 #: Fraction of the output times a velocity may leave beyond its own first or last time
 #: (where it is extended as a constant) before :func:`warn_time_coverage` warns.
 EXTRAPOLATED_TIME_WARN = 0.1
-#: A velocity whose times reach this many times the output's last time is warned about
-#: (times given in ms instead of s).
-TIME_SCALE_WARN = 10.0
+#: Velocity times past this (s) are taken for milliseconds and warned about: no reflection
+#: record is that long.
+MAX_PLAUSIBLE_TIME_S = 100.0
 #: Sample interval of the work axis of :func:`vrms_of_time` (its times are arbitrary).
 VRMS_OF_TIME_DT_S = 0.001
 #: Required attributes of a Zarr velocity cube (its own regular grid, as in ``grid``).
@@ -528,8 +528,17 @@ Sampler = Callable[[int, int], Float64Array]
 
 def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -> Sampler:
     """Step 1: reads (and checks) the input once; returns ``sample(il0, nil)``, the given
-    velocity on output inlines il0 .. il0 + nil - 1 and the work times."""
+    velocity on output inlines il0 .. il0 + nil - 1 and the work times. Warns where the
+    input's time axis misses the output's (:func:`warn_time_coverage`)."""
     kind = velocity.kind
+    if kind is VelocityKind.TABLE:
+        assert velocity.table is not None
+        times = velocity.table.time_s
+        warn_time_coverage("velocity.table", times[0], times[-1], grid.times)
+    elif kind is VelocityKind.TABLE_CSV:
+        assert velocity.file is not None
+        t, _ = read_time_table(velocity.file, velocity)
+        warn_time_coverage(str(velocity.file), float(t[0]), float(t[-1]), grid.times)
     if kind in (VelocityKind.CONSTANT, VelocityKind.TABLE, VelocityKind.TABLE_CSV):
         column = _laterally_constant(velocity, t_work)
         return lambda il0, nil: np.broadcast_to(column, (nil, grid.nxl, len(t_work))).copy()
@@ -538,9 +547,8 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
         picks = read_picks(velocity.file, velocity, grid)
         log.info("velocity picks: %d analysis locations from %s", len(picks.x), velocity.file)
         first = min(float(t[0]) for t in picks.times)
-        warn_time_coverage(
-            str(velocity.file), first, max(float(t[-1]) for t in picks.times), t_work
-        )
+        last = max(float(t[-1]) for t in picks.times)
+        warn_time_coverage(str(velocity.file), first, last, grid.times)
         fil, fxl = grid.to_grid(picks.x, picks.y)
         inside = (fil > -0.5) & (fil < grid.nil - 0.5) & (fxl > -0.5) & (fxl < grid.nxl - 0.5)
         if not inside.any():
@@ -566,26 +574,24 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
     check_cube(cube, velocity, str(velocity.file))
     log.info("velocity cube %s: %s samples", velocity.file, cube.values.shape)
     last = cube.t0_s + (cube.values.shape[2] - 1) * cube.dt_s
-    warn_time_coverage(str(velocity.file), cube.t0_s, last, t_work)
+    warn_time_coverage(str(velocity.file), cube.t0_s, last, grid.times)
     return lambda il0, nil: resample_cube(cube, *grid.bin_xy(il0, nil), t_work)
 
 
 def warn_time_coverage(source: str, first_s: float, last_s: float, times_s: Float64Array) -> None:
     """Log a warning when a velocity's time axis (``first_s`` .. ``last_s``) misses the
-    output times ``times_s``: times that reach TIME_SCALE_WARN x past the output (given in
-    ms?), or more than EXTRAPOLATED_TIME_WARN of the output times beyond its ends, where
-    the velocity is extended as a constant (a cube with its axes in another order, a
-    wrong dt)."""
+    output times ``times_s``: times past MAX_PLAUSIBLE_TIME_S (given in ms?), or more than
+    EXTRAPOLATED_TIME_WARN of the output times beyond its ends, where the velocity is
+    extended as a constant (a cube with its axes in another order, a wrong dt)."""
     end = float(times_s[-1])
     beyond = float(np.mean((times_s < first_s) | (times_s > last_s)))
-    if end > 0 and last_s > TIME_SCALE_WARN * end:
+    if last_s > MAX_PLAUSIBLE_TIME_S:
         log.warning(
-            "%s: its times reach %g s, %.0fx the output's last time (%g s): are they in ms? "
+            "%s: its times reach %g s, past any seismic record (%g s): are they in ms? "
             "(velocity times are in seconds)",
             source,
             last_s,
-            last_s / end,
-            end,
+            MAX_PLAUSIBLE_TIME_S,
         )
     elif beyond > EXTRAPOLATED_TIME_WARN:
         log.warning(
@@ -607,13 +613,10 @@ def _laterally_constant(velocity: VelocityConfig, t_work: Float64Array) -> Float
         return np.full(t_work.shape, velocity.constant_mps)
     if velocity.kind is VelocityKind.TABLE:
         assert velocity.table is not None
-        times = velocity.table.time_s
-        warn_time_coverage("velocity.table", times[0], times[-1], t_work)
-        return np.interp(t_work, times, velocity.table.vrms_mps)
+        return np.interp(t_work, velocity.table.time_s, velocity.table.vrms_mps)
     if velocity.kind is VelocityKind.TABLE_CSV:
         assert velocity.file is not None
         t, v = read_time_table(velocity.file, velocity)
-        warn_time_coverage(str(velocity.file), float(t[0]), float(t[-1]), t_work)
         return np.interp(t_work, t, v)
     raise ConfigError(
         f"velocity kind '{velocity.kind.value}' varies laterally; a single v_rms(t) needs "

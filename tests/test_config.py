@@ -70,6 +70,7 @@ def test_enum_is_parsed_once_into_the_enum() -> None:
             {"max_angle_deg": 30.0, "angle_taper_deg": 60.0},
             r"angle_taper_deg \(60\) must not exceed max_angle_deg \(30\)",
         ),
+        ("migration", {"angle_taper_deg": 10.0}, r"angle_taper_deg \(10\) needs an angle limit"),
     ],
 )
 def test_invalid_values(section: str, bad: dict[str, object], match: str) -> None:

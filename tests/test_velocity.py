@@ -272,6 +272,14 @@ def test_a_velocity_that_misses_the_output_times_is_warned(
         assert warning in said and "velocity.table" in said
 
 
+def test_vrms_of_time_does_not_warn(caplog: pytest.LogCaptureFixture) -> None:
+    """The synthetic survey asks a velocity at single event times: not output times."""
+    cfg = vel(kind="table", table={"time_s": [0.0, 1.5], "vrms_mps": [1800.0, 2400.0]})
+    with caplog.at_level("WARNING", logger="pstm.velocity"):
+        vrms_of_time(cfg, np.array([0.1]))
+    assert not caplog.records
+
+
 def test_picks_located_by_the_other_columns_name_the_setting(tmp_path: Path) -> None:
     path = _picks_csv(tmp_path, [(100.0, 10.0)], "inline_crossline")
     with pytest.raises(InputDataError, match=r"set velocity\.picks_location: inline_crossline"):
