@@ -16,7 +16,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -32,7 +32,7 @@ from pstm.config import (
     read_yaml,
     section_params,
 )
-from pstm.errors import ConfigError
+from pstm.errors import ConfigError, PstmError
 from pstm.grid import OutputGrid
 from pstm.kernels import resolve_backend
 from pstm.plan import TilePlan, plan_tiles
@@ -120,6 +120,13 @@ def with_config_overrides(raw: Any, workdir: Path) -> tuple[Any, dict[str, Any]]
     return merge(raw if isinstance(raw, dict) else {}, overrides), overrides
 
 
+def stop_workflow(exc: PstmError) -> NoReturn:
+    """End a Snakefile's parse on a pstm error: its one message, exit status 1, no
+    traceback (Snakemake would print one for an exception)."""
+    sys.stderr.write(f"pstm: {exc}\n")
+    raise SystemExit(1)
+
+
 def check_config_file(path: str) -> None:
     """Stop the workflow on a malformed YAML file with pstm's message (the file, the line
     and the column), before Snakemake's ``configfile:`` reads it and says neither (the
@@ -128,8 +135,7 @@ def check_config_file(path: str) -> None:
         try:
             read_yaml(path)
         except ConfigError as exc:
-            sys.stderr.write(f"pstm: {exc}\n")
-            raise SystemExit(1) from None
+            stop_workflow(exc)
 
 
 def release_scheduler_timers() -> int:

@@ -62,11 +62,15 @@ class SlurmCheck(StrEnum):
     OFF = "off"  # never ask
 
 
+#: Snakemake's executors that run jobs on this machine (or none): no SLURM job to look for.
+LOCAL_EXECUTORS = ("local", "dryrun", "touch")
+
+
 def record_executor(executor: str | None, workdir: Path | None = None) -> bool:
-    """Leave :data:`REMOTE_EXECUTOR_MARKER` when a run uses a cluster executor (anything
-    but ``local``, ``dryrun`` or ``touch``); called by the Snakefile's ``onstart`` with the
-    executor plugin's name. Returns whether it wrote the marker."""
-    if executor is None or executor in ("local", "dryrun", "touch"):
+    """Leave :data:`REMOTE_EXECUTOR_MARKER` when a run uses a cluster executor (any but
+    LOCAL_EXECUTORS); called by the Snakefile's ``onstart`` with the executor plugin's
+    name. Returns whether it wrote the marker."""
+    if executor is None or executor in LOCAL_EXECUTORS:
         return False
     marker = (workdir or Path.cwd()) / REMOTE_EXECUTOR_MARKER
     marker.parent.mkdir(parents=True, exist_ok=True)
@@ -155,10 +159,10 @@ def slurm_jobs(workdir: Path, check: SlurmCheck = SlurmCheck.AUTO) -> list[Workf
         said = getattr(exc, "stderr", None)  # squeue's own words, where it answered
         detail = said.strip().splitlines()[-1] if isinstance(said, str) and said.strip() else exc
         raise SystemExit(
-            f"pstm: cannot ask SLURM (squeue) whether jobs of a previous run are still "
-            f"running in {workdir}: {str(detail).rstrip('.')}. Check SLURM and run the same "
-            "command again; if "
-            "this directory never runs through SLURM, resume with --slurm off "
+            f"pstm: a run of {workdir} went through SLURM ({REMOTE_EXECUTOR_MARKER}), but "
+            f"squeue cannot say whether its jobs are still running: "
+            f"{str(detail).rstrip('.')}. Check SLURM and run the same command again; if none "
+            "of its jobs can still be queued, resume without asking: --slurm off "
             "(make run RESUME_ARGS='--slurm off')"
         ) from None
     target = workdir.resolve()

@@ -142,6 +142,14 @@ def check_velocity(cube: NDArray[np.float32], source: str, velocity: VelocityCon
 # --------------------------------------------------------------------------- text tables
 
 
+class MissingColumnsError(InputDataError):
+    """A text table's header row lacks columns; ``header`` holds the columns it has."""
+
+    def __init__(self, message: str, header: list[str]) -> None:
+        super().__init__(message)
+        self.header = header
+
+
 def read_table(path: str | Path, columns: tuple[str, ...]) -> dict[str, Float64Array]:
     """Named float columns of a small text table: a header row, then one row per entry,
     separated by commas, semicolons or whitespace; blank lines and ``#`` comments skipped."""
@@ -159,9 +167,10 @@ def read_table(path: str | Path, columns: tuple[str, ...]) -> dict[str, Float64A
             header = [f.strip().lower() for f in fields]
             missing = [c for c in columns if c not in header]
             if missing:
-                raise InputDataError(
+                raise MissingColumnsError(
                     f"{path}: the header row (line {lineno}) has columns {header} but needs "
-                    f"{list(columns)}; missing {missing}. Rename the columns in the file."
+                    f"{list(columns)}; missing {missing}. Rename the columns in the file.",
+                    header,
                 )
             continue
         if len(fields) != len(header):
@@ -209,17 +218,18 @@ def read_picks(path: str | Path, velocity: VelocityConfig, grid: OutputGrid) -> 
     loc_cols = PICK_LOCATION_COLUMNS[velocity.picks_location]
     try:
         cols = read_table(path, (*loc_cols, *TABLE_COLUMNS))
-    except InputDataError as exc:  # located by the other columns? say which setting reads them
+    except MissingColumnsError as exc:  # located by the other columns? name the setting
         other = [
-            k
-            for k, c in PICK_LOCATION_COLUMNS.items()
-            if k is not velocity.picks_location and all(f"'{n}'" in str(exc) for n in c)
+            kind
+            for kind, names in PICK_LOCATION_COLUMNS.items()
+            if kind is not velocity.picks_location and all(n in exc.header for n in names)
         ]
         if not other:
             raise
         raise InputDataError(
-            f"{exc} Or, if the file locates its analyses by {' and '.join(PICK_LOCATION_COLUMNS[other[0]])}, "
-            f"set velocity.picks_location: {other[0].value}"
+            f"{exc} Or, if the file locates its analyses by "
+            f"{' and '.join(PICK_LOCATION_COLUMNS[other[0]])}, set velocity.picks_location: "
+            f"{other[0].value}"
         ) from None
     a, b = cols[loc_cols[0]], cols[loc_cols[1]]
     if not (np.isfinite(a).all() and np.isfinite(b).all()):

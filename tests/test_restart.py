@@ -291,7 +291,7 @@ def test_resume_sees_slurm_jobs_in_this_directory(
     (locks / "0.input.lock").write_text("")
     squeue.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact' >&2\nexit 1\n")
     with pytest.raises(
-        SystemExit, match=r"cannot ask SLURM.*: slurm_load_jobs error: Unable to contact\. Check"
+        SystemExit, match=r"squeue cannot say.*: slurm_load_jobs error: Unable to contact\. Check"
     ):
         prepare_resume(tmp_path, wait_s=0)
     with pytest.raises(SystemExit, match=r"--slurm off"):

@@ -180,6 +180,23 @@ def test_interval_from_the_trace_header_when_the_binary_header_has_none(tmp_path
     _expect(path, "bytes 3217-3218", "bytes 117-118", "Fix the file's binary header")
 
 
+def test_parquet_headers_without_one_sides_positions(tmp_path: Path) -> None:
+    """The same check for Zarr + Parquet input (pstm.io.headers.read_geometry)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pstm.io.headers import read_geometry
+
+    xs = np.arange(4) * 10.0
+    columns = {"source_x": xs, "source_y": xs, "receiver_x": np.zeros(4), "receiver_y": np.zeros(4)}
+    pq.write_table(pa.table(columns), tmp_path / "h.parquet")
+    with pytest.raises(InputDataError, match=r"every receiver coordinate is zero.*receiver_x"):
+        read_geometry(tmp_path / "h.parquet")
+    columns["receiver_x"] = xs + 100.0
+    pq.write_table(pa.table(columns), tmp_path / "h.parquet")
+    assert read_geometry(tmp_path / "h.parquet").ntr == 4
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputFileNotFoundError, match=r"input\.segy\.path"):
         import_segy(SegyInputConfig(path=tmp_path / "nope.sgy"), tmp_path / "t", tmp_path / "h")

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import zarr
 
+from pstm.resume import REMOTE_EXECUTOR_MARKER
 from tests.helpers import REPO, make_workdir, planned_jobs, snakemake, tiny_config
 
 pytestmark = pytest.mark.slurm
@@ -106,6 +107,8 @@ def test_slurm_run_equals_local_run_and_caps_jobs(
     print(f"\nSLURM workflow run: {seconds:.0f} s, {submitted_ctl} SLURM jobs", file=sys.stderr)
     # the jobs wrote the shared numba cache (NUMBA_CACHE_DIR, inherited from the head)
     assert any((frozen_pstm / ".numba_cache").rglob("*.nbi"))
+    # the head recorded its executor: resuming this directory asks SLURM (pstm.resume)
+    assert (work / REMOTE_EXECUTOR_MARKER).read_text().strip() == "slurm"
 
     # bit for bit the local image (one job per tile: no batches)
     local = make_workdir(tmp_path / "local", tiny_config())

@@ -81,9 +81,8 @@ def _numbers(values: NDArray[np.generic] | None) -> NDArray[np.int64] | None:
 
 
 def read_segy_survey(cfg: SegyInputConfig) -> Survey:
+    from pstm.io.headers import has_positions
     from pstm.io.segy import (
-        RECEIVER_WORDS,
-        SOURCE_WORDS,
         check_positions,
         first_start_time_s,
         inspect_layout,
@@ -92,9 +91,8 @@ def read_segy_survey(cfg: SegyInputConfig) -> Survey:
 
     layout = inspect_layout(cfg.path, cfg.endian)
     words = read_canonical(cfg, layout)
-    seen = [
-        any(bool(np.any(words[w] != 0)) for w in side) for side in (SOURCE_WORDS, RECEIVER_WORDS)
-    ]
+    columns = {w.key: words[w] for w in HeaderWord}
+    seen = (has_positions(columns, "source"), has_positions(columns, "receiver"))
     check_positions(cfg.path, cfg.header_bytes, *seen)
     t0_s = first_start_time_s(layout)
     f64 = {w: np.asarray(words[w], dtype=np.float64) for w in HeaderWord}

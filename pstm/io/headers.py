@@ -7,6 +7,7 @@ pstm derives ``midpoint_x, midpoint_y, offset, azimuth`` (degrees counter-clockw
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,6 +97,32 @@ def geometry_from_table(table: pa.Table, source: str) -> Geometry:
     return Geometry(*cols)
 
 
+#: The coordinate columns of each side of a trace, in Parquet and in the canonical words.
+POSITION_COLUMNS = {
+    "source": ("source_x", "source_y"),
+    "receiver": ("receiver_x", "receiver_y"),
+}
+
+
+def has_positions(columns: Mapping[str, NDArray[np.generic]], side: str) -> bool:
+    """Whether any trace has a non-zero coordinate on ``side`` ('source' or 'receiver')."""
+    return any(bool(np.any(np.asarray(columns[c]) != 0)) for c in POSITION_COLUMNS[side])
+
+
+def positions_problem(sources_seen: bool, receivers_seen: bool) -> str | None:
+    """What is wrong when every source coordinate, or every receiver coordinate, is zero
+    (None when both sides have positions): the positions are elsewhere (other header
+    bytes or columns) or missing, and midpoints from them would be wrong. (A survey whose
+    sources, or receivers, all sit exactly at (0, 0) cannot be told from that: shift its
+    coordinates.)"""
+    if sources_seen and receivers_seen:
+        return None
+    if not (sources_seen or receivers_seen):
+        return "every source and receiver coordinate is zero"
+    side, other = ("source", "receivers") if not sources_seen else ("receiver", "sources")
+    return f"every {side} coordinate is zero while the {other} have positions"
+
+
 def read_geometry(path: str | Path) -> Geometry:
     """Read and validate the canonical coordinate columns."""
     import pyarrow.parquet as pq
@@ -115,4 +142,16 @@ def read_geometry(path: str | Path) -> Geometry:
                 f"{path}: duplicate trace_id values, e.g. {uniq[counts > 1][:5].tolist()}; "
                 "each row must describe a different trace"
             )
-    return geometry_from_table(table, source=str(path))
+    geometry = geometry_from_table(table, source=str(path))
+    columns = {"source_x": geometry.sx, "source_y": geometry.sy}
+    columns.update({"receiver_x": geometry.rx, "receiver_y": geometry.ry})
+    problem = positions_problem(
+        has_positions(columns, "source"), has_positions(columns, "receiver")
+    )
+    if problem is not None and geometry.ntr:
+        names = ", ".join(c for side in POSITION_COLUMNS.values() for c in side)
+        raise InputDataError(
+            f"{path}: {problem} (columns {names}); pstm needs source and receiver positions. "
+            "Fill those columns"
+        )
+    return geometry

@@ -31,7 +31,7 @@ from pstm.config import SegyEndian, SegyHeaderBytes, SegyInputConfig, SegySample
 from pstm.errors import InputDataError, InputFileNotFoundError
 from pstm.io.atomic import atomic_output
 from pstm.io.headermap import ALL_WORDS, RAW_PREFIX, SCALED_WORDS, HeaderWord, apply_scalar
-from pstm.io.headers import with_derived
+from pstm.io.headers import has_positions, positions_problem, with_derived
 from pstm.io.traces import DT_ATTR, T0_ATTR, TRACE_CHUNK, create_trace_array
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ class SegyLayout:
     dt_s: float
     ntr: int
     n_ext_headers: int
+    #: the binary header had no sample interval: ``dt_s`` is the first trace header's
+    interval_from_trace: bool = False
 
 
 #: Offset of the sample interval (us) in a trace header (bytes 117-118, 1-based).
@@ -145,14 +147,7 @@ def inspect_layout(path: str | Path, endian: SegyEndian) -> SegyLayout:
                 "3217-3218) and the first trace header one of 0 us (bytes 117-118); pstm "
                 "needs it. Fix the file's binary header"
             )
-        log.warning(
-            "%s: the binary header gives a sample interval of %d us (bytes 3217-3218); using "
-            "the first trace header's, %d us (bytes 117-118)",
-            path,
-            interval_us,
-            trace_interval,
-        )
-        interval_us = trace_interval
+        return SegyLayout(path, endian, fmt, ns, trace_interval / US_PER_S, ntr, n_ext, True)
     return SegyLayout(path, endian, fmt, ns, interval_us / US_PER_S, ntr, n_ext)
 
 
@@ -189,41 +184,27 @@ def _header_chunk(
     return cols
 
 
-SOURCE_WORDS = (HeaderWord.SOURCE_X, HeaderWord.SOURCE_Y)
-RECEIVER_WORDS = (HeaderWord.RECEIVER_X, HeaderWord.RECEIVER_Y)
-
-
-def _nonzero(cols: Mapping[str, NDArray[np.generic]], words: tuple[HeaderWord, ...]) -> bool:
-    return any(bool(np.any(np.asarray(cols[w.key]) != 0)) for w in words)
+#: The header words of each side's position (the sides of pstm.io.headers.POSITION_COLUMNS).
+POSITION_WORDS = {
+    "source": (HeaderWord.SOURCE_X, HeaderWord.SOURCE_Y),
+    "receiver": (HeaderWord.RECEIVER_X, HeaderWord.RECEIVER_Y),
+}
 
 
 def check_positions(
     path: Path, header_bytes: SegyHeaderBytes, sources_seen: bool, receivers_seen: bool
 ) -> None:
     """Raise :class:`SegyFormatError` when every source coordinate, or every receiver
-    coordinate, of a file is zero: the positions are at other bytes than the ones read (or
-    missing), and midpoints computed from them would be wrong; names the words, their
-    bytes and the fix. (A survey whose sources, or receivers, all sit exactly at (0, 0)
-    cannot be told from that: shift its coordinates.)"""
-    if sources_seen and receivers_seen:
+    coordinate, of a file is zero (:func:`pstm.io.headers.positions_problem`); names the
+    words, their bytes and the fix."""
+    problem = positions_problem(sources_seen, receivers_seen)
+    if problem is None:
         return
-    missing = [
-        (side, words)
-        for side, words, seen in (
-            ("source", SOURCE_WORDS, sources_seen),
-            ("receiver", RECEIVER_WORDS, receivers_seen),
-        )
-        if not seen
-    ]
-    words = ", ".join(f"{w.key} at byte {header_bytes.byte_of(w)}" for _, ws in missing for w in ws)
-    what = (
-        "every source and receiver coordinate is zero"
-        if len(missing) == 2
-        else f"every {missing[0][0]} coordinate is zero while the "
-        f"{'receivers' if missing[0][0] == 'source' else 'sources'} have positions"
-    )
+    missing = [w for side, seen in (("source", sources_seen), ("receiver", receivers_seen))
+               if not seen for w in POSITION_WORDS[side]]  # fmt: skip
+    words = ", ".join(f"{w.key} at byte {header_bytes.byte_of(w)}" for w in missing)
     raise SegyFormatError(
-        f"{path}: {what} ({words}); pstm needs source and receiver positions. If the file "
+        f"{path}: {problem} ({words}); pstm needs source and receiver positions. If the file "
         "stores them at other bytes, set input.segy.header_bytes (pstm init: --header-byte "
         "WORD=BYTE; see README, 'SEG-Y'); `pstm init <file>` prints what the headers hold"
     )
@@ -276,6 +257,13 @@ def import_segy(
     chunk = max(TRACE_CHUNK, (cfg.chunk_traces // TRACE_CHUNK) * TRACE_CHUNK)
     sources_seen = receivers_seen = False  # a non-zero coordinate of each side
     delay_ms: int | None = None
+    if layout.interval_from_trace:
+        log.warning(
+            "%s: the binary header gives no sample interval (bytes 3217-3218 are 0); using "
+            "the first trace header's, %g us (bytes 117-118)",
+            layout.path,
+            layout.dt_s * US_PER_S,
+        )
     log.info(
         "import %s: %d traces x %d samples, dt %.6f s, format %d, %s endian, %d per chunk",
         layout.path,
@@ -307,8 +295,8 @@ def import_segy(
                         f"trace 0 at {delay_ms} ms (delay recording time, bytes 109-110); pstm "
                         "needs one start time for all traces. Pad or shift the traces first"
                     )
-                sources_seen = sources_seen or _nonzero(cols, SOURCE_WORDS)
-                receivers_seen = receivers_seen or _nonzero(cols, RECEIVER_WORDS)
+                sources_seen = sources_seen or has_positions(cols, "source")
+                receivers_seen = receivers_seen or has_positions(cols, "receiver")
                 table = with_derived(pa.table(cols))
                 if writer is None:
                     writer = pq.ParquetWriter(str(tmp_headers), table.schema)

@@ -11,6 +11,7 @@ from pstm.pipeline import (
     prepare_run,
     record_config_overrides,
     release_scheduler_timers,
+    stop_workflow,
 )
 from pstm.plan import BATCH_ID_PATTERN, precondition_threads
 from pstm.qc import IMAGE_FIGURES, QC_FIGURES, VELOCITY_FIGURE
@@ -33,8 +34,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
 try:
     RUN = prepare_run(config, source="config (config.yaml and --config overrides)")
 except PstmError as _exc:
-    sys.stderr.write(f"pstm: {_exc}\n")
-    raise SystemExit(1)
+    stop_workflow(_exc)
 
 TILES = RUN.plan.by_id()
 BATCHES = {batch.id: batch for batch in RUN.plan.batches}
