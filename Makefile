@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# the workflow profile of `make run` / `make dryrun`: e.g. PROFILE=workflow/profiles/slurm
+# CORES=32 to run (or resume) on a SLURM cluster from this directory (docs/scaling.md)
+PROFILE ?= workflow/profiles/local
 SNAKEMAKE_ARGS ?=
 # e.g. RESUME_ARGS='--slurm off': resume without asking SLURM about an earlier SLURM run's jobs
 RESUME_ARGS ?=
@@ -33,10 +36,10 @@ install-test: $(VENV)/.installed-test
 # directory, waits for jobs of a killed run, then removes its stale lock (pstm/resume.py).
 run: install
 	$(BIN)/python -m pstm.resume $(RESUME_ARGS)
-	$(BIN)/snakemake --workflow-profile workflow/profiles/local --cores $(CORES) $(SNAKEMAKE_ARGS)
+	$(BIN)/snakemake --workflow-profile $(PROFILE) --cores $(CORES) $(SNAKEMAKE_ARGS)
 
 dryrun: install
-	$(BIN)/snakemake --workflow-profile workflow/profiles/local -n
+	$(BIN)/snakemake --workflow-profile $(PROFILE) -n
 
 lint: install-test
 	$(BIN)/ruff check pstm tests workflow/scripts

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from pstm.config import Interpolation, MigrationConfig, Traveltime
+from pstm.errors import BackendUnavailableError
 from pstm.index import MidpointIndex, max_aperture_m
 from pstm.pipeline import Run
 from pstm.plan import Tile
@@ -140,12 +141,18 @@ def preflight_report(run: Run, index: MidpointIndex | None, input_dt_s: float | 
                 "traces within aperture (very low fold)"
             )
         if contributions > 0:
-            rate = kernel_rate(run)
-            seconds = contributions / rate
-            lines.append(
-                f"  kernel timing    : {rate:.3g} contributions/s per tile job (quick timing "
-                f"on this machine) -> about {seconds:.3g} s of tile-job time in all "
-                "(divide by the tile jobs running at once)"
-            )
+            try:
+                rate = kernel_rate(run)
+            except BackendUnavailableError as exc:  # e.g. a cuda run's CPU-only preflight job
+                lines.append(f"  kernel timing    : not here ({exc})")
+            else:
+                seconds = contributions / rate
+                lines.append(
+                    f"  kernel timing    : {rate:.3g} contributions/s per tile job (quick "
+                    f"timing on this machine) -> about {seconds:.3g} s of tile-job time in "
+                    f"all, {seconds / len(plan.tiles):.3g} s per tile job on average (size a "
+                    "cluster's runtime from it; divide by the tile jobs running at once for "
+                    "the wall time)"
+                )
     lines += [f"  WARNING: {w}" for w in warnings]
     return "\n".join(lines) + "\n"

@@ -166,10 +166,13 @@ def slurm_jobs(workdir: Path, check: SlurmCheck = SlurmCheck.AUTO) -> list[Workf
             "(make run RESUME_ARGS='--slurm off')"
         ) from None
     target = workdir.resolve()
+    own = os.environ.get("SLURM_JOB_ID")  # a head run inside a job (sbatch, salloc) there
     jobs = []
     for line in out.splitlines():
         job_id, _, rest = line.partition("|")
         job_dir, _, name = rest.partition("|")
+        if job_id.split("_")[0] == own:
+            continue
         if job_dir and Path(job_dir).resolve() == target and job_id.split("_")[0].isdigit():
             jobs.append(WorkflowProcess(int(job_id.split("_")[0]), ProcessKind.SLURM_JOB, name))
     return jobs

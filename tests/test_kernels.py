@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -319,3 +320,19 @@ def test_head_node_without_gpu_checks_cuda_packages_only() -> None:
     assert "device checked by the tile jobs" in run_.backend_reason
     with pytest.raises(BackendUnavailableError, match="no NVIDIA GPU"):
         get_kernel(Backend.CUDA)
+    # the profile's own config entries (key=YAML, as Snakemake parses them) ask for both
+    import yaml
+
+    profile = Path(__file__).parents[1] / "workflow/profiles/slurm-gpu/config.yaml"
+    entries = dict(e.split("=", 1) for e in yaml.safe_load(profile.read_text())["config"])
+    overrides = {key: yaml.safe_load(value) for key, value in entries.items()}
+    assert overrides == {
+        "execution": {"check_backend_device": False},
+        "migration": {"backend": "cuda"},
+    }
+    # its preflight job, on a CPU node, reports without a kernel timing
+    from tests.helpers import tiny_config
+    from tests.test_preflight import report
+
+    text = report(tiny_config(**overrides))
+    assert "kernel timing    : not here" in text and "no NVIDIA GPU" in text

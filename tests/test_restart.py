@@ -287,6 +287,10 @@ def test_resume_sees_slurm_jobs_in_this_directory(
     assert record_executor("slurm", tmp_path)  # what the Snakefile's onstart leaves
     with pytest.raises(SystemExit, match="slurm job 4242"):
         prepare_resume(tmp_path, wait_s=0)
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")  # the resume runs inside that job: not waited for
+    assert "removed" in prepare_resume(tmp_path, wait_s=0)
+    (locks / "0.input.lock").write_text("")
+    monkeypatch.delenv("SLURM_JOB_ID")
     assert "removed" in prepare_resume(tmp_path, wait_s=0, slurm=SlurmCheck.OFF)
     (locks / "0.input.lock").write_text("")
     squeue.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact' >&2\nexit 1\n")

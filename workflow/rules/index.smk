@@ -49,6 +49,7 @@ rule preflight:
         **RUN.config_params(),  # one per section
         backend_reason=RUN.backend_reason,
         plan_reason=RUN.plan.reason,
+    threads: RUN.plan.threads_per_job  # its quick kernel timing runs as a tile job does
     priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../environment.yml"
