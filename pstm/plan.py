@@ -26,7 +26,7 @@ from pstm.io.traces import TRACE_CHUNK
 from pstm.kernels.operator import prepared_trace_bytes
 
 #: Resident memory of a tile job before it allocates anything for its tile: the Python
-#: interpreter with numpy, numba, zarr and pyarrow imported (measured ~250 MB; rounded up).
+#: interpreter with numpy, numba, zarr and pyarrow imported (measured 180-250 MB; rounded up).
 PROCESS_BASELINE_MB = 400
 #: Bytes held per output sample besides gathers and fold: the v_rms tile (4) plus the
 #: reference kernel's per-trace float64 temporaries (traveltime, index, weight, value:
