@@ -126,6 +126,7 @@ def test_status_counts_the_tiles_an_edit_or_a_newer_input_redoes(
         return result
 
     assert (status()["done"], status()["outdated"]) == (N_TILES, 0)
+    assert status()["image"].startswith("holds every tile")
     # a local run without overrides leaves neither record (pstm.resume, pstm.pipeline)
     assert not (finished / REMOTE_EXECUTOR_MARKER).exists()
     assert not (finished / CONFIG_OVERRIDES_FILE).exists()
@@ -136,6 +137,7 @@ def test_status_counts_the_tiles_an_edit_or_a_newer_input_redoes(
     try:
         config.write_text(yaml.safe_dump(cfg))
         assert (status()["done"], status()["outdated"]) == (0, N_TILES)
+        assert status()["image"].startswith(f"from an earlier run: {N_TILES} tile(s) to redo")
         # the preflight's params are the config's sections: its reason names the migration
         # section, not the whole config twice
         dry = snakemake(finished, "-n")

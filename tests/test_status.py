@@ -305,3 +305,24 @@ def test_status_span_leaves_out_a_pause_between_runs(tmp_path: Path) -> None:
     assert status.span_seconds == pytest.approx(20.0, abs=1e-3)
     assert status.contributions_per_s == pytest.approx(100.0, rel=1e-4)
     assert status.eta_seconds == pytest.approx(20.0, rel=1e-4)
+
+
+def test_status_says_whether_the_image_holds_every_tile(tmp_path: Path) -> None:
+    """After a failed or interrupted run, results/image.zarr is an earlier run's: status
+    says so until the image is assembled again after the last tile."""
+    ids = ["0000_0000", "0000_0001"]
+    assert tile_status(tmp_path, ids).image == "not assembled yet"
+    write_done_tile(tmp_path, ids[0], end_s=10.0, seconds=10.0, contributions=1)
+    image = tmp_path / "results" / "image.zarr"
+    image.mkdir()
+    at = (T0 + dt.timedelta(seconds=20)).timestamp()
+    os.utime(image, (at, at))
+    assert "1 tile(s) to redo, 0 newer than it" in tile_status(tmp_path, ids).image
+    write_done_tile(tmp_path, ids[1], end_s=30.0, seconds=10.0, contributions=1)
+    assert "0 tile(s) to redo, 1 newer than it" in tile_status(tmp_path, ids).image
+    at = (T0 + dt.timedelta(seconds=40)).timestamp()
+    os.utime(image, (at, at))
+    status = tile_status(tmp_path, ids)
+    assert status.image.startswith("holds every tile") and "image        : holds" in format_status(
+        status
+    )

@@ -38,6 +38,9 @@ from pstm.summary import JobLog, busy_seconds, read_job_log
 
 #: Directories of the workflow that status reads (relative to the workflow directory).
 TILES_DIR = Path("results/tiles")
+#: The assembled image (workflow/rules/assemble.smk): status says whether it holds every
+#: tile as it is now.
+IMAGE = Path("results/image.zarr")
 TILE_LOGS_DIR = Path("logs/migrate")
 LOCKS_DIR = Path(".snakemake/locks")
 #: Where the SLURM executor plugin keeps its per-job logs (searched for a failed tile's id).
@@ -88,6 +91,7 @@ class Status:
     eta_seconds: float | None
     problems: tuple[TileState, ...]  # failed and stopped tiles
     outdated_first: tuple[TileState, ...] = ()  # the first OUTDATED_LISTED outdated tiles
+    image: str = ""  # whether results/image.zarr holds every tile as it is now
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,6 +147,7 @@ def tile_status(
     states: list[TileState] = []
     contributions, kernel_s = 0, 0.0
     spans: list[tuple[dt.datetime, dt.datetime]] = []
+    written_at: list[dt.datetime] = []  # the done tiles' files
     ended: list[dt.datetime] = []  # ends of this run's finished and failed jobs
     begun: list[dt.datetime] = []  # starts of its running ones
     for tid in tile_ids:
@@ -166,6 +171,7 @@ def tile_status(
             state, message = State.OUTDATED, outdated
         elif written is not None:
             state, message = State.DONE, None
+            written_at.append(written)
             if job.tile is not None:
                 contributions += int(job.tile["contributions"])
                 kernel_s += float(job.tile["seconds_kernel"])
@@ -180,6 +186,17 @@ def tile_status(
         states.append(TileState(tid, state, rel_log, message, others))
     counts = collections.Counter(t.state for t in states)
     left = len(tile_ids) - counts[State.DONE]
+    assembled = _mtime(root / IMAGE)
+    newer = sum(1 for w in written_at if assembled is not None and w > assembled)
+    if assembled is None:
+        image = "not assembled yet"
+    elif left or newer:
+        image = (
+            f"from an earlier run: {left} tile(s) to redo, {newer} newer than it; the next "
+            "run assembles it again"
+        )
+    else:
+        image = f"holds every tile (assembled {assembled:%Y-%m-%d %H:%M:%S})"
     now = now if now is not None else dt.datetime.now()
     # tiles still to come: busy from the last job that ended (or the first running one's
     # start) up to now
@@ -209,6 +226,7 @@ def tile_status(
         eta_seconds=eta,
         problems=tuple(t for t in states if t.state in PROBLEMS),
         outdated_first=tuple(t for t in states if t.state is State.OUTDATED)[:OUTDATED_LISTED],
+        image=image,
     )
 
 
@@ -235,6 +253,7 @@ def format_status(status: Status) -> str:
         if not status.snakemake_active:
             eta += " (once the workflow is running again)"
     lines.append(f"ETA          : {eta}")
+    lines.append(f"image        : {status.image}")
     for tile in status.outdated_first:
         lines.append(f"outdated tile {tile.id}: {tile.message}")
     if status.outdated > len(status.outdated_first):
