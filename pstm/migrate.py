@@ -111,8 +111,10 @@ def clean_traces(
         return data
     row, sample = (int(v) for v in np.argwhere(bad)[0])
     raise InputDataError(
-        f"{source}: trace {int(ids[row])} has a non-finite sample (NaN or Inf) at sample {sample}; "
-        "fix the input or set input.non_finite: zero to replace such samples by 0"
+        f"{source}: trace {int(ids[row])} has a non-finite sample (NaN or Inf) at sample {sample} "
+        f"(both counted from 0, in the input's order: its trace {int(ids[row]) + 1}, sample "
+        f"{sample + 1} counted from 1, as SEG-Y tools number them); fix the input or set "
+        "input.non_finite: zero to replace such samples by 0"
     )
 
 
