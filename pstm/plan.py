@@ -270,10 +270,23 @@ def _balanced(n: int, size: int) -> int:
     return math.ceil(n / _count(n, size))
 
 
+def _precondition_chunk_mb(ns: int) -> float:
+    return PRECONDITION_CHUNK_TRACES * ns * PRECONDITION_BYTES_PER_SAMPLE / 2**20
+
+
 def precondition_threads(cores: int, ns: int, execution: ExecutionConfig) -> int:
     """Threads of the preconditioning job: every tile job waits for it, so as many as the
     run's ``cores``, but no more chunks in flight than fit ``execution.memory_budget_mb``
     (the per-job budget) beside the process baseline; at least one."""
-    chunk_mb = PRECONDITION_CHUNK_TRACES * ns * PRECONDITION_BYTES_PER_SAMPLE / 2**20
+    chunk_mb = _precondition_chunk_mb(ns)
     fit = int((execution.memory_budget_mb / MEMORY_SAFETY_FACTOR - PROCESS_BASELINE_MB) // chunk_mb)
     return max(1, min(cores, fit))
+
+
+def precondition_mem_mb(threads: int, ns: int) -> int:
+    """The memory the preconditioning job declares (its ``mem_mb``, e.g. to SLURM): the
+    process baseline and one chunk in flight per thread, with the safety factor, by the
+    model :func:`precondition_threads` sizes its threads with."""
+    return math.ceil(
+        (PROCESS_BASELINE_MB + threads * _precondition_chunk_mb(ns)) * MEMORY_SAFETY_FACTOR
+    )

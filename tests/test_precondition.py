@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,7 @@ def test_precondition_threads_use_the_cores_within_the_memory_budget() -> None:
         MEMORY_SAFETY_FACTOR,
         PRECONDITION_BYTES_PER_SAMPLE,
         PROCESS_BASELINE_MB,
+        precondition_mem_mb,
         precondition_threads,
     )
 
@@ -77,3 +79,9 @@ def test_precondition_threads_use_the_cores_within_the_memory_budget() -> None:
     assert precondition_threads(64, 750, default) == fit
     assert precondition_threads(64, 750, ExecutionConfig(memory_budget_mb=8192)) > fit
     assert precondition_threads(64, 100_000, default) == 1  # huge traces: still one
+    # the job declares the memory of the threads it gets: within the budget when they fit
+    assert precondition_mem_mb(fit, 750) <= default.memory_budget_mb
+    assert precondition_mem_mb(fit + 1, 750) > default.memory_budget_mb
+    assert precondition_mem_mb(1, 750) == math.ceil(
+        (PROCESS_BASELINE_MB + chunk_mb) * MEMORY_SAFETY_FACTOR
+    )

@@ -13,7 +13,7 @@ from pstm.pipeline import (
     release_scheduler_timers,
     stop_workflow,
 )
-from pstm.plan import BATCH_ID_PATTERN, precondition_threads
+from pstm.plan import BATCH_ID_PATTERN, precondition_mem_mb, precondition_threads
 from pstm.qc import IMAGE_FIGURES, QC_FIGURES, VELOCITY_FIGURE
 from pstm.resume import record_executor
 

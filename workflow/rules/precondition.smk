@@ -12,6 +12,8 @@ rule precondition:
     conda:
         "../../environment.yml"
     threads: PRECONDITION_THREADS
+    resources:
+        mem_mb=precondition_mem_mb(PRECONDITION_THREADS, RUN.ns_in),  # its threads' model
     log:
         "logs/precondition/precondition.log",
     script:
