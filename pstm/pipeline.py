@@ -7,6 +7,7 @@ plus a hash of the pstm modules it runs, so an edit reruns only what it affects.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import importlib
@@ -104,20 +105,18 @@ def record_config_overrides(overrides: dict[str, Any], workdir: Path | None = No
 
 
 def with_config_overrides(raw: Any, workdir: Path) -> tuple[Any, dict[str, Any]]:
-    """``raw`` (config.yaml's data) with the last run's recorded overrides merged in, as
-    Snakemake merges them (mappings key by key, anything else replaced), and the overrides
-    ({} without a record)."""
+    """``raw`` (config.yaml's data) with the last run's recorded overrides merged in by
+    Snakemake's own merge (``snakemake.utils.update_config``), and the overrides ({}
+    without a record)."""
+    from snakemake.utils import update_config
+
     path = workdir / CONFIG_OVERRIDES_FILE
     overrides = read_yaml(path) if path.exists() else None
     if not isinstance(overrides, dict) or not overrides:
         return raw, {}
-
-    def merge(base: Any, new: Any) -> Any:
-        if isinstance(base, dict) and isinstance(new, dict):
-            return {**base, **{k: merge(base.get(k), v) for k, v in new.items()}}
-        return new
-
-    return merge(raw if isinstance(raw, dict) else {}, overrides), overrides
+    merged = copy.deepcopy(raw) if isinstance(raw, dict) else {}
+    update_config(merged, overrides)
+    return merged, overrides
 
 
 def stop_workflow(exc: PstmError) -> NoReturn:

@@ -171,10 +171,9 @@ def slurm_jobs(workdir: Path, check: SlurmCheck = SlurmCheck.AUTO) -> list[Workf
     for line in out.splitlines():
         job_id, _, rest = line.partition("|")
         job_dir, _, name = rest.partition("|")
-        if job_id.split("_")[0] == own:
-            continue
-        if job_dir and Path(job_dir).resolve() == target and job_id.split("_")[0].isdigit():
-            jobs.append(WorkflowProcess(int(job_id.split("_")[0]), ProcessKind.SLURM_JOB, name))
+        job = job_id.split("_")[0]  # an array task's job
+        if job != own and job.isdigit() and job_dir and Path(job_dir).resolve() == target:
+            jobs.append(WorkflowProcess(int(job), ProcessKind.SLURM_JOB, name))
     return jobs
 
 

@@ -541,16 +541,8 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
     velocity on output inlines il0 .. il0 + nil - 1 and the work times. Warns where the
     input's time axis misses the output's (:func:`warn_time_coverage`)."""
     kind = velocity.kind
-    if kind is VelocityKind.TABLE:
-        assert velocity.table is not None
-        times = velocity.table.time_s
-        warn_time_coverage("velocity.table", times[0], times[-1], grid.times)
-    elif kind is VelocityKind.TABLE_CSV:
-        assert velocity.file is not None
-        t, _ = read_time_table(velocity.file, velocity)
-        warn_time_coverage(str(velocity.file), float(t[0]), float(t[-1]), grid.times)
     if kind in (VelocityKind.CONSTANT, VelocityKind.TABLE, VelocityKind.TABLE_CSV):
-        column = _laterally_constant(velocity, t_work)
+        column = _laterally_constant(velocity, t_work, grid.times)
         return lambda il0, nil: np.broadcast_to(column, (nil, grid.nxl, len(t_work))).copy()
     assert velocity.file is not None  # guaranteed by the model validator
     if kind is VelocityKind.PICKS:
@@ -617,21 +609,30 @@ def warn_time_coverage(source: str, first_s: float, last_s: float, times_s: Floa
         )
 
 
-def _laterally_constant(velocity: VelocityConfig, t_work: Float64Array) -> Float64Array:
+def _laterally_constant(
+    velocity: VelocityConfig, t_work: Float64Array, output_times: Float64Array | None = None
+) -> Float64Array:
+    """The velocity of a laterally constant kind at the work times; with ``output_times``
+    (building the output velocity) a table's time axis is checked against them
+    (:func:`warn_time_coverage`)."""
     if velocity.kind is VelocityKind.CONSTANT:
         assert velocity.constant_mps is not None  # guaranteed by the model validator
         return np.full(t_work.shape, velocity.constant_mps)
     if velocity.kind is VelocityKind.TABLE:
         assert velocity.table is not None
-        return np.interp(t_work, velocity.table.time_s, velocity.table.vrms_mps)
-    if velocity.kind is VelocityKind.TABLE_CSV:
+        t, v = np.asarray(velocity.table.time_s), np.asarray(velocity.table.vrms_mps)
+        source = "velocity.table"
+    elif velocity.kind is VelocityKind.TABLE_CSV:
         assert velocity.file is not None
-        t, v = read_time_table(velocity.file, velocity)
-        return np.interp(t_work, t, v)
-    raise ConfigError(
-        f"velocity kind '{velocity.kind.value}' varies laterally; a single v_rms(t) needs "
-        "kind constant, table or table_csv"
-    )
+        source, (t, v) = str(velocity.file), read_time_table(velocity.file, velocity)
+    else:
+        raise ConfigError(
+            f"velocity kind '{velocity.kind.value}' varies laterally; a single v_rms(t) needs "
+            "kind constant, table or table_csv"
+        )
+    if output_times is not None:
+        warn_time_coverage(source, float(t[0]), float(t[-1]), output_times)
+    return np.interp(t_work, t, v)
 
 
 def _to_times(v: Float64Array, t_work: Float64Array, times_s: Float64Array) -> Float64Array:

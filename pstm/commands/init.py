@@ -91,20 +91,20 @@ def read_segy_survey(cfg: SegyInputConfig) -> Survey:
 
     layout = inspect_layout(cfg.path, cfg.endian)
     words = read_canonical(cfg, layout)
-    columns = {w.key: words[w] for w in HeaderWord}
-    seen = (has_positions(columns, "source"), has_positions(columns, "receiver"))
-    check_positions(cfg.path, cfg.header_bytes, *seen)
     t0_s = first_start_time_s(layout)
     f64 = {w: np.asarray(words[w], dtype=np.float64) for w in HeaderWord}
+    sx, sy = f64[HeaderWord.SOURCE_X], f64[HeaderWord.SOURCE_Y]
+    rx, ry = f64[HeaderWord.RECEIVER_X], f64[HeaderWord.RECEIVER_Y]
+    check_positions(cfg.path, cfg.header_bytes, has_positions(sx, sy), has_positions(rx, ry))
     return Survey(
         source=str(cfg.path),
         ns=layout.ns,
         dt_s=layout.dt_s,
         t0_s=t0_s,
-        sx=f64[HeaderWord.SOURCE_X],
-        sy=f64[HeaderWord.SOURCE_Y],
-        rx=f64[HeaderWord.RECEIVER_X],
-        ry=f64[HeaderWord.RECEIVER_Y],
+        sx=sx,
+        sy=sy,
+        rx=rx,
+        ry=ry,
         inline=_numbers(words[HeaderWord.INLINE]),
         crossline=_numbers(words[HeaderWord.CROSSLINE]),
     )

@@ -164,9 +164,10 @@ def tile_status(
         )
         if current and job.started is not None and job.last is not None:
             spans.append((job.started, job.last))
-            (ended if job.done or job.error is not None else begun).append(
-                job.last if job.done or job.error is not None else job.started
-            )
+            if job.done or job.error is not None:
+                ended.append(job.last)
+            else:
+                begun.append(job.started)
         if outdated is not None:
             state, message = State.OUTDATED, outdated
         elif written is not None:

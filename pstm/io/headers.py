@@ -7,7 +7,6 @@ pstm derives ``midpoint_x, midpoint_y, offset, azimuth`` (degrees counter-clockw
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,9 +103,9 @@ POSITION_COLUMNS = {
 }
 
 
-def has_positions(columns: Mapping[str, NDArray[np.generic]], side: str) -> bool:
-    """Whether any trace has a non-zero coordinate on ``side`` ('source' or 'receiver')."""
-    return any(bool(np.any(np.asarray(columns[c]) != 0)) for c in POSITION_COLUMNS[side])
+def has_positions(x: NDArray[np.generic], y: NDArray[np.generic]) -> bool:
+    """Whether any trace has a non-zero coordinate (x, y) on one side."""
+    return bool(np.any(np.asarray(x) != 0) or np.any(np.asarray(y) != 0))
 
 
 def positions_problem(sources_seen: bool, receivers_seen: bool) -> str | None:
@@ -143,10 +142,8 @@ def read_geometry(path: str | Path) -> Geometry:
                 "each row must describe a different trace"
             )
     geometry = geometry_from_table(table, source=str(path))
-    columns = {"source_x": geometry.sx, "source_y": geometry.sy}
-    columns.update({"receiver_x": geometry.rx, "receiver_y": geometry.ry})
     problem = positions_problem(
-        has_positions(columns, "source"), has_positions(columns, "receiver")
+        has_positions(geometry.sx, geometry.sy), has_positions(geometry.rx, geometry.ry)
     )
     if problem is not None and geometry.ntr:
         names = ", ".join(c for side in POSITION_COLUMNS.values() for c in side)

@@ -31,7 +31,7 @@ from pstm.config import SegyEndian, SegyHeaderBytes, SegyInputConfig, SegySample
 from pstm.errors import InputDataError, InputFileNotFoundError
 from pstm.io.atomic import atomic_output
 from pstm.io.headermap import ALL_WORDS, RAW_PREFIX, SCALED_WORDS, HeaderWord, apply_scalar
-from pstm.io.headers import has_positions, positions_problem, with_derived
+from pstm.io.headers import POSITION_COLUMNS, has_positions, positions_problem, with_derived
 from pstm.io.traces import DT_ATTR, T0_ATTR, TRACE_CHUNK, create_trace_array
 
 log = logging.getLogger(__name__)
@@ -184,13 +184,6 @@ def _header_chunk(
     return cols
 
 
-#: The header words of each side's position (the sides of pstm.io.headers.POSITION_COLUMNS).
-POSITION_WORDS = {
-    "source": (HeaderWord.SOURCE_X, HeaderWord.SOURCE_Y),
-    "receiver": (HeaderWord.RECEIVER_X, HeaderWord.RECEIVER_Y),
-}
-
-
 def check_positions(
     path: Path, header_bytes: SegyHeaderBytes, sources_seen: bool, receivers_seen: bool
 ) -> None:
@@ -200,8 +193,8 @@ def check_positions(
     problem = positions_problem(sources_seen, receivers_seen)
     if problem is None:
         return
-    missing = [w for side, seen in (("source", sources_seen), ("receiver", receivers_seen))
-               if not seen for w in POSITION_WORDS[side]]  # fmt: skip
+    missing = [HeaderWord[c.upper()] for side, seen in (("source", sources_seen),
+               ("receiver", receivers_seen)) if not seen for c in POSITION_COLUMNS[side]]  # fmt: skip
     words = ", ".join(f"{w.key} at byte {header_bytes.byte_of(w)}" for w in missing)
     raise SegyFormatError(
         f"{path}: {problem} ({words}); pstm needs source and receiver positions. If the file "
@@ -295,8 +288,10 @@ def import_segy(
                         f"trace 0 at {delay_ms} ms (delay recording time, bytes 109-110); pstm "
                         "needs one start time for all traces. Pad or shift the traces first"
                     )
-                sources_seen = sources_seen or has_positions(cols, "source")
-                receivers_seen = receivers_seen or has_positions(cols, "receiver")
+                sources_seen = sources_seen or has_positions(cols["source_x"], cols["source_y"])
+                receivers_seen = receivers_seen or has_positions(
+                    cols["receiver_x"], cols["receiver_y"]
+                )
                 table = with_derived(pa.table(cols))
                 if writer is None:
                     writer = pq.ParquetWriter(str(tmp_headers), table.schema)
