@@ -218,6 +218,25 @@ def test_numba_trace_preparation_equals_numpy(factor: int) -> None:
     assert np.array_equal(aa_rows.reshape(ntr - k0, len(lengths), m + 1), levels[k0:])
 
 
+@pytest.mark.skipif(Backend.NUMBA not in FAST, reason="numba is not available")
+def test_numba_levels_of_long_traces_with_a_large_offset_equal_numpy() -> None:
+    """RAW_SUMS: the compiled levels keep the double running sum's mean and trend (the
+    second differences cancel them): on long traces (32,000 resampled samples) with a DC
+    offset 10^4 times their signal, the levels still agree with the reference's, which
+    removes both, to float32 rounding of the levels' scale."""
+    from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
+    from pstm.kernels.operator import NUMPY_TRACE_OPS, antialias_lengths
+
+    rng = np.random.default_rng(11)
+    data = (1.0e4 + rng.standard_normal((3, 32_000))).astype(np.float32)
+    lengths = antialias_lengths(8, 8)
+    ref = NUMPY_TRACE_OPS.triangle_filtered(data, lengths)
+    levels = NUMBA_TRACE_OPS.triangle_filtered(data, lengths)
+    assert np.abs(levels - ref).max() <= 2e-7 * np.abs(ref).max()
+    # the smoothing is visible above the offset: the levels are not the trace itself
+    assert np.abs(levels[:, -2, 16:-17] - data[:, 16:-16]).max() > 0.5
+
+
 def test_reference_single_contribution_is_linear_interpolation() -> None:
     """One trace, one output sample: the reference returns exactly the lerp at the DSR time."""
     ns, dt = 100, 0.004

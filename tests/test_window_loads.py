@@ -1,5 +1,7 @@
-"""WINDOW_LOADS: the plain kernel's nearest-sample reads from windows of the trace in
-registers (pstm/kernels/_numba_windows.py) give the same image as the gathers, bit for bit."""
+"""WINDOW_LOADS: the kernels' reads from windows of the trace in registers
+(pstm/kernels/_numba_windows.py) give the same image as the gathers, bit for bit: the
+plain and features kernels' positions (add_read16) and the anti-aliased kernel's level-row
+indices (add_indexed16, AA_WINDOWS)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from pstm.kernels._numba_windows import (
     WINDOW_SAMPLES,
     WINDOW_SLACK,
     WINDOWS_MAX,
+    add_indexed16,
     add_read16,
     window_loads_available,
 )
@@ -30,6 +33,11 @@ from tests.test_kernels import random_problem, run, with_features
 @njit(cache=False)
 def _add(gathers, g, c, it, rows, k, positions, i, w, smax, lerp):  # type: ignore[no-untyped-def]
     add_read16(gathers, g, c, it, rows, k, positions, i, w, smax, lerp)
+
+
+@njit(cache=False)
+def _add_indexed(gathers, g, c, it, rows, k, indices, i, weights):  # type: ignore[no-untyped-def]
+    add_indexed16(gathers, g, c, it, rows, k, indices, i, weights)
 
 
 def _positions(case: str, rng: np.random.Generator) -> np.ndarray:
@@ -103,6 +111,42 @@ def test_add_read16_reads_the_samples_the_loops_read(case: str, w: float, read: 
     np.testing.assert_array_equal(gathers, expected)
 
 
+#: level-row indices of 16 output samples (a row of 4 levels of 200 samples each): within one
+#: level, across a level change (down by a row, as the dip falls with time), up a level,
+#: and the position cases' spans
+INDEX_CASES = {
+    "one_level": 200 + np.arange(WINDOW_LANES) * 7,
+    "level_down": np.r_[600 + np.arange(6) * 5, 400 + 30 + np.arange(10) * 5],
+    "level_up": np.r_[200 + np.arange(8) * 3, 400 + np.arange(8) * 3],
+    "constant": np.full(WINDOW_LANES, 333),
+    "span_127": np.r_[np.full(WINDOW_LANES - 1, 10), 137],
+    "span_128": np.r_[np.full(WINDOW_LANES - 1, 10), 138],
+    "unordered": np.random.default_rng(3).integers(0, 800, WINDOW_LANES),
+    "last_sample": 799 - np.arange(WINDOW_LANES)[::-1],
+}
+
+
+@pytest.mark.parametrize("case", list(INDEX_CASES))
+def test_add_indexed16_reads_the_samples_the_loop_reads(case: str) -> None:
+    """The anti-aliased second pass's read (AA_WINDOWS) adds exactly what its loop adds,
+    out += rows[k, index] * weight, in float32, from windows or, where the indices change
+    level or span too much, from scalar loads."""
+    rng = np.random.default_rng(len(case))
+    it, k, i, width = 3, 1, 2, 800
+    indices = np.zeros((3, it + WINDOW_LANES + 2), np.uint32)
+    indices[i, it : it + WINDOW_LANES] = INDEX_CASES[case]
+    weights = rng.uniform(0.0, 2.0, indices.shape).astype(np.float32)
+    flat = np.full(3 * width + WINDOW_SLACK, np.nan, np.float32)  # slack: never selected
+    flat[: 3 * width] = rng.standard_normal(3 * width)
+    rows = flat[: 3 * width].reshape(3, width)
+    gathers = rng.standard_normal((2, 2, it + WINDOW_LANES + 1)).astype(np.float32)
+    expected = gathers.copy()
+    window = slice(it, it + WINDOW_LANES)
+    expected[1, 0, window] += rows[k, indices[i, window]] * weights[i, window]
+    _add_indexed(gathers, 1, 0, it, rows, k, indices, i, weights)
+    np.testing.assert_array_equal(gathers, expected)
+
+
 def _both(monkeypatch: pytest.MonkeyPatch, batch, target, options):  # type: ignore[no-untyped-def]
     results = []
     for flag in (False, True):
@@ -128,7 +172,7 @@ def _steep_velocity(batch: TraceBatch, target: ImageTarget) -> tuple[TraceBatch,
 
 
 #: the features kernel's nearest-sample loop: true-amplitude weights, a stretch mute and a
-#: constant aperture's taper (no anti-aliasing: its level rows stay gathers)
+#: constant aperture's taper
 WEIGHTS = {"weights": Weights.TRUE_AMPLITUDE, "max_stretch": 0.6, "aperture_taper_m": 150.0}
 
 
@@ -142,6 +186,7 @@ WEIGHTS = {"weights": Weights.TRUE_AMPLITUDE, "max_stretch": 0.6, "aperture_tape
         "weights",
         "linear",
         "oversampled_linear",
+        "everything",  # anti-aliasing: the level rows' reads (AA_WINDOWS)
     ],
 )
 @pytest.mark.parametrize("variant", ["random", "coarse_output", "steep_velocity"])

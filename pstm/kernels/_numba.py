@@ -42,7 +42,8 @@ WINDOW_LOADS (AVX-512): the plain kernels' proven-inside samples are read withou
 from windows of the trace permuted in registers (:mod:`pstm.kernels._numba_windows`):
 the gathers were two thirds of the plain call. CHECKED_WINDOWS: so are the checked ones
 near a trace's end (a weight per sample, 0 past the end; the reads stop at the last
-sample inside), which far traces of short records reach (docs/benchmarks.md, curve).
+sample inside), which far traces of short records reach (docs/benchmarks.md, curve), and
+(AA_WINDOWS) the anti-aliased kernel's reads from its level rows, by index.
 COUNT32: each time loop counts its contributions in an int32 (a pair has fewer than 2^31
 samples): LLVM sizes its vectors by the widest value a loop loads, stores or reduces, and
 an int64 count (numba's int32 + int32 is int64, hence the ``np.int32(n + ...)``) halved
@@ -76,6 +77,7 @@ from pstm.kernels._numba_traces import NUMBA_IN_KERNEL_OPS, prepare_block
 from pstm.kernels._numba_windows import (
     WINDOW_LANES,
     WINDOW_SLACK,
+    add_indexed16,
     add_read16,
     window_loads_available,
 )
@@ -848,10 +850,14 @@ def _features_loop(
     division, exponent) in the same loop (2D line: everything 0.113 -> 0.106-0.109 s; 3D
     about 2 %; docs/benchmarks.md). The same products in the same order:
     value * (weight * ok) equals (value * weight) * ok for ok in {0, 1}. ``windows`` (a
-    constant; without ``antialias``, WINDOW_LOADS): the same two passes for the nearest or
-    linear read, each sample's clamped position into ``work_p[row]`` and its weight into
-    ``work_w[row]``, then 16 samples at a time through :func:`add_read16` (a weight per
-    sample; the lerp factor ``lin``, 0 for the nearest sample)."""
+    constant, WINDOW_LOADS): with ``antialias`` (AA_WINDOWS) the second pass reads 16
+    level-row indices at a time through :func:`add_indexed16` (windows within one level;
+    a group that changes level takes scalar loads: 7 % of the groups on the 2D benchmark
+    line; everything 0.1035 -> 0.0993 s, docs/benchmarks.md); without, the same two
+    passes for the nearest or linear read, each sample's clamped position into
+    ``work_p[row]`` and its weight into ``work_w[row]``, then 16 samples at a time through
+    :func:`add_read16` (a weight per sample; the lerp factor ``lin``, 0 for the nearest
+    sample)."""
     t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
     w_off, round_off, lin, qmin, top = fp[5], fp[6], fp[7], fp[8], np.int32(fp[9])
     aa_first2, aa_scale2 = fp[10], fp[11]
@@ -909,8 +915,13 @@ def _features_loop(
             gathers[g, c, it] += value * weight * np.float32(ok)
         fold[g, c, it] += np.int32(ok)
         n = np.int32(n + np.int32(ok))
-    if antialias:  # AA_TWO_PASSES: the gathers
-        for it in range(np.uint64(it0), np.uint64(it1)):
+    if antialias:  # AA_TWO_PASSES: the reads
+        rest = it0
+        if windows:  # AA_WINDOWS: 16 at a time from windows of the level rows
+            while rest + WINDOW_LANES <= it1:
+                add_indexed16(gathers, g, c, rest, aa_data, k, work_i, row, work_w)  # type: ignore[call-arg]
+                rest += WINDOW_LANES
+        for it in range(np.uint64(rest), np.uint64(it1)):
             gathers[g, c, it] += aa_data[k, work_i[row, it]] * work_w[row, it]
     elif windows:  # WINDOW_LOADS: the reads (lin: 0 nearest, 1 linear)
         _windowed_reads(gathers, g, c, data, k, work_p, row, work_w, smax, lin, it0, it1)
@@ -1007,8 +1018,9 @@ def _migrate_features(
     the anti-aliasing level of each sample (nearest sample of it), else ``nearest``: the
     oversampled-nearest interpolation, one gathered load per sample, else linear.
     ``work_i``, ``work_w``: one row of nt per task (AA_TWO_PASSES, TASK_ROWS; unused
-    without ``antialias`` or ``windows``); ``windows`` (WINDOW_LOADS, without
-    ``antialias``): the reads in two passes, positions in ``work_p``'s rows."""
+    without ``antialias`` or ``windows``); ``windows`` (WINDOW_LOADS): the reads 16 at a
+    time, from the level rows' indices (AA_WINDOWS) or the positions in ``work_p``'s
+    rows."""
     ntr = prep[0].shape[0]
     ncol, nt = sl2.shape
     for k0 in range(0, ntr, block):  # see TRACE_BLOCKS in the module docstring
@@ -1025,7 +1037,13 @@ def _migrate_features(
                         continue
                     g, d = cls[k], np.sqrt(d2)
                     end = full if zones_only else nt
-                    if antialias:  # compile-time constants in each call below
+                    if antialias and windows:  # compile-time constants in each call below
+                        n = _features_pair(
+                            data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, True, False, lo, full,
+                            end, work_i, work_w, i, True, work_p,
+                        )  # fmt: skip
+                    elif antialias:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
                             inv_ang_taper, sxr, syr, rxr, ryr, d, fp, True, False, lo, full,
@@ -1082,7 +1100,9 @@ def _block_buffers(
     # WINDOW_LOADS read up to WINDOW_SLACK floats past the last row: allocated, never used
     rows = np.zeros(block * (m + 1) + WINDOW_SLACK, np.float32)[: block * (m + 1)]
     rows = rows.reshape(block, m + 1)
-    aa_rows = np.empty((block if antialias else 0, levels * (m + 1)), np.float32)
+    n_aa, aa_width = (block if antialias else 0), levels * (m + 1)
+    aa_flat = np.empty(n_aa * aa_width + WINDOW_SLACK, np.float32)  # (AA_WINDOWS: the same)
+    aa_rows = aa_flat[: n_aa * aa_width].reshape(n_aa, aa_width)
     return rows, aa_rows, block, prep
 
 
@@ -1125,9 +1145,8 @@ def run_prepared(
         rows, aa_rows, p.sx, p.sy, p.rx, p.ry, p.cls, p.x, p.y, p.th2, p.sl2, p.rout2,
         p.rin2, p.ap, p.ang, p.inv_ang_taper, wta, stretch, fp,
     )  # fmt: skip
-    # the features kernel's reads through the window loads (WINDOW_LOADS), except the
-    # anti-aliased ones (level rows)
-    windows = WINDOW_LOADS and not use_aa
+    # every kernel's reads through the window loads (WINDOW_LOADS; AA_WINDOWS)
+    windows = WINDOW_LOADS
     nchunk = per * nthr
     # one row per task (TASK_ROWS) of sample positions: the window loads' first pass, in
     # every kernel, and the interpolated traveltimes' (which need them either way)

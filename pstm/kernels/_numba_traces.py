@@ -89,28 +89,6 @@ def _oversample(
             _oversample_row(data, k, taps, half, padded, acc, b, out, k)
 
 
-@njit(fastmath={"reassoc", "nsz"}, cache=True)
-def _sum_and_moment(
-    values: NDArray[np.float64], b: int, n: int, centre: float
-) -> tuple[float, float]:
-    """sum_i values[b, i] and sum_i values[b, i] (i - centre) over i < n: reductions that may
-    be reordered (vectorised), unlike the running sums around them."""
-    total, moment = 0.0, 0.0
-    for i in range(n):
-        total += values[b, i]
-        moment += values[b, i] * (i - centre)
-    return total, moment
-
-
-@njit(fastmath={"reassoc", "nsz"}, cache=True)
-def _weighted_sum(data: NDArray[np.float32], k: int, m: int, weight0: float) -> float:
-    """sum_j data[k, j] (weight0 - j): a reduction that may be reordered (vectorised)."""
-    total = 0.0
-    for j in range(m):
-        total += np.float64(data[k, j]) * (weight0 - j)
-    return total
-
-
 @njit(cache=True, inline="always")
 def _triangle_row(
     data: NDArray[np.float32],
@@ -125,31 +103,41 @@ def _triangle_row(
 ) -> None:
     """out[row, l (m + 1) + n] = the triangle of half-length lengths[l] centred on sample n
     of data[k, :m] (see :func:`pstm.kernels.operator.triangle_filtered`), a zero at
-    n = m; ``work[b]`` (m + 2 pad, float64) holds the double running sum, mean-free and
-    detrended like the numpy version's (the same numbers up to float64 rounding: the mean
-    of the first sum comes from one weighted sum, both running sums from one pass, and the
-    trend's reductions may be reordered). Requires pad > max(lengths): the second
-    differences index the work row without sign (c - j >= 0), and numba checks no bounds."""
+    n = m; ``work[b]`` (m + 2 pad, float64) holds the double running sum of the padded
+    trace. The reference removes the first sum's mean and the second's straight-line trend,
+    which the second differences cancel: here they are not removed (RAW_SUMS), so the levels
+    equal the reference's up to float64 rounding (relative 1e-9 of the float32 values, a
+    thousandth of their own rounding). Requires pad > max(lengths): the second differences
+    index the work row without sign (c - j >= 0), and numba checks no bounds."""
     width = m + 2 * pad
-    u_mean = (width - 1) / 2.0
-    u_norm = width * (width * width - 1.0) / 12.0  # sum of (i - u_mean)^2
-    # mean of the first running sum S1 (S1[i] = sum of the padded trace up to i)
-    mean = _weighted_sum(data, k, m, np.float64(width - pad)) / width
+    for i in range(pad):
+        work[b, i] = 0.0
     first, second = 0.0, 0.0
-    for i in range(pad):  # the second running sum of S1 - mean
-        second -= mean
-        work[b, i] = second
-    for i in range(pad, pad + m):
-        first += np.float64(data[k, i - pad])
-        second += first - mean
-        work[b, i] = second
-    for i in range(pad + m, width):
-        second += first - mean
-        work[b, i] = second
-    total, moment = _sum_and_moment(work, b, width, u_mean)  # straight-line trend
-    mean, slope = total / width, moment / u_norm
-    for i in range(width):
-        work[b, i] -= mean + slope * (i - u_mean)
+    i = pad
+    # SUMS4: four samples per step, each running sum advanced by one add of the step's own
+    # partial sums, so their serial chains take a quarter of the adds
+    while i + 4 <= pad + m:
+        x0 = np.float64(data[k, i - pad])
+        p1 = x0 + np.float64(data[k, i - pad + 1])
+        p2 = p1 + np.float64(data[k, i - pad + 2])
+        p3 = p2 + np.float64(data[k, i - pad + 3])
+        e0, e1, e2, e3 = first + x0, first + p1, first + p2, first + p3
+        q1 = e0 + e1
+        q2 = q1 + e2
+        work[b, i] = second + e0
+        work[b, i + 1] = second + q1
+        work[b, i + 2] = second + q2
+        second = second + (q2 + e3)
+        work[b, i + 3] = second
+        first = first + p3
+        i += 4
+    for j in range(i, pad + m):
+        first += np.float64(data[k, j - pad])
+        second += first
+        work[b, j] = second
+    for j in range(pad + m, width):
+        second += first
+        work[b, j] = second
     stride = m + 1
     for level in range(lengths.shape[0]):
         j = lengths[level]

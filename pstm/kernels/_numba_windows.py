@@ -20,6 +20,9 @@ to a gather (16 scalar loads: no LLVM intrinsic whose name depends on LLVM's ver
 is correct for any indices. On a target without AVX-512 the intrinsic compiles to that
 gather alone; the kernels do not call it there and keep their fused loops
 (:func:`window_loads_available`, ``WINDOW_LOADS`` in :mod:`pstm.kernels._numba`).
+:func:`add_indexed16` reads the same way from given indices: the anti-aliased kernel's
+second pass, whose indices point into a trace's rows of anti-aliasing levels (a group of
+16 that changes level jumps by a row and takes the scalar loads).
 The arrays must be C-contiguous (typing refuses others): the windows, the positions and
 the 16 output samples are read and written as contiguous vectors.
 """
@@ -243,9 +246,56 @@ def add_read16(
     return sig, _add_read
 
 
+def _add_indexed(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> Any:
+    """gathers[g, c, it:it+16] += rows[k, indices[i, it:it+16]] * weights[i, it:it+16]."""
+    ty = signature.args
+    ga, gi, ci, iti, ra, ki, ia, ii, wa = _intp_args(context, builder, signature, args)
+    out = _vector_at(context, builder, ty[0], ga, [gi, ci, iti])
+    row = _pointer(context, builder, ty[4], ra, [ki, context.get_constant(types.intp, 0)])
+    at = _pointer(context, builder, ty[6], ia, [ii, iti])
+    idx = builder.load(builder.bitcast(at, _I16.as_pointer()), align=4)
+    weight = builder.load(_vector_at(context, builder, ty[8], wa, [ii, iti]), align=4)
+    value = _read16(context, builder, row, idx)
+    builder.store(
+        builder.fadd(builder.load(out, align=4), builder.fmul(value, weight)), out, align=4
+    )
+    return context.get_dummy_value()
+
+
+@intrinsic
+def add_indexed16(
+    typingctx: Any,
+    gathers: Any,
+    g: Any,
+    c: Any,
+    it: Any,
+    rows: Any,
+    k: Any,
+    indices: Any,
+    i: Any,
+    weights: Any,
+) -> tuple[object, object] | None:
+    """``gathers[g, c, it + j] += rows[k, indices[i, it + j]] * weights[i, it + j]`` for
+    j = 0..15: the anti-aliased kernel's second pass (AA_WINDOWS in
+    :mod:`pstm.kernels._numba`), whose indices point into a trace's row of anti-aliasing
+    levels (level l at l (M + 1)). Within one level the indices of consecutive output samples
+    increase as slowly as the plain kernel's positions, so :func:`_read16` reads them from
+    windows; a group of 16 that changes level (its indices jump by a whole row) or spans too
+    much falls back to the scalar loads. The same float32 product and sum as the loop
+    ``gathers[...] += rows[k, index] * weight``. The caller guarantees indices below
+    2^31 and inside ``rows[k]``, it + 16 <= the rows' end, and ``WINDOW_SLACK`` floats
+    allocated past the end of ``rows``."""
+    f32, u32 = types.float32, types.uint32
+    if not _c_arrays((gathers, 3, f32), (rows, 2, f32), (indices, 2, u32), (weights, 2, f32)):
+        return None
+    sig = types.void(gathers, g, c, it, rows, k, indices, i, weights)
+    return sig, _add_indexed
+
+
 __all__ = [
     "WINDOW_LANES",
     "WINDOW_SLACK",
+    "add_indexed16",
     "add_read16",
     "window_loads_available",
 ]
