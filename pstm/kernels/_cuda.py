@@ -42,6 +42,7 @@ from pstm.errors import BackendUnavailableError, PlanError
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
 from pstm.kernels.operator import (
+    AA_LEVEL1_Y,
     LEG_TIME_MIN_S,
     Prepared,
     prepare,
@@ -75,7 +76,8 @@ if SIMULATOR:
 
     @cuda.jit(device=True)
     def _octave(y: np.float32) -> int:
-        """floor(log2 y) of a float32 y >= 0: its binary exponent (0 or denormal: -127)."""
+        """floor(log2 y) of a float32 y >= 0: its binary exponent (0 or denormal: -127; a
+        negative y, from rounding, gives less)."""
         return int(np.float32(y).view(np.int32) >> 23) - 127
 
 else:
@@ -87,7 +89,8 @@ else:
 
     @cuda.jit(device=True)
     def _octave(y: np.float32) -> int:
-        """floor(log2 y) of a float32 y >= 0: its binary exponent (0 or denormal: -127)."""
+        """floor(log2 y) of a float32 y >= 0: its binary exponent (0 or denormal: -127; a
+        negative y, from rounding, gives less)."""
         return (libdevice.float_as_int(y) >> 23) - 127
 
 
@@ -139,8 +142,9 @@ def _migrate_kernel(
     fold: NDArray[np.int32],
 ) -> None:
     """One thread per output sample; see the module notes. ``fp`` = (t0_in, inv_h, smax,
-    inv_ap_taper, aa_scale, qmin, and the anti-aliasing level rule's factor^2 and
-    sqrt(2) / factor^2, see :func:`pstm.kernels.operator.antialias_level`); ``flags`` = (anti-aliasing, true amplitude, stretch
+    inv_ap_taper, aa_scale, qmin, and the anti-aliasing level rule's sqrt(2) and
+    sqrt(2) / factor^2, see :func:`pstm.kernels.operator.antialias_level`); ``flags`` =
+    (anti-aliasing, true amplitude, stretch
     mute, nearest sample, highest anti-aliasing level). Tables of unused features may be
     placeholders: they are not read."""
     i = cuda.grid(1)
@@ -150,7 +154,7 @@ def _migrate_kernel(
     c = i // nt
     it = i - c * nt
     t0_in, inv_h, smax, inv_ap_taper, aa_scale, qmin = fp[0], fp[1], fp[2], fp[3], fp[4], fp[5]
-    aa_first2, aa_scale2 = fp[6], fp[7]
+    aa_level1, aa_scale2 = fp[6], fp[7]
     use_aa, use_ta, use_st, nearest = flags[0] != 0, flags[1] != 0, flags[2] != 0, flags[3] != 0
     top = flags[4]
     stride = data.shape[1]  # M + 1 samples per anti-aliasing level
@@ -163,6 +167,7 @@ def _migrate_kernel(
     wta_t = wta[c, it] if use_ta else zero
     stretch_t = stretch[it] if use_st else zero
     a_aa = _mul(aa_scale, s2)
+    a2s = _mul(_mul(a_aa, a_aa), aa_scale2)  # (AA_RULE: operator.antialias_y)
     for g in range(cstart.shape[0] - 1):
         acc = zero
         n = 0
@@ -186,14 +191,13 @@ def _migrate_kernel(
             if use_st and not _mul(stretch_t, t) >= tstr:
                 continue
             sc = min(max(s, zero), smax)
+            inv_p2 = one / _mul(qs, qr)  # 1 / (ts tr)^2
             if use_aa:
-                vx = _mul(sxr, tr) + _mul(rxr, ts)
-                vy = _mul(syr, tr) + _mul(ryr, ts)
-                lhs = _mul(_mul(a_aa, a_aa), _mul(vx, vx) + _mul(vy, vy))
-                inv_tstr = one / tstr
-                r = _mul(_mul(lhs, inv_tstr), inv_tstr)  # (ideal length)^2
-                octave = _octave(_mul(r, aa_scale2))  # see operator.antialias_level
-                level = min((1 if r >= aa_first2 else 0) + max(octave, 0), top)
+                sr2 = _mul(F32(2.0), _mul(sxr, rxr) + _mul(syr, ryr))
+                norm2 = _mul(ds2, qr) + _mul(dr2, qs) + _mul(sr2, tstr)
+                y = _mul(_mul(a2s, norm2), inv_p2)  # see operator.antialias_y
+                octave = _octave(y)  # see operator.antialias_level
+                level = min((1 if y >= aa_level1 else 0) + max(octave, 0), top)
                 value = aa_data[k, level * stride + np.int32(sc + half)]
             elif nearest:
                 value = data[k, np.int32(sc + half)]
@@ -203,8 +207,7 @@ def _migrate_kernel(
                 a0 = data[k, i0]
                 value = a0 + _mul(w, data[k, i0 + 1] - a0)
             if use_ta:
-                inv_p = one / tstr
-                weight = _mul(_mul(wta_t, t), _mul(_mul(qs + qr, inv_p), inv_p))
+                weight = _mul(_mul(wta_t, t), _mul(qs + qr, inv_p2))
                 value = _mul(value, weight)
             if not r_in2 >= d2:  # taper zone
                 d = _sqrt(d2)
@@ -263,7 +266,7 @@ def run_prepared(
         "fp": np.array(
             [
                 p.t0_in, p.inv_h, p.n_valid - 1, p.inv_ap_taper, p.aa_scale, LEG_TIME_MIN_S**2,
-                p.aa_first2, p.aa_scale2,
+                AA_LEVEL1_Y, p.aa_scale2,
             ],
             dtype=np.float32,
         ),

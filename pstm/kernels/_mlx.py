@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels.operator import (
+    AA_LEVEL1_Y,
     LEG_TIME_MIN_S,
     NUMPY_TRACE_OPS,
     Prepared,
@@ -79,14 +80,15 @@ def _block(
     qr = mx.maximum(th2 + dr2 * sl2, qmin)
     ts, tr = mx.sqrt(qs), mx.sqrt(qr)
     tt = ts + tr
-    inv_p = _f(1.0) / (ts * tr)
+    tstr = ts * tr
+    inv_p2 = _f(1.0) / (qs * qr)  # 1 / (ts tr)^2
     s = (tt - _f(p.t0_in)) * _f(p.inv_h)
     smax = _f(p.n_valid - 1)
     valid = (s >= _f(0.0)) & (s <= smax) & visit
     if p.stretch.size:
-        valid = valid & (t["stretch"][None, None, :] * tt >= ts * tr)
+        valid = valid & (t["stretch"][None, None, :] * tt >= tstr)
     sc = mx.minimum(mx.maximum(s, _f(0.0)), smax)
-    weight = t["wta"][None] * tt * ((qs + qr) * inv_p * inv_p) if p.wta.size else None
+    weight = t["wta"][None] * tt * ((qs + qr) * inv_p2) if p.wta.size else None
     taper_zone = visit & mx.logical_not(t["rin2"][None] >= d2)
     d = mx.sqrt(d2)
     taper = _taper01((t["ap"][None, None, :] - d) * _f(p.inv_ap_taper)) * _taper01(
@@ -96,13 +98,12 @@ def _block(
     nb = k1 - k0
     shape = (nb, -1)
     if p.aa_data.size:
-        vx = sxr[:, :, None] * tr + rxr[:, :, None] * ts
-        vy = syr[:, :, None] * tr + ryr[:, :, None] * ts
+        sr2 = (_f(2.0) * (sxr * rxr + syr * ryr))[:, :, None]
         a = _f(p.aa_scale) * sl2
-        lhs = a * a * (vx * vx + vy * vy)
-        r = lhs * inv_p * inv_p  # (ideal length)^2: operator.antialias_level's rule
-        octave = mx.right_shift(mx.view(r * _f(p.aa_scale2), mx.int32), 23) - 127
-        level = (r >= _f(p.aa_first2)).astype(mx.int32) + mx.maximum(octave, 0)
+        # operator.antialias_y's float32 operations in its order (AA_RULE)
+        y = a * a * _f(p.aa_scale2) * (ds2 * qr + dr2 * qs + sr2 * tstr) * inv_p2
+        octave = mx.right_shift(mx.view(y, mx.int32), 23) - 127
+        level = (y >= _f(float(AA_LEVEL1_Y))).astype(mx.int32) + mx.maximum(octave, 0)
         level = mx.minimum(level, p.aa_levels - 1)
         i = (sc + _f(0.5)).astype(mx.int32) + level * (p.n_valid + 1)
         value = mx.take_along_axis(t["aa_data"][k0:k1], i.reshape(shape), axis=1)

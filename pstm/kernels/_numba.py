@@ -82,6 +82,7 @@ from pstm.kernels._numba_windows import (
     window_loads_available,
 )
 from pstm.kernels.operator import (
+    AA_LEVEL1_Y,
     LEG_TIME_MIN_S,
     NO_LIMIT,
     SINC_HALF_TAPS,
@@ -860,11 +861,12 @@ def _features_loop(
     sample)."""
     t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
     w_off, round_off, lin, qmin, top = fp[5], fp[6], fp[7], fp[8], np.int32(fp[9])
-    aa_first2, aa_scale2 = fp[10], fp[11]
+    aa_level1, aa_scale2 = fp[10], fp[11]
     stride = np.int32(np.int32(smax) + 2)  # M + 1 samples per anti-aliasing level
     zero, half = np.float32(0.0), np.float32(0.5)
     ds2 = sxr * sxr + syr * syr
     dr2 = rxr * rxr + ryr * ryr
+    sr2 = np.float32(2.0) * (sxr * rxr + syr * ryr)  # (AA_RULE)
     n = np.int32(0)  # COUNT32
     for it in range(np.uint64(it0), np.uint64(it1)):  # unsigned: see _plain_nearest
         q = th2[it]
@@ -874,21 +876,20 @@ def _features_loop(
         ts = np.sqrt(qs)
         tr = np.sqrt(qr)
         t = ts + tr
-        inv_p = np.float32(1.0) / (ts * tr)
+        tstr = ts * tr
+        inv_p2 = np.float32(1.0) / (qs * qr)  # 1 / (ts tr)^2
         s = (t - t0_in) * inv_h
-        ok = (s >= zero) & (s <= smax) & (stretch[it] * t >= ts * tr)
+        ok = (s >= zero) & (s <= smax) & (stretch[it] * t >= tstr)
         sc = min(max(s, zero), smax)
         if antialias:
-            vx = sxr * tr + rxr * ts
-            vy = syr * tr + ryr * ts
+            # AA_RULE: operator.antialias_y's float32 operations in its order (no sqrt)
             a = aa_scale * s2
-            lhs = a * a * (vx * vx + vy * vy)  # (ideal length)^2 * (ts tr)^2: no sqrt
-            r = lhs * inv_p * inv_p  # (ideal length)^2: operator.antialias_level's rule
-            exponent = _float32_bits(r * aa_scale2) >> np.int32(23)  # type: ignore[call-arg]
+            y = a * a * aa_scale2 * (ds2 * qr + dr2 * qs + sr2 * tstr) * inv_p2
+            exponent = _float32_bits(y) >> np.int32(23)  # type: ignore[call-arg]
             octave = np.int32(exponent - 127)  # floor(log2 y): see operator.antialias_level
             # int32 throughout (COUNT32: numba's int32 arithmetic gives int64 values)
             level = np.int32(
-                min(np.int32(np.int32(r >= aa_first2) + max(octave, np.int32(0))), top)
+                min(np.int32(np.int32(y >= aa_level1) + max(octave, np.int32(0))), top)
             )
             # sc >= 0: non-negative int32 indices (31 bits), gathered with 16 lanes
             work_i[row, it] = np.uint32(np.int32(level * stride) + np.int32(sc + half)) & NONNEG31
@@ -903,7 +904,7 @@ def _features_loop(
             w = (sc - np.float32(i)) * lin
             a = data[k, i]
             value = a + w * (data[k, i + np.uint32(1)] - a)
-        weight = w_off + wta[c, it] * t * ((qs + qr) * inv_p * inv_p)
+        weight = w_off + wta[c, it] * t * ((qs + qr) * inv_p2)
         if tapered:
             weight = weight * (
                 _taper01((ap[it] - d) * inv_ap_taper)
@@ -1133,7 +1134,7 @@ def run_prepared(
             0.0 if p.nearest else 1.0,  # linear interpolation weight factor
             LEG_TIME_MIN_S**2,
             max(p.aa_levels - 1, 0),  # highest anti-aliasing level
-            p.aa_first2,  # anti-aliasing level rule (operator.antialias_level)
+            AA_LEVEL1_Y,  # anti-aliasing level rule (operator.antialias_level)
             p.aa_scale2,
         ],
         dtype=np.float32,

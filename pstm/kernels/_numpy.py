@@ -45,6 +45,7 @@ from pstm.kernels.operator import (
     NUMPY_TRACE_OPS,
     Prepared,
     antialias_level,
+    antialias_y,
     interpolated_positions,
     interpolation_allowed,
     oversample_adjoint,
@@ -70,18 +71,19 @@ def _trace_terms(p: Prepared, k: int) -> dict[str, NDArray]:
     qr = np.maximum(p.th2[None, :] + dr2[:, None] * p.sl2, qmin)
     ts, tr = np.sqrt(qs), np.sqrt(qr)
     t = ts + tr
-    inv_p = F32(1.0) / (ts * tr)
+    tstr = ts * tr
+    inv_p2 = F32(1.0) / (qs * qr)  # 1 / (t_s t_r)^2
     s = (t - F32(p.t0_in)) * F32(p.inv_h)
     if p.tt_node:  # traveltime: interpolated (the plain operator only: see pstm.config)
         s = interpolated_positions(s, p.tt_node, interpolation_allowed(p, ds2, dr2))
     smax = F32(p.n_valid - 1)
     valid = (s >= F32(0.0)) & (s <= smax) & visit
     if p.stretch.size:
-        valid &= p.stretch[None, :] * t >= ts * tr
+        valid &= p.stretch[None, :] * t >= tstr
     sc = np.minimum(np.maximum(s, F32(0.0)), smax)
     weight = np.ones(t.shape, dtype=np.float32)
     if p.wta.size:
-        weight = p.wta * t * ((qs + qr) * inv_p * inv_p)
+        weight = p.wta * t * ((qs + qr) * inv_p2)
     taper_zone = visit & ~(p.rin2 >= d2[:, None])
     d = np.sqrt(d2)[:, None]
     taper = taper01((p.ap[None, :] - d) * F32(p.inv_ap_taper)) * taper01(
@@ -90,12 +92,12 @@ def _trace_terms(p: Prepared, k: int) -> dict[str, NDArray]:
     taper = np.where(taper_zone, taper, F32(1.0))
     aa_level = np.zeros(t.shape, dtype=np.int64)
     if p.aa_data.size:
-        vx = sxr[:, None] * tr + rxr[:, None] * ts
-        vy = syr[:, None] * tr + ryr[:, None] * ts
+        sr2 = F32(2.0) * (sxr * rxr + syr * ryr)
         a = F32(p.aa_scale) * p.sl2
-        lhs = a * a * (vx * vx + vy * vy)  # (ideal L/h)^2 (t_s t_r)^2
-        r = lhs * inv_p * inv_p  # (ideal L/h)^2
-        aa_level = antialias_level(r, p.aa_first2, p.aa_scale2, p.aa_levels - 1)
+        y = antialias_y(
+            a, p.aa_scale2, ds2[:, None], dr2[:, None], sr2[:, None], qs, qr, tstr, inv_p2
+        )
+        aa_level = antialias_level(y, p.aa_levels - 1)
     return {
         "visit": visit,
         "valid": valid,

@@ -42,6 +42,9 @@ SINC_PASSBAND = 0.8
 # filtered once per level (Gray 1992's precomputed low-passed traces). The 2 is not a
 # tuning constant: the kernels find a level from the binary exponent of the squared ideal
 # length (:func:`antialias_level`), one level per doubling of it, i.e. per half octave.
+#: Where anti-aliasing level 1 starts on :func:`antialias_level`'s scale y = (L/h)^2
+#: sqrt(2) / factor^2: at one input sample, L/h = factor.
+AA_LEVEL1_Y = np.float32(math.sqrt(2.0))
 #: Relative margin on the steepest operator dip an anti-aliasing level must reach to be
 #: built (:func:`reachable_antialias_lengths`): covers float32 rounding of the kernels' dip.
 AA_REACH_MARGIN = 1.01
@@ -67,8 +70,7 @@ class Prepared:
     #: (level l at columns l (M + 1) ...; level 0 is the trace itself), or (0, 0) (also
     #: where the backend builds the levels itself, see ``resampled``)
     aa_data: NDArray[np.float32]
-    aa_first2: float  # constants of antialias_level: factor^2
-    aa_scale2: float  # and sqrt(2) / factor^2
+    aa_scale2: float  # antialias_level's y scale: sqrt(2) / factor^2
     #: triangle half-lengths of the anti-aliasing levels (resampled samples; () without)
     aa_lengths: tuple[int, ...]
     resampled: bool  # data holds the resampled traces (and aa_data the levels)
@@ -201,25 +203,47 @@ def antialias_lengths(factor: int, max_samples: int) -> tuple[int, ...]:
         lengths.append(j)
 
 
-def antialias_level_constants(factor: int) -> tuple[float, float]:
-    """float32 constants of :func:`antialias_level`: factor^2 (where level 1 starts, in
-    squared resampled samples) and sqrt(2) / factor^2."""
-    return float(np.float32(factor * factor)), float(np.float32(math.sqrt(2.0) / factor**2))
+def antialias_y_scale(factor: int) -> float:
+    """float32 sqrt(2) / factor^2: the scale of :func:`antialias_level`'s y = (L/h)^2 times
+    it (L the ideal half-length, h the resampled interval)."""
+    return float(np.float32(math.sqrt(2.0) / factor**2))
 
 
-def antialias_level(
-    r: NDArray[np.float32], first2: float, scale2: float, top: int
-) -> NDArray[np.int64]:
-    """The anti-aliasing level of squared ideal half-lengths ``r`` = (L/h)^2 (float32):
-    [r >= factor^2] + max(0, floor(log2(r sqrt(2) / factor^2))), at most ``top``: level 1
-    starts at one input sample (L/h = factor), level l >= 2 at factor 2^((l - 1.5) / 2),
-    the geometric mean of the nominal lengths of levels l - 1 and l (squared: they double).
-    floor(log2 y) is the binary exponent of the float32 y (0 or denormal: -127, level 0):
-    the compiled kernels compute the same from the same float32 product."""
-    y = np.asarray(r * np.float32(scale2), dtype=np.float32)
+def antialias_level(y: NDArray[np.float32], top: int) -> NDArray[np.int64]:
+    """The anti-aliasing level of y = (L/h)^2 sqrt(2) / factor^2 (float32; L the ideal
+    half-length, h the resampled interval): [y >= sqrt(2)] + max(0, floor(log2 y)), at most
+    ``top``. Level 1 starts at one input sample (L/h = factor, y = sqrt(2)), level l >= 2
+    at factor 2^((l - 1.5) / 2) (y = 2^(l - 1)), the geometric mean of the nominal lengths
+    of levels l - 1 and l (squared: they double). floor(log2 y) is the binary exponent of
+    the float32 y (0, denormal or negative, a rounding of a zero dip: level 0); the
+    compiled kernels compute the same from the same float32 operations
+    (:func:`antialias_y`)."""
+    y = np.asarray(y, dtype=np.float32)
     octave = (y.view(np.int32) >> 23).astype(np.int64) - 127
-    level = (r >= np.float32(first2)).astype(np.int64) + np.maximum(octave, 0)
+    level = (y >= AA_LEVEL1_Y).astype(np.int64) + np.maximum(octave, 0)
     return np.minimum(level, top)
+
+
+def antialias_y(
+    a: NDArray[np.float32],
+    y_scale: float,
+    ds2: NDArray[np.float32],
+    dr2: NDArray[np.float32],
+    sr2: NDArray[np.float32],
+    qs: NDArray[np.float32],
+    qr: NDArray[np.float32],
+    p: NDArray[np.float32],
+    inv_p2: NDArray[np.float32],
+) -> NDArray[np.float32]:
+    """:func:`antialias_level`'s y, in the float32 operations every backend uses (AA_RULE):
+    with a = ``aa_scale`` / v^2 and the legs' squared times qs = t_s^2, qr = t_r^2,
+    (L/h)^2 = a^2 |(S - x) t_r + (R - x) t_s|^2 / (t_s t_r)^2, and the squared norm is
+    ds2 qr + dr2 qs + sr2 t_s t_r (ds2 = |S - x|^2, dr2 = |R - x|^2, sr2 = 2 (S - x).(R - x),
+    per pair): no vector of the legs is formed. ``p`` = t_s t_r, ``inv_p2`` = 1 / (qs qr)
+    (shared with the true-amplitude weight)."""
+    norm2 = ds2 * qr + dr2 * qs + sr2 * p
+    result: NDArray[np.float32] = a * a * np.float32(y_scale) * norm2 * inv_p2
+    return result
 
 
 def reachable_antialias_lengths(
@@ -231,8 +255,8 @@ def reachable_antialias_lengths(
     2 ``aa_scale`` sqrt(max u) (``aa_scale``: anti-aliasing spacing / resampled interval).
     Levels above it are never used: they are not built (AA_REACH_MARGIN covers rounding)."""
     steepest = 2.0 * aa_scale * math.sqrt(max_slowness2) * AA_REACH_MARGIN
-    r = np.float32(min(steepest * steepest, float(NO_LIMIT)))
-    top = antialias_level(np.asarray(r), *antialias_level_constants(factor), len(lengths) - 1)
+    y = np.float32(min(steepest * steepest * antialias_y_scale(factor), float(NO_LIMIT)))
+    top = antialias_level(np.asarray(y), len(lengths) - 1)
     return lengths[: 1 + int(top)]
 
 
@@ -545,7 +569,6 @@ def prepare(
         )
     else:
         aa_data, lengths = np.zeros((0, 0), dtype=np.float32), (1,)
-    aa_first2, aa_scale2 = antialias_level_constants(factor)
     tt_blocks, tt_times = (
         traveltime_block_tables(sl2, tau, target.dt, node, 1.0 / h)
         if interpolated
@@ -554,8 +577,7 @@ def prepare(
     return Prepared(
         data=traces,
         aa_data=aa_data,
-        aa_first2=aa_first2,
-        aa_scale2=aa_scale2,
+        aa_scale2=antialias_y_scale(factor),
         aa_lengths=lengths if aa else (),
         resampled=not ops.in_kernel,
         n_valid=m,
