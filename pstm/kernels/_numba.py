@@ -126,6 +126,10 @@ NONNEG31 = np.uint32(0x7FFFFFFF)
 #: traveltimes' second pass reads through the same call: it already has its positions in
 #: a row.)
 WINDOW_LOADS = window_loads_available()
+#: ZONE_VECTORS: the features kernel's two loops per pair run whole vectors of this many
+#: samples (AVX-512: 16 float32 lanes; :func:`_features_pair`), so they have no scalar
+#: remainders (docs/benchmarks.md).
+ZONE_LANES = 16
 #: fastmath flags: no NaN/sign-of-zero care, but no contraction or reassociation, so the
 #: float32 operations round exactly like the numpy reference's.
 FASTMATH = {"nnan", "nsz"}
@@ -826,13 +830,13 @@ def _features_loop(
     syr: np.float32,
     rxr: np.float32,
     ryr: np.float32,
-    d: np.float32,
     fp: NDArray[np.float32],
     antialias: bool,
     tapered: bool,
     nearest: bool,
     it0: int,
     it1: int,
+    first: int,
     work_i: NDArray[np.uint32],
     work_w: NDArray[np.float32],
     row: int,
@@ -846,7 +850,8 @@ def _features_loop(
     resampled sample, else the lerp weight is ``fp[7]`` (1 for the linear interpolations).
     AA_TWO_PASSES: with ``antialias`` the loop writes each sample's level-row index and
     weight (0 where invalid) into its task's rows ``work_i[row]``, ``work_w[row]``
-    (TASK_ROWS) and a second loop gathers and adds them: the gather's address then no
+    (TASK_ROWS) and a second loop (:func:`_features_reads`, once per pair after both of
+    its ranges) gathers and adds them: the gather's address then no
     longer waits at the end of the long chain of the level's arithmetic (square roots,
     division, exponent) in the same loop (2D line: everything 0.113 -> 0.106-0.109 s; 3D
     about 2 %; docs/benchmarks.md). The same products in the same order:
@@ -858,7 +863,7 @@ def _features_loop(
     passes for the nearest or linear read, each sample's clamped position into
     ``work_p[row]`` and its weight into ``work_w[row]``, then 16 samples at a time through
     :func:`add_read16` (a weight per sample; the lerp factor ``lin``, 0 for the nearest
-    sample)."""
+    sample). The loop here is the first pass; without either, it reads and adds itself."""
     t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
     w_off, round_off, lin, qmin, top = fp[5], fp[6], fp[7], fp[8], np.int32(fp[9])
     aa_level1, aa_scale2 = fp[10], fp[11]
@@ -867,6 +872,8 @@ def _features_loop(
     ds2 = sxr * sxr + syr * syr
     dr2 = rxr * rxr + ryr * ryr
     sr2 = np.float32(2.0) * (sxr * rxr + syr * ryr)  # (AA_RULE)
+    mxr, myr = (sxr + rxr) * half, (syr + ryr) * half  # midpoint distance: _pair's d2
+    d = np.sqrt(mxr * mxr + myr * myr)
     n = np.int32(0)  # COUNT32
     for it in range(np.uint64(it0), np.uint64(it1)):  # unsigned: see _plain_nearest
         q = th2[it]
@@ -880,6 +887,8 @@ def _features_loop(
         inv_p2 = np.float32(1.0) / (qs * qr)  # 1 / (ts tr)^2
         s = (t - t0_in) * inv_h
         ok = (s >= zero) & (s <= smax) & (stretch[it] * t >= tstr)
+        if tapered:  # ZONE_VECTORS: samples before the aperture's first count nothing
+            ok = ok & (it >= np.uint64(first))
         sc = min(max(s, zero), smax)
         if antialias:
             # AA_RULE: operator.antialias_y's float32 operations in its order (no sqrt)
@@ -916,7 +925,32 @@ def _features_loop(
             gathers[g, c, it] += value * weight * np.float32(ok)
         fold[g, c, it] += np.int32(ok)
         n = np.int32(n + np.int32(ok))
-    if antialias:  # AA_TWO_PASSES: the reads
+    return int(n)
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _features_reads(
+    data: NDArray[np.float32],
+    aa_data: NDArray[np.float32],
+    k: int,
+    gathers: NDArray[np.float32],
+    g: int,
+    c: int,
+    fp: NDArray[np.float32],
+    antialias: bool,
+    windows: bool,
+    it0: int,
+    it1: int,
+    work_i: NDArray[np.uint32],
+    work_w: NDArray[np.float32],
+    row: int,
+    work_p: NDArray[np.float32],
+) -> None:
+    """The second pass of :func:`_features_loop` (``antialias`` or ``windows``, constants)
+    over samples it0..it1-1 of a pair, whose first passes wrote the task's work rows: the
+    reads from the level rows (AA_TWO_PASSES; 16 at a time with ``windows``, AA_WINDOWS)
+    or through :func:`add_read16` (WINDOW_LOADS; lerp factor fp[7]: 0 nearest, 1 linear)."""
+    if antialias:
         rest = it0
         if windows:  # AA_WINDOWS: 16 at a time from windows of the level rows
             while rest + WINDOW_LANES <= it1:
@@ -924,9 +958,8 @@ def _features_loop(
                 rest += WINDOW_LANES
         for it in range(np.uint64(rest), np.uint64(it1)):
             gathers[g, c, it] += aa_data[k, work_i[row, it]] * work_w[row, it]
-    elif windows:  # WINDOW_LOADS: the reads (lin: 0 nearest, 1 linear)
-        _windowed_reads(gathers, g, c, data, k, work_p, row, work_w, smax, lin, it0, it1)
-    return int(n)
+    elif windows:
+        _windowed_reads(gathers, g, c, data, k, work_p, row, work_w, fp[2], fp[7], it0, it1)
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -949,7 +982,6 @@ def _features_pair(
     syr: np.float32,
     rxr: np.float32,
     ryr: np.float32,
-    d: np.float32,
     fp: NDArray[np.float32],
     antialias: bool,
     nearest: bool,
@@ -962,19 +994,33 @@ def _features_pair(
     windows: bool,
     work_p: NDArray[np.float32],
 ) -> int:
-    """One pair through :func:`_features_loop`: its taper zone lo..full-1, then full..end-1
-    inside both tapers. ``antialias``, ``nearest`` and ``windows`` must be constants at each
-    call site."""
+    """One pair through :func:`_features_loop`: its taper zone start..split-1, then
+    split..end-1 inside both tapers, then (two passes) the reads of start..end-1 at once
+    (:func:`_features_reads`). ZONE_VECTORS: both loops run whole vectors of ZONE_LANES
+    samples, so neither has a scalar remainder: ``start`` is the aperture's first sample
+    ``lo`` moved back to make end - start a whole number of vectors (not before sample 0;
+    the zone's loop counts nothing before ``lo``), ``split`` the taper zone's end ``full``
+    rounded up to whole vectors from ``start`` (at most ``end``); the zone's samples past
+    ``full`` are inside both tapers, where the taper formula gives 1 (z >= 1; within
+    float32 rounding of z at the tapers' inner edge). ``antialias``, ``nearest`` and
+    ``windows`` must be constants at each call site."""
+    start = max(end - (end - lo + ZONE_LANES - 1) // ZONE_LANES * ZONE_LANES, 0)
+    split = min(start + (full - start + ZONE_LANES - 1) // ZONE_LANES * ZONE_LANES, end)
     n = _features_loop(
         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang, inv_ang_taper,
-        sxr, syr, rxr, ryr, d, fp, antialias, True, nearest, lo, full, work_i, work_w, row,
-        windows, work_p,
+        sxr, syr, rxr, ryr, fp, antialias, True, nearest, start, split, lo, work_i, work_w,
+        row, windows, work_p,
     )  # fmt: skip
     n += _features_loop(
         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang, inv_ang_taper,
-        sxr, syr, rxr, ryr, d, fp, antialias, False, nearest, full, end, work_i, work_w, row,
-        windows, work_p,
+        sxr, syr, rxr, ryr, fp, antialias, False, nearest, split, end, lo, work_i, work_w,
+        row, windows, work_p,
     )  # fmt: skip
+    if antialias or windows:
+        _features_reads(
+            data, aa_data, k, gathers, g, c, fp, antialias, windows, start, end, work_i, work_w,
+            row, work_p,
+        )  # fmt: skip
     return n
 
 
@@ -1036,36 +1082,36 @@ def _migrate_features(
                     )
                     if lo >= nt:
                         continue
-                    g, d = cls[k], np.sqrt(d2)
+                    g = cls[k]
                     end = full if zones_only else nt
                     if antialias and windows:  # compile-time constants in each call below
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, True, False, lo, full,
+                            inv_ang_taper, sxr, syr, rxr, ryr, fp, True, False, lo, full,
                             end, work_i, work_w, i, True, work_p,
                         )  # fmt: skip
                     elif antialias:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, True, False, lo, full,
+                            inv_ang_taper, sxr, syr, rxr, ryr, fp, True, False, lo, full,
                             end, work_i, work_w, i, False, work_p,
                         )  # fmt: skip
                     elif windows:  # nearest or linear: the lerp factor fp[7] says which
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, False, lo,
+                            inv_ang_taper, sxr, syr, rxr, ryr, fp, False, False, lo,
                             full, end, work_i, work_w, i, True, work_p,
                         )  # fmt: skip
                     elif nearest:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, True, lo, full,
+                            inv_ang_taper, sxr, syr, rxr, ryr, fp, False, True, lo, full,
                             end, work_i, work_w, i, False, work_p,
                         )  # fmt: skip
                     else:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, d, fp, False, False, lo,
+                            inv_ang_taper, sxr, syr, rxr, ryr, fp, False, False, lo,
                             full, end, work_i, work_w, i, False, work_p,
                         )  # fmt: skip
                     counts[i, 0] += n  # TASK_ROWS
