@@ -463,7 +463,7 @@ def test_antialiasing_removes_the_operator_aliasing_noise() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 5.9 % (not < 1 %; without anti-aliasing the coarse image is within "
+    reason="measured 3.8 % (not < 1 %; without anti-aliasing the coarse image is within "
     "2.5 % of the dense one); an exact-length LCB gives 2.5 %: the triangle damps "
     "frequencies below 2 f_a, which sum correctly for flat data; filters that pass them "
     "leave dipping events' aliasing noise (docs/bench/antialias_limits.py, README)",
@@ -479,7 +479,7 @@ def test_antialiasing_leaves_an_unaliased_flat_reflector_unchanged() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="measured 19 % (L2; energy -32 %), not < 1 %: the LCB triangle of half-length "
+    reason="measured 15.5 % (L2; energy -27 %), not < 1 %: the LCB triangle of half-length "
     "L = |dt/dx| dx (response sinc^2(f L)) also damps the unaliased band (README, "
     "'Imaging options')",
 )

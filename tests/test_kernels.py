@@ -237,6 +237,49 @@ def test_numba_levels_of_long_traces_with_a_large_offset_equal_numpy() -> None:
     assert np.abs(levels[:, -2, 16:-17] - data[:, 16:-16]).max() > 0.5
 
 
+def test_antialias_level_takes_the_longest_level_not_longer_than_the_ideal_length() -> None:
+    """AA_RULE: level l >= 1 (nominal half-length 2^((l - 1) / 2) input samples) from its
+    nominal length on, level 0 (the trace itself) below one input sample, at most ``top``;
+    just below and just above each nominal length."""
+    from pstm.kernels.operator import antialias_level
+
+    top = 6
+    for level in range(1, top + 1):
+        nominal = 2.0 ** ((level - 1) / 2.0)  # input samples
+        y = np.array([(nominal * 0.999) ** 2, (nominal * 1.001) ** 2], np.float32)
+        assert antialias_level(y, top).tolist() == [level - 1, level]
+    y = np.array([0.0, -1e-30, 0.5, 1e30], np.float32)  # zero dip, rounding below 0, huge
+    assert antialias_level(y, top).tolist() == [0, 0, 0, top]
+
+
+def test_antialias_y_is_the_squared_operator_dip_times_the_spacing() -> None:
+    """AA_RULE: the kernels' y (no leg vectors, no square root) equals (|grad_M t| dx / dt)^2
+    computed directly in float64, |grad_M t| = |(S - x)/t_s + (R - x)/t_r| / v^2, to float32
+    rounding, for random 3D legs, times and velocities."""
+    from pstm.kernels.operator import antialias_k, antialias_y
+
+    rng = np.random.default_rng(7)
+    n, dx, dt = 1000, 25.0, 0.004
+    s_rel, r_rel = rng.uniform(-3000.0, 3000.0, (2, n, 2))
+    tau = rng.uniform(0.0, 3.0, n)
+    v = rng.uniform(1400.0, 5000.0, n)
+    ts = np.sqrt(tau**2 / 4 + (s_rel**2).sum(axis=1) / v**2)
+    tr = np.sqrt(tau**2 / 4 + (r_rel**2).sum(axis=1) / v**2)
+    grad = (s_rel / ts[:, None] + r_rel / tr[:, None]) / (v**2)[:, None]
+    expected = ((np.hypot(*grad.T) * dx / dt) ** 2).astype(np.float64)
+    f = np.float32
+    ds2, dr2 = (s_rel**2).sum(axis=1).astype(f), (r_rel**2).sum(axis=1).astype(f)
+    sr2 = (2.0 * (s_rel * r_rel).sum(axis=1)).astype(f)
+    qs, qr = (ts**2).astype(f), (tr**2).astype(f)
+    p = (ts * tr).astype(f)
+    y = antialias_y(
+        antialias_k(dx, dt), (1.0 / v**2).astype(f), ds2, dr2, sr2, qs, qr, p, f(1.0) / (qs * qr)
+    )
+    scale = np.maximum(expected, 1e-3 * expected.max())  # cancellation: relative to the range
+    assert np.abs(y - expected).max() / scale.max() < 1e-5
+    assert np.all(np.abs(y - expected) <= 1e-4 * scale)
+
+
 def test_reference_single_contribution_is_linear_interpolation() -> None:
     """One trace, one output sample: the reference returns exactly the lerp at the DSR time."""
     ns, dt = 100, 0.004

@@ -42,8 +42,6 @@ from pstm.errors import BackendUnavailableError, PlanError
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels._numba_traces import NUMBA_TRACE_OPS
 from pstm.kernels.operator import (
-    AA_LEVEL1_Y,
-    LEG_TIME_MIN_S,
     Prepared,
     prepare,
     require_exact_traveltime,
@@ -142,9 +140,8 @@ def _migrate_kernel(
     fold: NDArray[np.int32],
 ) -> None:
     """One thread per output sample; see the module notes. ``fp`` = (t0_in, inv_h, smax,
-    inv_ap_taper, aa_scale, qmin, and the anti-aliasing level rule's sqrt(2) and
-    sqrt(2) / factor^2, see :func:`pstm.kernels.operator.antialias_level`); ``flags`` =
-    (anti-aliasing, true amplitude, stretch
+    inv_ap_taper, the anti-aliasing constant k of :func:`pstm.kernels.operator.antialias_y`);
+    ``flags`` = (anti-aliasing, true amplitude, stretch
     mute, nearest sample, highest anti-aliasing level). Tables of unused features may be
     placeholders: they are not read."""
     i = cuda.grid(1)
@@ -153,8 +150,7 @@ def _migrate_kernel(
         return
     c = i // nt
     it = i - c * nt
-    t0_in, inv_h, smax, inv_ap_taper, aa_scale, qmin = fp[0], fp[1], fp[2], fp[3], fp[4], fp[5]
-    aa_level1, aa_scale2 = fp[6], fp[7]
+    t0_in, inv_h, smax, inv_ap_taper, aa_k = fp[0], fp[1], fp[2], fp[3], fp[4]
     use_aa, use_ta, use_st, nearest = flags[0] != 0, flags[1] != 0, flags[2] != 0, flags[3] != 0
     top = flags[4]
     stride = data.shape[1]  # M + 1 samples per anti-aliasing level
@@ -166,8 +162,7 @@ def _migrate_kernel(
     ap_t, ang_t, iat = ap[it], ang[c, it], inv_ang_taper[c, it]
     wta_t = wta[c, it] if use_ta else zero
     stretch_t = stretch[it] if use_st else zero
-    a_aa = _mul(aa_scale, s2)
-    a2s = _mul(_mul(a_aa, a_aa), aa_scale2)  # (AA_RULE: operator.antialias_y)
+    s2sq = _mul(s2, s2)  # (AA_RULE: operator.antialias_y)
     for g in range(cstart.shape[0] - 1):
         acc = zero
         n = 0
@@ -180,8 +175,8 @@ def _migrate_kernel(
                 continue
             ds2 = _mul(sxr, sxr) + _mul(syr, syr)
             dr2 = _mul(rxr, rxr) + _mul(ryr, ryr)
-            qs = max(q + _mul(ds2, s2), qmin)
-            qr = max(q + _mul(dr2, s2), qmin)
+            qs = q + _mul(ds2, s2)  # >= LEG_TIME_MIN_S^2: th2 is floored (QMIN_TABLE)
+            qr = q + _mul(dr2, s2)
             ts, tr = _sqrt(qs), _sqrt(qr)
             t = ts + tr
             s = _mul(t - t0_in, inv_h)
@@ -194,10 +189,13 @@ def _migrate_kernel(
             inv_p2 = one / _mul(qs, qr)  # 1 / (ts tr)^2
             if use_aa:
                 sr2 = _mul(F32(2.0), _mul(sxr, rxr) + _mul(syr, ryr))
-                norm2 = _mul(ds2, qr) + _mul(dr2, qs) + _mul(sr2, tstr)
-                y = _mul(_mul(a2s, norm2), inv_p2)  # see operator.antialias_y
-                octave = _octave(y)  # see operator.antialias_level
-                level = min((1 if y >= aa_level1 else 0) + max(octave, 0), top)
+                norm2 = (
+                    _mul(_mul(aa_k, ds2), qr)
+                    + _mul(_mul(aa_k, dr2), qs)
+                    + _mul(_mul(aa_k, sr2), tstr)
+                )
+                y = _mul(_mul(s2sq, norm2), inv_p2)  # see operator.antialias_y
+                level = min(max(_octave(y) + 1, 0), top)  # see operator.antialias_level
                 value = aa_data[k, level * stride + np.int32(sc + half)]
             elif nearest:
                 value = data[k, np.int32(sc + half)]
@@ -265,8 +263,7 @@ def run_prepared(
         "stretch": p.stretch if use_st else placeholder[0],
         "fp": np.array(
             [
-                p.t0_in, p.inv_h, p.n_valid - 1, p.inv_ap_taper, p.aa_scale, LEG_TIME_MIN_S**2,
-                AA_LEVEL1_Y, p.aa_scale2,
+                p.t0_in, p.inv_h, p.n_valid - 1, p.inv_ap_taper, p.aa_k,
             ],
             dtype=np.float32,
         ),

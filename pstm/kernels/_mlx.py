@@ -19,8 +19,6 @@ from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels.operator import (
-    AA_LEVEL1_Y,
-    LEG_TIME_MIN_S,
     NUMPY_TRACE_OPS,
     Prepared,
     prepare,
@@ -74,10 +72,9 @@ def _block(
     mxr, myr = (sxr + rxr) * _f(0.5), (syr + ryr) * _f(0.5)
     d2 = (mxr * mxr + myr * myr)[:, :, None]
     visit = t["rout2"][None] >= d2
-    qmin = _f(LEG_TIME_MIN_S**2)
     sl2, th2 = t["sl2"][None], t["th2"][None, None, :]
-    qs = mx.maximum(th2 + ds2 * sl2, qmin)
-    qr = mx.maximum(th2 + dr2 * sl2, qmin)
+    qs = th2 + ds2 * sl2  # >= LEG_TIME_MIN_S^2: th2 is floored there (QMIN_TABLE)
+    qr = th2 + dr2 * sl2
     ts, tr = mx.sqrt(qs), mx.sqrt(qr)
     tt = ts + tr
     tstr = ts * tr
@@ -99,12 +96,11 @@ def _block(
     shape = (nb, -1)
     if p.aa_data.size:
         sr2 = (_f(2.0) * (sxr * rxr + syr * ryr))[:, :, None]
-        a = _f(p.aa_scale) * sl2
         # operator.antialias_y's float32 operations in its order (AA_RULE)
-        y = a * a * _f(p.aa_scale2) * (ds2 * qr + dr2 * qs + sr2 * tstr) * inv_p2
+        k = _f(p.aa_k)
+        y = sl2 * sl2 * ((k * ds2) * qr + (k * dr2) * qs + (k * sr2) * tstr) * inv_p2
         octave = mx.right_shift(mx.view(y, mx.int32), 23) - 127
-        level = (y >= _f(float(AA_LEVEL1_Y))).astype(mx.int32) + mx.maximum(octave, 0)
-        level = mx.minimum(level, p.aa_levels - 1)
+        level = mx.minimum(mx.maximum(octave + 1, 0), p.aa_levels - 1)
         i = (sc + _f(0.5)).astype(mx.int32) + level * (p.n_valid + 1)
         value = mx.take_along_axis(t["aa_data"][k0:k1], i.reshape(shape), axis=1)
     elif p.nearest:

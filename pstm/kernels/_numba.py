@@ -82,7 +82,6 @@ from pstm.kernels._numba_windows import (
     window_loads_available,
 )
 from pstm.kernels.operator import (
-    AA_LEVEL1_Y,
     LEG_TIME_MIN_S,
     NO_LIMIT,
     SINC_HALF_TAPS,
@@ -835,10 +834,7 @@ def _features_loop(
     ap: NDArray[np.float32],
     ang: NDArray[np.float32],
     inv_ang_taper: NDArray[np.float32],
-    sxr: np.float32,
-    syr: np.float32,
-    rxr: np.float32,
-    ryr: np.float32,
+    legs: tuple[np.float32, np.float32, np.float32, np.float32],
     fp: NDArray[np.float32],
     antialias: bool,
     tapered: bool,
@@ -853,10 +849,10 @@ def _features_loop(
     work_p: NDArray[np.float32],
 ) -> int:
     """Every feature on samples it0..it1-1 of one pair, without a branch per feature: an
-    unused feature takes neutral values (``stretch`` = NO_LIMIT; weight ``fp[5] + wta * ...``
-    with ``wta`` = 0 and fp[5] = 1; the tapers are 1 inside both). ``antialias``,
+    unused feature takes neutral values (``stretch`` = NO_LIMIT; weight ``fp[4] + wta * ...``
+    with ``wta`` = 0 and fp[4] = 1; the tapers are 1 inside both). ``antialias``,
     ``tapered`` and ``nearest`` are constants at each call site; ``nearest`` reads one
-    resampled sample, else the lerp weight is ``fp[7]`` (1 for the linear interpolations).
+    resampled sample, else the lerp weight is ``fp[6]`` (1 for the linear interpolations).
     AA_TWO_PASSES: with ``antialias`` the loop writes each sample's level-row index and
     weight (0 where invalid) into its task's rows ``work_i[row]``, ``work_w[row]``
     (TASK_ROWS) and a second loop (:func:`_features_reads`, once per pair after both of
@@ -873,22 +869,23 @@ def _features_loop(
     ``work_p[row]`` and its weight into ``work_w[row]``, then 16 samples at a time through
     :func:`add_read16` (a weight per sample; the lerp factor ``lin``, 0 for the nearest
     sample). The loop here is the first pass; without either, it reads and adds itself."""
-    t0_in, inv_h, smax, inv_ap_taper, aa_scale = fp[0], fp[1], fp[2], fp[3], fp[4]
-    w_off, round_off, lin, qmin, top = fp[5], fp[6], fp[7], fp[8], np.int32(fp[9])
-    aa_level1, aa_scale2 = fp[10], fp[11]
+    t0_in, inv_h, smax, inv_ap_taper = fp[0], fp[1], fp[2], fp[3]
+    w_off, round_off, lin, top, aa_k = fp[4], fp[5], fp[6], np.int32(fp[8]), fp[9]
+    sxr, syr, rxr, ryr = legs
     stride = np.int32(np.int32(smax) + 2)  # M + 1 samples per anti-aliasing level
     zero, half = np.float32(0.0), np.float32(0.5)
     ds2 = sxr * sxr + syr * syr
     dr2 = rxr * rxr + ryr * ryr
-    sr2 = np.float32(2.0) * (sxr * rxr + syr * ryr)  # (AA_RULE)
+    sr2 = np.float32(2.0) * (sxr * rxr + syr * ryr)  # AA_RULE: per pair, with k
+    ds2k, dr2k, sr2k = aa_k * ds2, aa_k * dr2, aa_k * sr2
     mxr, myr = (sxr + rxr) * half, (syr + ryr) * half  # midpoint distance: _pair's d2
     d = np.sqrt(mxr * mxr + myr * myr)
     n = np.int32(0)  # COUNT32
     for it in range(np.uint64(it0), np.uint64(it1)):  # unsigned: see _plain_nearest
         q = th2[it]
         s2 = sl2[c, it]
-        qs = max(q + ds2 * s2, qmin)  # qmin: no zero leg time at tau = 0 (see reference)
-        qr = max(q + dr2 * s2, qmin)
+        qs = q + ds2 * s2  # >= LEG_TIME_MIN_S^2: th2 is floored there (QMIN_TABLE)
+        qr = q + dr2 * s2
         ts = np.sqrt(qs)
         tr = np.sqrt(qr)
         t = ts + tr
@@ -901,16 +898,16 @@ def _features_loop(
         sc = min(max(s, zero), smax)
         if antialias:
             # AA_RULE: operator.antialias_y's float32 operations in its order (no sqrt)
-            a = aa_scale * s2
-            y = a * a * aa_scale2 * (ds2 * qr + dr2 * qs + sr2 * tstr) * inv_p2
+            y = s2 * s2 * (ds2k * qr + dr2k * qs + sr2k * tstr) * inv_p2
             exponent = _float32_bits(y) >> np.int32(23)  # type: ignore[call-arg]
-            octave = np.int32(exponent - 127)  # floor(log2 y): see operator.antialias_level
-            # int32 throughout (COUNT32: numba's int32 arithmetic gives int64 values)
-            level = np.int32(
-                min(np.int32(np.int32(y >= aa_level1) + max(octave, np.int32(0))), top)
-            )
-            # sc >= 0: non-negative int32 indices (31 bits), gathered with 16 lanes
-            work_i[row, it] = np.uint32(np.int32(level * stride) + np.int32(sc + half)) & NONNEG31
+            # floor(log2 y) + 1 = exponent - 126, clamped (operator.antialias_level); int32
+            # throughout (COUNT32: numba's int32 arithmetic gives int64 values)
+            level = np.int32(min(max(np.int32(exponent - 126), np.int32(0)), top))
+            index = np.int32(np.int32(level * stride) + np.int32(sc + half))  # sc >= 0
+            if windows:  # AA_WINDOWS: read as int32 vectors, no mask needed
+                work_i[row, it] = np.uint32(index)
+            else:  # non-negative int32 indices (31 bits), gathered with 16 lanes
+                work_i[row, it] = np.uint32(index) & NONNEG31
             value = np.float32(1.0)  # read in the second pass (AA_TWO_PASSES)
         elif windows:  # read in the second pass (WINDOW_LOADS)
             work_p[row, it] = sc
@@ -958,7 +955,7 @@ def _features_reads(
     """The second pass of :func:`_features_loop` (``antialias`` or ``windows``, constants)
     over samples it0..it1-1 of a pair, whose first passes wrote the task's work rows: the
     reads from the level rows (AA_TWO_PASSES; 16 at a time with ``windows``, AA_WINDOWS)
-    or through :func:`add_read16` (WINDOW_LOADS; lerp factor fp[7]: 0 nearest, 1 linear)."""
+    or through :func:`add_read16` (WINDOW_LOADS; lerp factor fp[6]: 0 nearest, 1 linear)."""
     if antialias:
         rest = it0
         if windows:  # AA_WINDOWS: 16 at a time from windows of the level rows
@@ -968,7 +965,7 @@ def _features_reads(
         for it in range(np.uint64(rest), np.uint64(it1)):
             gathers[g, c, it] += aa_data[k, work_i[row, it]] * work_w[row, it]
     elif windows:
-        _windowed_reads(gathers, g, c, data, k, work_p, row, work_w, fp[2], fp[7], it0, it1)
+        _windowed_reads(gathers, g, c, data, k, work_p, row, work_w, fp[2], fp[6], it0, it1)
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")
@@ -987,10 +984,7 @@ def _features_pair(
     ap: NDArray[np.float32],
     ang: NDArray[np.float32],
     inv_ang_taper: NDArray[np.float32],
-    sxr: np.float32,
-    syr: np.float32,
-    rxr: np.float32,
-    ryr: np.float32,
+    legs: tuple[np.float32, np.float32, np.float32, np.float32],
     fp: NDArray[np.float32],
     antialias: bool,
     nearest: bool,
@@ -1016,13 +1010,13 @@ def _features_pair(
     start = max(end - (end - lo + ZONE_LANES - 1) // ZONE_LANES * ZONE_LANES, 0)
     split = min(start + (full - start + ZONE_LANES - 1) // ZONE_LANES * ZONE_LANES, end)
     n = _features_loop(
-        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang, inv_ang_taper,
-        sxr, syr, rxr, ryr, fp, antialias, True, nearest, start, split, lo, work_i, work_w,
+        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+        inv_ang_taper, legs, fp, antialias, True, nearest, start, split, lo, work_i, work_w,
         row, windows, work_p,
     )  # fmt: skip
     n += _features_loop(
-        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang, inv_ang_taper,
-        sxr, syr, rxr, ryr, fp, antialias, False, nearest, split, end, lo, work_i, work_w,
+        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+        inv_ang_taper, legs, fp, antialias, False, nearest, split, end, lo, work_i, work_w,
         row, windows, work_p,
     )  # fmt: skip
     if antialias or windows:
@@ -1096,31 +1090,31 @@ def _migrate_features(
                     if antialias and windows:  # compile-time constants in each call below
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, fp, True, False, lo, full,
+                            inv_ang_taper, (sxr, syr, rxr, ryr), fp, True, False, lo, full,
                             end, work_i, work_w, i, True, work_p,
                         )  # fmt: skip
                     elif antialias:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, fp, True, False, lo, full,
+                            inv_ang_taper, (sxr, syr, rxr, ryr), fp, True, False, lo, full,
                             end, work_i, work_w, i, False, work_p,
                         )  # fmt: skip
-                    elif windows:  # nearest or linear: the lerp factor fp[7] says which
+                    elif windows:  # nearest or linear: the lerp factor fp[6] says which
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, fp, False, False, lo,
+                            inv_ang_taper, (sxr, syr, rxr, ryr), fp, False, False, lo,
                             full, end, work_i, work_w, i, True, work_p,
                         )  # fmt: skip
                     elif nearest:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, fp, False, True, lo, full,
+                            inv_ang_taper, (sxr, syr, rxr, ryr), fp, False, True, lo, full,
                             end, work_i, work_w, i, False, work_p,
                         )  # fmt: skip
                     else:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, sxr, syr, rxr, ryr, fp, False, False, lo,
+                            inv_ang_taper, (sxr, syr, rxr, ryr), fp, False, False, lo,
                             full, end, work_i, work_w, i, False, work_p,
                         )  # fmt: skip
                     counts[i, 0] += n  # TASK_ROWS
@@ -1185,14 +1179,12 @@ def run_prepared(
             p.inv_h,
             p.n_valid - 1,
             p.inv_ap_taper,
-            p.aa_scale,
             0.0 if use_ta else 1.0,  # weight offset (neutral weight 1 without true amplitude)
             0.5 if p.nearest else 0.0,  # rounding offset of the sample index
             0.0 if p.nearest else 1.0,  # linear interpolation weight factor
             LEG_TIME_MIN_S**2,
             max(p.aa_levels - 1, 0),  # highest anti-aliasing level
-            AA_LEVEL1_Y,  # anti-aliasing level rule (operator.antialias_level)
-            p.aa_scale2,
+            p.aa_k,  # anti-aliasing level rule (operator.antialias_y)
         ],
         dtype=np.float32,
     )
@@ -1238,7 +1230,7 @@ def run_prepared(
             nn = (nt - 1) // node + 1
             _migrate_plain_interpolated(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], p.ap[0], fp[3], node,
-                np.float32(p.tt_tolerance), fp[8], prep, per, nthr, block, gathers, fold,
+                np.float32(p.tt_tolerance), fp[7], prep, per, nthr, block, gathers, fold,
                 np.zeros_like(fold),
                 counts, p.th2[::node].copy(), np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks,
                 p.tt_times, interpolation_bound_constants(p), positions,

@@ -22,7 +22,8 @@ v = v_rms(x, tau), all in float32 relative to the tile centre (see
 * the trace value at s: nearest resampled sample, or linear between resampled samples; with
   anti-aliasing, the nearest sample of the trace smoothed by a triangle whose half-length
   follows the ideal L / h = |grad_M t| dx / h (Lumley, Claerbout & Bevc 1994), quantised to
-  the levels of :func:`pstm.kernels.operator.antialias_lengths` (none below one input
+  the longest of the levels of :func:`pstm.kernels.operator.antialias_lengths` not longer
+  than L (:func:`pstm.kernels.operator.antialias_level`; none below one input
   sample, where the operator does not alias; only those the steepest possible dip reaches
   are built, see :func:`pstm.kernels.operator.reachable_antialias_lengths`), with
   |grad_M t| = |(S - x) t_r + (R - x) t_s| / (v^2 t_s t_r);
@@ -41,7 +42,6 @@ from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
 from pstm.kernels.operator import (
-    LEG_TIME_MIN_S,
     NUMPY_TRACE_OPS,
     Prepared,
     antialias_level,
@@ -66,9 +66,8 @@ def _trace_terms(p: Prepared, k: int) -> dict[str, NDArray]:
     mxr, myr = (sxr + rxr) * F32(0.5), (syr + ryr) * F32(0.5)
     d2 = mxr * mxr + myr * myr
     visit = p.rout2 >= d2[:, None]
-    qmin = F32(LEG_TIME_MIN_S**2)
-    qs = np.maximum(p.th2[None, :] + ds2[:, None] * p.sl2, qmin)
-    qr = np.maximum(p.th2[None, :] + dr2[:, None] * p.sl2, qmin)
+    qs = p.th2[None, :] + ds2[:, None] * p.sl2  # >= LEG_TIME_MIN_S^2 (QMIN_TABLE)
+    qr = p.th2[None, :] + dr2[:, None] * p.sl2
     ts, tr = np.sqrt(qs), np.sqrt(qr)
     t = ts + tr
     tstr = ts * tr
@@ -93,9 +92,8 @@ def _trace_terms(p: Prepared, k: int) -> dict[str, NDArray]:
     aa_level = np.zeros(t.shape, dtype=np.int64)
     if p.aa_data.size:
         sr2 = F32(2.0) * (sxr * rxr + syr * ryr)
-        a = F32(p.aa_scale) * p.sl2
         y = antialias_y(
-            a, p.aa_scale2, ds2[:, None], dr2[:, None], sr2[:, None], qs, qr, tstr, inv_p2
+            p.aa_k, p.sl2, ds2[:, None], dr2[:, None], sr2[:, None], qs, qr, tstr, inv_p2
         )
         aa_level = antialias_level(y, p.aa_levels - 1)
     return {

@@ -42,14 +42,13 @@ SINC_PASSBAND = 0.8
 # filtered once per level (Gray 1992's precomputed low-passed traces). The 2 is not a
 # tuning constant: the kernels find a level from the binary exponent of the squared ideal
 # length (:func:`antialias_level`), one level per doubling of it, i.e. per half octave.
-#: Where anti-aliasing level 1 starts on :func:`antialias_level`'s scale y = (L/h)^2
-#: sqrt(2) / factor^2: at one input sample, L/h = factor.
-AA_LEVEL1_Y = np.float32(math.sqrt(2.0))
 #: Relative margin on the steepest operator dip an anti-aliasing level must reach to be
 #: built (:func:`reachable_antialias_lengths`): covers float32 rounding of the kernels' dip.
 AA_REACH_MARGIN = 1.01
 #: Shortest one-way leg time: only at tau = 0 right below a station would a leg be 0 (and
-#: the weights and anti-aliasing length divide by it).
+#: the weights and anti-aliasing length divide by it). The table of (tau / 2)^2 is floored
+#: at its square (``Prepared.th2``: only tau = 0 changes), so every leg's squared time
+#: q + d^2 / v^2 is at least that without a test per sample (QMIN_TABLE).
 LEG_TIME_MIN_S = 1e-6
 #: ``traveltime: interpolated``: a leg's q = (tau/2)^2 + d / v^2 (s^2) at most this counts
 #: as 0 (no interpolation bound: the block stays exact), see :func:`interpolation_allowed`.
@@ -70,7 +69,7 @@ class Prepared:
     #: (level l at columns l (M + 1) ...; level 0 is the trace itself), or (0, 0) (also
     #: where the backend builds the levels itself, see ``resampled``)
     aa_data: NDArray[np.float32]
-    aa_scale2: float  # antialias_level's y scale: sqrt(2) / factor^2
+    aa_k: float  # the anti-aliasing level's constant (:func:`antialias_k`; 0 without)
     #: triangle half-lengths of the anti-aliasing levels (resampled samples; () without)
     aa_lengths: tuple[int, ...]
     resampled: bool  # data holds the resampled traces (and aa_data the levels)
@@ -86,7 +85,7 @@ class Prepared:
     x: NDArray[np.float32]  # (ncol,) output columns
     y: NDArray[np.float32]
     # per output sample
-    th2: NDArray[np.float32]  # (nt,) (tau / 2)^2
+    th2: NDArray[np.float32]  # (nt,) (tau / 2)^2, at least LEG_TIME_MIN_S^2 (QMIN_TABLE)
     sl2: NDArray[np.float32]  # (ncol, nt) 1 / v_rms^2
     rout2: NDArray[np.float32]  # (ncol, nt) squared aperture radius (nondecreasing in t)
     rin2: NDArray[np.float32]  # (ncol, nt) squared radius inside which no taper applies
@@ -96,7 +95,6 @@ class Prepared:
     inv_ang_taper: NDArray[np.float32]  # (ncol, nt) 1 / width of the angle taper
     wta: NDArray[np.float32]  # (ncol, nt) true-amplitude factor R^2 tau / (4 v) (or empty)
     stretch: NDArray[np.float32]  # (nt,) (1 + max_stretch) tau / 4 (or empty: no mute)
-    aa_scale: float  # antialias spacing / resampled sample interval
     nearest: bool  # read the nearest resampled sample (else interpolate linearly)
     #: traveltime: interpolated (:func:`interpolation_allowed`): output samples per node (0:
     #: exact everywhere), the position tolerance (resampled samples), the output sample
@@ -204,29 +202,34 @@ def antialias_lengths(factor: int, max_samples: int) -> tuple[int, ...]:
 
 
 def antialias_y_scale(factor: int) -> float:
-    """float32 sqrt(2) / factor^2: the scale of :func:`antialias_level`'s y = (L/h)^2 times
-    it (L the ideal half-length, h the resampled interval)."""
-    return float(np.float32(math.sqrt(2.0) / factor**2))
+    """float32 1 / factor^2: the scale of :func:`antialias_level`'s y = (L/h)^2 times it
+    (L the ideal half-length, h the resampled interval): y = (L / input interval)^2."""
+    return float(np.float32(1.0 / factor**2))
 
 
 def antialias_level(y: NDArray[np.float32], top: int) -> NDArray[np.int64]:
-    """The anti-aliasing level of y = (L/h)^2 sqrt(2) / factor^2 (float32; L the ideal
-    half-length, h the resampled interval): [y >= sqrt(2)] + max(0, floor(log2 y)), at most
-    ``top``. Level 1 starts at one input sample (L/h = factor, y = sqrt(2)), level l >= 2
-    at factor 2^((l - 1.5) / 2) (y = 2^(l - 1)), the geometric mean of the nominal lengths
-    of levels l - 1 and l (squared: they double). floor(log2 y) is the binary exponent of
-    the float32 y (0, denormal or negative, a rounding of a zero dip: level 0); the
-    compiled kernels compute the same from the same float32 operations
-    (:func:`antialias_y`)."""
+    """The anti-aliasing level of y = (L/h)^2 / factor^2 = (L / input interval)^2 (float32;
+    L the ideal half-length, h the resampled interval): min(max(floor(log2 y) + 1, 0), top),
+    i.e. the longest level whose nominal half-length factor 2^((l - 1) / 2) is not longer
+    than L (level 1 from one input sample, L/h = factor, y = 1; level l from y = 2^(l - 1);
+    level 0, the trace itself, below one input sample, where the operator does not alias).
+    floor(log2 y) is the binary exponent of the float32 y (0, denormal or negative, a
+    rounding of a zero dip: level 0); the compiled kernels compute the same from the same
+    float32 operations (:func:`antialias_y`): a shift and a clamp (AA_RULE)."""
     y = np.asarray(y, dtype=np.float32)
     octave = (y.view(np.int32) >> 23).astype(np.int64) - 127
-    level = (y >= AA_LEVEL1_Y).astype(np.int64) + np.maximum(octave, 0)
-    return np.minimum(level, top)
+    return np.minimum(np.maximum(octave + 1, 0), top)
+
+
+def antialias_k(spacing_m: float, dt_in: float) -> float:
+    """float32 (anti-aliasing spacing / input sample interval)^2: the constant of
+    :func:`antialias_y`."""
+    return float(np.float32((spacing_m / dt_in) ** 2))
 
 
 def antialias_y(
-    a: NDArray[np.float32],
-    y_scale: float,
+    k: float,
+    s2: NDArray[np.float32],
     ds2: NDArray[np.float32],
     dr2: NDArray[np.float32],
     sr2: NDArray[np.float32],
@@ -235,14 +238,18 @@ def antialias_y(
     p: NDArray[np.float32],
     inv_p2: NDArray[np.float32],
 ) -> NDArray[np.float32]:
-    """:func:`antialias_level`'s y, in the float32 operations every backend uses (AA_RULE):
-    with a = ``aa_scale`` / v^2 and the legs' squared times qs = t_s^2, qr = t_r^2,
-    (L/h)^2 = a^2 |(S - x) t_r + (R - x) t_s|^2 / (t_s t_r)^2, and the squared norm is
-    ds2 qr + dr2 qs + sr2 t_s t_r (ds2 = |S - x|^2, dr2 = |R - x|^2, sr2 = 2 (S - x).(R - x),
-    per pair): no vector of the legs is formed. ``p`` = t_s t_r, ``inv_p2`` = 1 / (qs qr)
-    (shared with the true-amplitude weight)."""
-    norm2 = ds2 * qr + dr2 * qs + sr2 * p
-    result: NDArray[np.float32] = a * a * np.float32(y_scale) * norm2 * inv_p2
+    """:func:`antialias_level`'s y = (L / input interval)^2, in the float32 operations every
+    backend uses (AA_RULE). L = |grad_M t| dx with |grad_M t| = |(S - x) t_r + (R - x) t_s|
+    s2 / (t_s t_r) (s2 = 1/v^2), so with the legs' squared times qs = t_s^2, qr = t_r^2 and
+    ``k`` = (dx / input interval)^2 (:func:`antialias_k`): y = s2^2 (k ds2 qr + k dr2 qs +
+    k sr2 t_s t_r) / (qs qr), where ds2 = |S - x|^2, dr2 = |R - x|^2 and
+    sr2 = 2 (S - x).(R - x) are per pair (their products with k too, once per pair): no
+    leg vector, no square root, and beyond the traveltime's only s2 * s2 and the products
+    per sample. ``p`` = t_s t_r, ``inv_p2`` = 1 / (qs qr) (shared with the true-amplitude
+    weight)."""
+    kk = np.float32(k)
+    norm2 = (kk * ds2) * qr + (kk * dr2) * qs + (kk * sr2) * p
+    result: NDArray[np.float32] = s2 * s2 * norm2 * inv_p2
     return result
 
 
@@ -577,7 +584,7 @@ def prepare(
     return Prepared(
         data=traces,
         aa_data=aa_data,
-        aa_scale2=antialias_y_scale(factor),
+        aa_k=antialias_k(options.antialias_spacing_m, batch.dt) if aa else 0.0,
         aa_lengths=lengths if aa else (),
         resampled=not ops.in_kernel,
         n_valid=m,
@@ -590,7 +597,7 @@ def prepare(
         cls=np.ascontiguousarray(batch.offset_class, dtype=np.int32),
         x=x,
         y=y,
-        th2=((tau / 2.0) ** 2).astype(np.float32),
+        th2=np.maximum(((tau / 2.0) ** 2).astype(np.float32), np.float32(LEG_TIME_MIN_S**2)),
         sl2=sl2,
         rout2=(rout**2).astype(np.float32),
         rin2=(rin**2).astype(np.float32),
@@ -600,7 +607,6 @@ def prepare(
         inv_ang_taper=inv_ang_taper.astype(np.float32),
         wta=wta,
         stretch=stretch,
-        aa_scale=float(options.antialias_spacing_m / h) if aa else 0.0,
         nearest=options.interpolation is Interpolation.OVERSAMPLED_NEAREST,
         tt_node=node if interpolated else 0,
         tt_tolerance=options.traveltime_tolerance_samples * factor if interpolated else 0.0,
