@@ -159,8 +159,8 @@ def test_numba_trace_blocks_leave_the_image_unchanged(
     features: str, per_block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The numba kernels take the traces in blocks (TRACE_BLOCKS): small blocks (a multiple
-    of the threads: 1 or 7 traces rounded up, to 2 and 8 on 2 threads), the last one
-    partial, give the same image as one
+    of the threads: 1 or 7 traces rounded up, to 2 and 8 on 2 threads; with anti-aliasing
+    AA_BLOCK_SCALE times that, 2 and 14), the last one partial, give the same image as one
     block of every trace, bit for bit (each output sample still sums its traces in order)."""
     from pstm.kernels import _numba
     from pstm.kernels.operator import prepare
@@ -182,7 +182,9 @@ def test_numba_trace_blocks_leave_the_image_unchanged(
 def test_numba_trace_preparation_equals_numpy(factor: int) -> None:
     """The compiled oversampling computes what the numpy reference computes, bit for bit
     (the same float32 operations in the same order); the anti-aliasing levels agree to
-    float32 rounding (numpy sums the double integral's mean and trend pairwise)."""
+    float32 rounding (the reference removes the double integral's mean and trend, the
+    compiled build does not: RAW_SUMS); the kernels' in-call build equals the compiled
+    whole-array one bit for bit."""
     from pstm.kernels._numba_traces import NUMBA_TRACE_OPS, prepare_block
     from pstm.kernels.operator import (
         NUMPY_TRACE_OPS,
@@ -278,6 +280,53 @@ def test_antialias_y_is_the_squared_operator_dip_times_the_spacing() -> None:
     scale = np.maximum(expected, 1e-3 * expected.max())  # cancellation: relative to the range
     assert np.abs(y - expected).max() / scale.max() < 1e-5
     assert np.all(np.abs(y - expected) <= 1e-4 * scale)
+
+
+#: ZONE_VECTORS edge cases for one trace and one column (see the test below): a time-variant
+#: aperture without taper width (the first visited sample sits on the aperture's edge), an
+#: angle limit without an angle taper, every feature, and every feature on fewer output
+#: samples than one vector
+SINGLE_PAIR_CASES: dict[str, tuple[dict[str, Any], int]] = {
+    "aperture_table_no_taper": (
+        {"aperture_time_s": (0.0, 1.0), "aperture_table_m": (0.0, 1000.0), "aperture_taper_m": 0.0},
+        100,
+    ),
+    "angle_limit_no_taper": ({"max_angle_deg": 60.0, "angle_taper_deg": 0.0}, 100),
+    "everything": (FEATURES["everything"], 100),
+    "everything_short": (FEATURES["everything"], 11),
+}
+
+
+@pytest.mark.skipif(Backend.NUMBA not in FAST, reason="numba is not available")
+@pytest.mark.parametrize("case", list(SINGLE_PAIR_CASES))
+@pytest.mark.parametrize("offset_m", [0.0, 60.0])
+def test_numba_single_pair_matches_reference_sample_by_sample(case: str, offset_m: float) -> None:
+    """ZONE_VECTORS: the features kernel's loops start before the aperture's first sample
+    and run the taper zone's loop into the samples inside both tapers; sample by sample
+    the image equals the reference's to float32 rounding and the fold exactly (the
+    conformance test's L2 and fold tolerances could hide one lost sample). With true-
+    amplitude weights so the features kernel runs."""
+    extra, nt = SINGLE_PAIR_CASES[case]
+    rng = np.random.default_rng(3)
+    ns = 260
+    data = np.convolve(rng.standard_normal(ns + 8), np.ones(5) / 5, "same")[4:-4]
+    mid, half = 40.0, offset_m / 2
+    batch = TraceBatch(
+        data[None].astype(np.float32), 0.0, 0.004, np.array([mid - half]), np.array([0.0]),
+        np.array([mid + half]), np.array([0.0]), np.zeros(1, np.int32),
+    )  # fmt: skip
+    v = np.full((1, 1, nt), 2000.0, np.float32)
+    target = ImageTarget(np.zeros((1, 1)), np.zeros((1, 1)), 0.0, 0.004, v)
+    options = dataclasses.replace(
+        KernelOptions(aperture_m=1000.0, threads=1),
+        **{"weights": Weights.TRUE_AMPLITUDE, **extra},
+    )
+    g_ref, f_ref, n_ref = run(Backend.NUMPY, batch, target, options)
+    g, f, n = run(Backend.NUMBA, batch, target, options)
+    assert n_ref > 0, "the pair must contribute"
+    np.testing.assert_array_equal(f, f_ref)
+    assert n == n_ref
+    np.testing.assert_allclose(g, g_ref, rtol=1e-5, atol=1e-6 * np.abs(g_ref).max())
 
 
 def test_reference_single_contribution_is_linear_interpolation() -> None:

@@ -132,7 +132,7 @@ def test_add_indexed16_reads_the_samples_the_loop_reads(case: str) -> None:
     out += rows[k, index] * weight, in float32, from windows or, where the indices change
     level or span too much, from scalar loads."""
     rng = np.random.default_rng(len(case))
-    it, k, i, width = 3, 1, 2, 800
+    it, k, i, width = 3, 2, 2, 800  # the last row: "last_sample" reads into the slack
     indices = np.zeros((3, it + WINDOW_LANES + 2), np.uint32)
     indices[i, it : it + WINDOW_LANES] = INDEX_CASES[case]
     weights = rng.uniform(0.0, 2.0, indices.shape).astype(np.float32)

@@ -194,8 +194,8 @@ def _migrate_kernel(
                     + _mul(_mul(aa_k, dr2), qs)
                     + _mul(_mul(aa_k, sr2), tstr)
                 )
-                y = _mul(_mul(s2sq, norm2), inv_p2)  # see operator.antialias_y
-                level = min(max(_octave(y) + 1, 0), top)  # see operator.antialias_level
+                y_aa = _mul(_mul(s2sq, norm2), inv_p2)  # see operator.antialias_y
+                level = min(max(_octave(y_aa) + 1, 0), top)  # see operator.antialias_level
                 value = aa_data[k, level * stride + np.int32(sc + half)]
             elif nearest:
                 value = data[k, np.int32(sc + half)]

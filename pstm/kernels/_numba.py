@@ -31,7 +31,8 @@ then one parallel region over every column chunk migrates the block, which the c
 find in cache: the resampled traces never go to main memory, and no chunk reads a trace
 from there again. Per (trace,
 column) pair the aperture limits become an index range found by bisection
-(samples outside are never visited); the inner loop over output time has no data-dependent
+(samples outside are never visited, except the up to 15 before it that the features
+kernel's whole vectors compute with validity 0, ZONE_VECTORS); the inner loop over output time has no data-dependent
 branch (traces carry a zero sample past their end, positions are clamped, the validity is a
 0/1 factor, unused features take neutral tables), so LLVM vectorises it with gathers.
 NEAR_HINT: the plain kernels' searches for a pair's proven-inside and past-the-end samples
@@ -842,6 +843,7 @@ def _features_loop(
     it0: int,
     it1: int,
     first: int,
+    zone_end: int,
     work_i: NDArray[np.uint32],
     work_w: NDArray[np.float32],
     row: int,
@@ -920,11 +922,11 @@ def _features_loop(
             a = data[k, i]
             value = a + w * (data[k, i + np.uint32(1)] - a)
         weight = w_off + wta[c, it] * t * ((qs + qr) * inv_p2)
-        if tapered:
-            weight = weight * (
-                _taper01((ap[it] - d) * inv_ap_taper)
-                * _taper01((ang[c, it] - d) * inv_ang_taper[c, it])
+        if tapered:  # in the zone only (ZONE_VECTORS: 1 past it, as in the reference)
+            taper = _taper01((ap[it] - d) * inv_ap_taper) * _taper01(
+                (ang[c, it] - d) * inv_ang_taper[c, it]
             )
+            weight = weight * (taper if it < np.uint64(zone_end) else np.float32(1.0))
         if antialias or windows:
             work_w[row, it] = weight * np.float32(ok)
         else:
@@ -1003,21 +1005,21 @@ def _features_pair(
     samples, so neither has a scalar remainder: ``start`` is the aperture's first sample
     ``lo`` moved back to make end - start a whole number of vectors (not before sample 0;
     the zone's loop counts nothing before ``lo``), ``split`` the taper zone's end ``full``
-    rounded up to whole vectors from ``start`` (at most ``end``); the zone's samples past
-    ``full`` are inside both tapers, where the taper formula gives 1 (z >= 1; within
-    float32 rounding of z at the tapers' inner edge). ``antialias``, ``nearest`` and
-    ``windows`` must be constants at each call site."""
+    rounded up to whole vectors from ``start`` (at most ``end``); the zone's loop takes the
+    taper weight 1 at its samples past ``full``, as the reference does inside both tapers
+    (not the taper formula: a taper of zero width would give 0 at its edge).
+    ``antialias``, ``nearest`` and ``windows`` must be constants at each call site."""
     start = max(end - (end - lo + ZONE_LANES - 1) // ZONE_LANES * ZONE_LANES, 0)
     split = min(start + (full - start + ZONE_LANES - 1) // ZONE_LANES * ZONE_LANES, end)
     n = _features_loop(
         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-        inv_ang_taper, legs, fp, antialias, True, nearest, start, split, lo, work_i, work_w,
-        row, windows, work_p,
+        inv_ang_taper, legs, fp, antialias, True, nearest, start, split, lo, full, work_i,
+        work_w, row, windows, work_p,
     )  # fmt: skip
     n += _features_loop(
         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-        inv_ang_taper, legs, fp, antialias, False, nearest, split, end, lo, work_i, work_w,
-        row, windows, work_p,
+        inv_ang_taper, legs, fp, antialias, False, nearest, split, end, lo, full, work_i,
+        work_w, row, windows, work_p,
     )  # fmt: skip
     if antialias or windows:
         _features_reads(
@@ -1064,7 +1066,9 @@ def _migrate_features(
     work_p: NDArray[np.float32],
 ) -> None:
     """Every feature on samples lo..nt-1 of each pair, or only on its taper zone lo..full-1
-    when ``zones_only`` (the rest then goes to :func:`_migrate_plain`); ``antialias``: read
+    when ``zones_only`` (the rest then goes to :func:`_migrate_plain`; see
+    :func:`_features_pair` for the samples before ``lo`` its loops compute with validity 0);
+    ``antialias``: read
     the anti-aliasing level of each sample (nearest sample of it), else ``nearest``: the
     oversampled-nearest interpolation, one gathered load per sample, else linear.
     ``work_i``, ``work_w``: one row of nt per task (AA_TWO_PASSES, TASK_ROWS; unused

@@ -22,8 +22,9 @@ v = v_rms(x, tau), all in float32 relative to the tile centre (see
 * the trace value at s: nearest resampled sample, or linear between resampled samples; with
   anti-aliasing, the nearest sample of the trace smoothed by a triangle whose half-length
   follows the ideal L / h = |grad_M t| dx / h (Lumley, Claerbout & Bevc 1994), quantised to
-  the longest of the levels of :func:`pstm.kernels.operator.antialias_lengths` not longer
-  than L (:func:`pstm.kernels.operator.antialias_level`; none below one input
+  the longest of the levels of :func:`pstm.kernels.operator.antialias_lengths` whose
+  nominal length is not longer than L (:func:`pstm.kernels.operator.antialias_level`;
+  none below one input
   sample, where the operator does not alias; only those the steepest possible dip reaches
   are built, see :func:`pstm.kernels.operator.reachable_antialias_lengths`), with
   |grad_M t| = |(S - x) t_r + (R - x) t_s| / (v^2 t_s t_r);
