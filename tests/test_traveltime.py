@@ -140,7 +140,7 @@ def test_numba_positions_equal_the_reference(node: int) -> None:
         _fill_positions(
             pos, nodes, flags, 0, p.th2, p.sl2, p.th2[::node].copy(),
             np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks, p.tt_times, interpolation_bound_constants(p), c, ds2[c],
-            dr2[c], np.float32(0.0), np.float32(p.inv_h), node, np.float32(1e-12), lo, hi,
+            dr2[c], np.float32(0.0), np.float32(p.inv_h), node, lo, hi,
         )  # fmt: skip
         np.testing.assert_array_equal(pos[0, lo:hi], expected[c, lo:hi])
     assert (expected != exact).mean() > 0.2

@@ -83,7 +83,6 @@ from pstm.kernels._numba_windows import (
     window_loads_available,
 )
 from pstm.kernels.operator import (
-    LEG_TIME_MIN_S,
     NO_LIMIT,
     SINC_HALF_TAPS,
     TINY_Q,
@@ -548,7 +547,6 @@ def _fill_positions(
     t0_in: np.float32,
     inv_h: np.float32,
     node: int,
-    qmin: np.float32,
     it0: int,
     it1: int,
 ) -> None:
@@ -564,7 +562,7 @@ def _fill_positions(
     for b in range(np.uint64(b0), np.uint64(b1 + 1)):  # two square roots per block
         q = th2_nodes[b]
         v2 = sl2_nodes[c, b]
-        t = np.sqrt(max(q + ds2 * v2, qmin)) + np.sqrt(max(q + dr2 * v2, qmin))
+        t = np.sqrt(q + ds2 * v2) + np.sqrt(q + dr2 * v2)  # q >= LEG_TIME_MIN_S^2 (QMIN_TABLE)
         nodes[row, b] = (t - t0_in) * inv_h
     a, inv2a, n, k, half = bp[0], bp[1], bp[2], bp[3], bp[4]
     legs = np.sqrt(ds2) + np.sqrt(dr2)
@@ -754,7 +752,6 @@ def _migrate_plain_interpolated(
     inv_ap_taper: np.float32,
     node: int,
     margin: np.float32,
-    qmin: np.float32,
     prep: tuple,  # see _block_buffers
     per: int,
     nthr: int,
@@ -796,7 +793,7 @@ def _migrate_plain_interpolated(
                     hint_b, hint_e = itb, ite
                     _fill_positions(
                         pos, nodes, flags, i, th2, sl2, th2_nodes, sl2_nodes, blocks, times, bp, c,
-                        ds2, dr2, t0_in, inv_h, node, qmin, it0, ite,
+                        ds2, dr2, t0_in, inv_h, node, it0, ite,
                     )  # fmt: skip
                     n = 0
                     if itb > it0 and windows:
@@ -835,7 +832,7 @@ def _features_loop(
     ap: NDArray[np.float32],
     ang: NDArray[np.float32],
     inv_ang_taper: NDArray[np.float32],
-    legs: tuple[np.float32, np.float32, np.float32, np.float32],
+    legs: tuple[np.float32, np.float32, np.float32, np.float32, np.float32],
     fp: NDArray[np.float32],
     antialias: bool,
     tapered: bool,
@@ -872,16 +869,14 @@ def _features_loop(
     :func:`add_read16` (a weight per sample; the lerp factor ``lin``, 0 for the nearest
     sample). The loop here is the first pass; without either, it reads and adds itself."""
     t0_in, inv_h, smax, inv_ap_taper = fp[0], fp[1], fp[2], fp[3]
-    w_off, round_off, lin, top, aa_k = fp[4], fp[5], fp[6], np.int32(fp[8]), fp[9]
-    sxr, syr, rxr, ryr = legs
+    w_off, round_off, lin, top, aa_k = fp[4], fp[5], fp[6], np.int32(fp[7]), fp[8]
+    sxr, syr, rxr, ryr, d = legs  # d: the midpoint's distance (from _pair)
     stride = np.int32(np.int32(smax) + 2)  # M + 1 samples per anti-aliasing level
     zero, half = np.float32(0.0), np.float32(0.5)
     ds2 = sxr * sxr + syr * syr
     dr2 = rxr * rxr + ryr * ryr
     sr2 = np.float32(2.0) * (sxr * rxr + syr * ryr)  # AA_RULE: per pair, with k
     ds2k, dr2k, sr2k = aa_k * ds2, aa_k * dr2, aa_k * sr2
-    mxr, myr = (sxr + rxr) * half, (syr + ryr) * half  # midpoint distance: _pair's d2
-    d = np.sqrt(mxr * mxr + myr * myr)
     n = np.int32(0)  # COUNT32
     for it in range(np.uint64(it0), np.uint64(it1)):  # unsigned: see _plain_nearest
         q = th2[it]
@@ -986,7 +981,7 @@ def _features_pair(
     ap: NDArray[np.float32],
     ang: NDArray[np.float32],
     inv_ang_taper: NDArray[np.float32],
-    legs: tuple[np.float32, np.float32, np.float32, np.float32],
+    legs: tuple[np.float32, np.float32, np.float32, np.float32, np.float32],
     fp: NDArray[np.float32],
     antialias: bool,
     nearest: bool,
@@ -1089,36 +1084,36 @@ def _migrate_features(
                     )
                     if lo >= nt:
                         continue
-                    g = cls[k]
+                    g, legs = cls[k], (sxr, syr, rxr, ryr, np.sqrt(d2))
                     end = full if zones_only else nt
                     if antialias and windows:  # compile-time constants in each call below
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, (sxr, syr, rxr, ryr), fp, True, False, lo, full,
+                            inv_ang_taper, legs, fp, True, False, lo, full,
                             end, work_i, work_w, i, True, work_p,
                         )  # fmt: skip
                     elif antialias:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, (sxr, syr, rxr, ryr), fp, True, False, lo, full,
+                            inv_ang_taper, legs, fp, True, False, lo, full,
                             end, work_i, work_w, i, False, work_p,
                         )  # fmt: skip
                     elif windows:  # nearest or linear: the lerp factor fp[6] says which
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, (sxr, syr, rxr, ryr), fp, False, False, lo,
+                            inv_ang_taper, legs, fp, False, False, lo,
                             full, end, work_i, work_w, i, True, work_p,
                         )  # fmt: skip
                     elif nearest:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, (sxr, syr, rxr, ryr), fp, False, True, lo, full,
+                            inv_ang_taper, legs, fp, False, True, lo, full,
                             end, work_i, work_w, i, False, work_p,
                         )  # fmt: skip
                     else:
                         n = _features_pair(
                             data, aa_data, k - k0, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-                            inv_ang_taper, (sxr, syr, rxr, ryr), fp, False, False, lo,
+                            inv_ang_taper, legs, fp, False, False, lo,
                             full, end, work_i, work_w, i, False, work_p,
                         )  # fmt: skip
                     counts[i, 0] += n  # TASK_ROWS
@@ -1128,6 +1123,14 @@ def block_row_bytes(p: Prepared, antialias: bool) -> int:
     """Bytes of one trace's rows in the block buffers: the resampled trace and, with
     anti-aliasing, its levels."""
     return (p.n_valid + 1) * 4 * (1 + (p.aa_levels if antialias else 0))
+
+
+def _rows_with_slack(n: int, width: int) -> NDArray[np.float32]:
+    """An (n, width) float32 buffer with WINDOW_SLACK floats allocated after its last row:
+    the window reads (WINDOW_LOADS) load up to that far past the last index they read
+    (those lanes are never selected)."""
+    flat = np.zeros(n * width + WINDOW_SLACK, np.float32)
+    return flat[: n * width].reshape(n, width)
 
 
 def _block_buffers(
@@ -1152,12 +1155,8 @@ def _block_buffers(
         np.asarray(p.aa_lengths if antialias else (1,), np.int64),
         np.empty((block, m + 2 * pad) if antialias else (1, m), np.float64),
     )
-    # WINDOW_LOADS read up to WINDOW_SLACK floats past the last row: allocated, never used
-    rows = np.zeros(block * (m + 1) + WINDOW_SLACK, np.float32)[: block * (m + 1)]
-    rows = rows.reshape(block, m + 1)
-    n_aa, aa_width = (block if antialias else 0), levels * (m + 1)
-    aa_flat = np.empty(n_aa * aa_width + WINDOW_SLACK, np.float32)  # (AA_WINDOWS: the same)
-    aa_rows = aa_flat[: n_aa * aa_width].reshape(n_aa, aa_width)
+    rows = _rows_with_slack(block, m + 1)
+    aa_rows = _rows_with_slack(block if antialias else 0, levels * (m + 1))  # AA_WINDOWS
     return rows, aa_rows, block, prep
 
 
@@ -1186,7 +1185,6 @@ def run_prepared(
             0.0 if use_ta else 1.0,  # weight offset (neutral weight 1 without true amplitude)
             0.5 if p.nearest else 0.0,  # rounding offset of the sample index
             0.0 if p.nearest else 1.0,  # linear interpolation weight factor
-            LEG_TIME_MIN_S**2,
             max(p.aa_levels - 1, 0),  # highest anti-aliasing level
             p.aa_k,  # anti-aliasing level rule (operator.antialias_y)
         ],
@@ -1234,7 +1232,7 @@ def run_prepared(
             nn = (nt - 1) // node + 1
             _migrate_plain_interpolated(
                 *geometry, premax, sufmin, fp[0], fp[1], fp[2], p.ap[0], fp[3], node,
-                np.float32(p.tt_tolerance), fp[7], prep, per, nthr, block, gathers, fold,
+                np.float32(p.tt_tolerance), prep, per, nthr, block, gathers, fold,
                 np.zeros_like(fold),
                 counts, p.th2[::node].copy(), np.ascontiguousarray(p.sl2[:, ::node]), p.tt_blocks,
                 p.tt_times, interpolation_bound_constants(p), positions,

@@ -168,6 +168,12 @@ def _vector_at(context: Any, builder: ir.IRBuilder, aryty: Any, ary: Any, inds: 
     return builder.bitcast(_pointer(context, builder, aryty, ary, inds), _F16.as_pointer())
 
 
+def _add_weighted(builder: ir.IRBuilder, out: ir.Value, value: ir.Value, weight: ir.Value) -> None:
+    """out[0:16] += value * weight (the kernels' float32 product, then the sum)."""
+    added = builder.fadd(builder.load(out, align=4), builder.fmul(value, weight))
+    builder.store(added, out, align=4)
+
+
 def _add_read(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -> Any:
     """gathers[g, c, it:it+16] += value * weight, value the sample read at the clamped
     positions[i, it:it+16]: the nearest (``lerp`` 0) or linear between the two around it
@@ -202,8 +208,7 @@ def _add_read(context: Any, builder: ir.IRBuilder, signature: Any, args: list) -
             builder.store(builder.fadd(a, builder.fmul(frac, builder.fsub(b, a))), value)
         with nearest:
             builder.store(a, value)
-    added = builder.fadd(builder.load(out, align=4), builder.fmul(builder.load(value), weight))
-    builder.store(added, out, align=4)
+    _add_weighted(builder, out, builder.load(value), weight)
     return context.get_dummy_value()
 
 
@@ -255,10 +260,7 @@ def _add_indexed(context: Any, builder: ir.IRBuilder, signature: Any, args: list
     at = _pointer(context, builder, ty[6], ia, [ii, iti])
     idx = builder.load(builder.bitcast(at, _I16.as_pointer()), align=4)
     weight = builder.load(_vector_at(context, builder, ty[8], wa, [ii, iti]), align=4)
-    value = _read16(context, builder, row, idx)
-    builder.store(
-        builder.fadd(builder.load(out, align=4), builder.fmul(value, weight)), out, align=4
-    )
+    _add_weighted(builder, out, _read16(context, builder, row, idx), weight)
     return context.get_dummy_value()
 
 

@@ -201,12 +201,6 @@ def antialias_lengths(factor: int, max_samples: int) -> tuple[int, ...]:
         lengths.append(j)
 
 
-def antialias_y_scale(factor: int) -> float:
-    """float32 1 / factor^2: the scale of :func:`antialias_level`'s y = (L/h)^2 times it
-    (L the ideal half-length, h the resampled interval): y = (L / input interval)^2."""
-    return float(np.float32(1.0 / factor**2))
-
-
 def antialias_level(y: NDArray[np.float32], top: int) -> NDArray[np.int64]:
     """The anti-aliasing level of y = (L/h)^2 / factor^2 = (L / input interval)^2 (float32;
     L the ideal half-length, h the resampled interval): min(max(floor(log2 y) + 1, 0), top),
@@ -254,15 +248,16 @@ def antialias_y(
 
 
 def reachable_antialias_lengths(
-    lengths: tuple[int, ...], factor: int, aa_scale: float, max_slowness2: float
+    lengths: tuple[int, ...], k: float, max_slowness2: float
 ) -> tuple[int, ...]:
     """The levels of ``lengths`` that an operator can reach on this call: each leg's time
     changes with the image point by at most the slowness (|d t_s / d x| = u |S - x| / t_s
     <= sqrt(u), u = 1/v^2: a horizontal ray), so the ideal half-length is at most
-    2 ``aa_scale`` sqrt(max u) (``aa_scale``: anti-aliasing spacing / resampled interval).
-    Levels above it are never used: they are not built (AA_REACH_MARGIN covers rounding)."""
-    steepest = 2.0 * aa_scale * math.sqrt(max_slowness2) * AA_REACH_MARGIN
-    y = np.float32(min(steepest * steepest * antialias_y_scale(factor), float(NO_LIMIT)))
+    2 sqrt(max u) dx, and :func:`antialias_level`'s y at most 4 k max u (``k`` =
+    (dx / input interval)^2, :func:`antialias_k`). Levels above it are never used: they are
+    not built (AA_REACH_MARGIN covers rounding)."""
+    bound = 4.0 * k * max_slowness2 * AA_REACH_MARGIN**2
+    y = np.float32(min(bound, float(NO_LIMIT)))
     top = antialias_level(np.asarray(y), len(lengths) - 1)
     return lengths[: 1 + int(top)]
 
@@ -564,8 +559,7 @@ def prepare(
     if aa:
         lengths = reachable_antialias_lengths(
             antialias_lengths(factor, options.antialias_max_samples),
-            factor,
-            options.antialias_spacing_m / h,
+            antialias_k(options.antialias_spacing_m, batch.dt),
             float(sl2.max()) if sl2.size else 0.0,
         )
         aa_data = (
