@@ -294,6 +294,12 @@ SINGLE_PAIR_CASES: dict[str, tuple[dict[str, Any], int]] = {
     "angle_limit_no_taper": ({"max_angle_deg": 60.0, "angle_taper_deg": 0.0}, 100),
     "everything": (FEATURES["everything"], 100),
     "everything_short": (FEATURES["everything"], 11),
+    # the aperture's taper varies at the pair's midpoint (its smallest aperture is 120 m):
+    # the zone's loop computes both tapers (APERTURE_TAPER_FREE does not apply)
+    "everything_aperture_edge": (
+        {**FEATURES["everything"], "aperture_table_m": (120.0, 700.0)},
+        100,
+    ),
 }
 
 
@@ -305,7 +311,9 @@ def test_numba_single_pair_matches_reference_sample_by_sample(case: str, offset_
     and run the taper zone's loop into the samples inside both tapers; sample by sample
     the image equals the reference's to float32 rounding and the fold exactly (the
     conformance test's L2 and fold tolerances could hide one lost sample). With true-
-    amplitude weights so the features kernel runs."""
+    amplitude weights so the features kernel runs. The zone's loop with only the angle
+    taper (APERTURE_TAPER_FREE: "everything", midpoint 40 m inside a 300 m aperture with a
+    150 m taper) and with both ("everything_aperture_edge")."""
     extra, nt = SINGLE_PAIR_CASES[case]
     rng = np.random.default_rng(3)
     ns = 260

@@ -138,6 +138,11 @@ WINDOW_LOADS = window_loads_available()
 #: samples (AVX-512: 16 float32 lanes; :func:`_features_pair`), so they have no scalar
 #: remainders (docs/benchmarks.md).
 ZONE_LANES = 16
+#: The features kernel's time loops (:func:`_features_loop`): inside both tapers, in the
+#: taper zone with only the angle taper varying (APERTURE_TAPER_FREE: the pair's midpoint
+#: is at least the aperture taper's width inside the smallest aperture, so that taper is 1
+#: at every sample), and with both.
+TAPER_NONE, TAPER_ANGLE, TAPER_BOTH = 0, 1, 2
 #: fastmath flags: no NaN/sign-of-zero care, but no contraction or reassociation, so the
 #: float32 operations round exactly like the numpy reference's.
 FASTMATH = {"nnan", "nsz"}
@@ -835,7 +840,7 @@ def _features_loop(
     legs: tuple[np.float32, np.float32, np.float32, np.float32, np.float32],
     fp: NDArray[np.float32],
     antialias: bool,
-    tapered: bool,
+    tapered: int,
     nearest: bool,
     it0: int,
     it1: int,
@@ -850,7 +855,8 @@ def _features_loop(
     """Every feature on samples it0..it1-1 of one pair, without a branch per feature: an
     unused feature takes neutral values (``stretch`` = NO_LIMIT; weight ``fp[4] + wta * ...``
     with ``wta`` = 0 and fp[4] = 1; the tapers are 1 inside both). ``antialias``,
-    ``tapered`` and ``nearest`` are constants at each call site; ``nearest`` reads one
+    ``tapered`` (TAPER_NONE, TAPER_ANGLE or TAPER_BOTH: which tapers the loop computes)
+    and ``nearest`` are constants at each call site; ``nearest`` reads one
     resampled sample, else the lerp weight is ``fp[6]`` (1 for the linear interpolations).
     AA_TWO_PASSES: with ``antialias`` the loop writes each sample's level-row index and
     weight (0 where invalid) into its task's rows ``work_i[row]``, ``work_w[row]``
@@ -918,9 +924,9 @@ def _features_loop(
             value = a + w * (data[k, i + np.uint32(1)] - a)
         weight = w_off + wta[c, it] * t * ((qs + qr) * inv_p2)
         if tapered:  # in the zone only (ZONE_VECTORS: 1 past it, as in the reference)
-            taper = _taper01((ap[it] - d) * inv_ap_taper) * _taper01(
-                (ang[c, it] - d) * inv_ang_taper[c, it]
-            )
+            taper = _taper01((ang[c, it] - d) * inv_ang_taper[c, it])
+            if tapered == TAPER_BOTH:  # else the aperture's taper is 1 (APERTURE_TAPER_FREE)
+                taper = _taper01((ap[it] - d) * inv_ap_taper) * taper
             weight = weight * (taper if it < np.uint64(zone_end) else np.float32(1.0))
         if antialias or windows:
             work_w[row, it] = weight * np.float32(ok)
@@ -1003,17 +1009,29 @@ def _features_pair(
     rounded up to whole vectors from ``start`` (at most ``end``); the zone's loop takes the
     taper weight 1 at its samples past ``full``, as the reference does inside both tapers
     (not the taper formula: a taper of zero width would give 0 at its edge).
-    ``antialias``, ``nearest`` and ``windows`` must be constants at each call site."""
+    APERTURE_TAPER_FREE: where the pair's midpoint distance is at least the aperture
+    taper's width inside the smallest aperture (fp[9]), the zone's loop computes only the
+    angle taper (the aperture's is 1.0 at every sample: float32 subtraction and product
+    round monotonically; 2D benchmark line, everything: 0.0758-0.0765 -> 0.0753-0.0755 s,
+    docs/benchmarks.md). ``antialias``, ``nearest`` and ``windows`` must be constants at
+    each call site."""
     start = max(end - (end - lo + ZONE_LANES - 1) // ZONE_LANES * ZONE_LANES, 0)
     split = min(start + (full - start + ZONE_LANES - 1) // ZONE_LANES * ZONE_LANES, end)
-    n = _features_loop(
-        data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-        inv_ang_taper, legs, fp, antialias, True, nearest, start, split, lo, full, work_i,
-        work_w, row, windows, work_p,
-    )  # fmt: skip
+    if (fp[9] - legs[4]) * fp[3] >= np.float32(1.0):  # APERTURE_TAPER_FREE
+        n = _features_loop(
+            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+            inv_ang_taper, legs, fp, antialias, TAPER_ANGLE, nearest, start, split, lo, full,
+            work_i, work_w, row, windows, work_p,
+        )  # fmt: skip
+    else:
+        n = _features_loop(
+            data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
+            inv_ang_taper, legs, fp, antialias, TAPER_BOTH, nearest, start, split, lo, full,
+            work_i, work_w, row, windows, work_p,
+        )  # fmt: skip
     n += _features_loop(
         data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
-        inv_ang_taper, legs, fp, antialias, False, nearest, split, end, lo, full, work_i,
+        inv_ang_taper, legs, fp, antialias, TAPER_NONE, nearest, split, end, lo, full, work_i,
         work_w, row, windows, work_p,
     )  # fmt: skip
     if antialias or windows:
@@ -1187,6 +1205,7 @@ def run_prepared(
             0.0 if p.nearest else 1.0,  # linear interpolation weight factor
             max(p.aa_levels - 1, 0),  # highest anti-aliasing level
             p.aa_k,  # anti-aliasing level rule (operator.antialias_y)
+            p.ap.min(),  # the smallest aperture (APERTURE_TAPER_FREE)
         ],
         dtype=np.float32,
     )
