@@ -1,0 +1,84 @@
+"""Interleaved A/B timing of two builds of pstm (docs/benchmarks.md: how each kernel change
+was measured). Each round runs every build once, each in a process of its own (its own
+numba cache: a build's ``pstm/kernels/__pycache__``), so a slow phase of the machine hits
+the builds alike; each run prints the best of ``--repeat`` calls of the numba kernel
+after a warm-up call, on the ``pstm bench`` problem (the 2D line, or the 3D problem with
+``--3d``: 6,000 traces, 32 x 32 x 300).
+
+Usage (two checkouts, e.g. ``git worktree add /tmp/ab/A <commit>``; clear a checkout's
+``pstm/kernels/__pycache__/*.nb*`` after editing its numba code):
+
+    NUMBA_NUM_THREADS=2 python docs/bench/ab.py /tmp/ab/A /tmp/ab/B --rounds 4 \\
+        --features everything --features plain
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+#: The problems: (traces, nx, ny, nt) of ``pstm.bench.make_problem``.
+PROBLEMS = {"2d": (2000, 200, 1, 500), "3d": (6000, 32, 32, 300)}
+
+
+def time_here(features: list[str], problem: str, repeat: int) -> str:
+    """Best of ``repeat`` calls per feature set, in this process (the build on sys.path)."""
+    import numpy as np
+
+    from pstm.bench import make_problem, options_for
+    from pstm.config import Backend, Interpolation
+    from pstm.kernels import get_kernel
+
+    traces, nx, ny, nt = PROBLEMS[problem]
+    bench = make_problem(traces, nx, ny, nt)
+    kernel = get_kernel(Backend.NUMBA)
+    out = []
+    for name in features:
+        options = options_for(name, Interpolation.OVERSAMPLED_NEAREST, 8, 2)
+        shape = (options.n_offset_classes, nx, ny, nt)
+        gathers, fold = np.zeros(shape, np.float32), np.zeros(shape, np.int32)
+        kernel(bench.batch, bench.target, options, gathers, fold)  # warm-up (compiles)
+        best = float("inf")
+        for _ in range(repeat):
+            gathers[:] = 0
+            fold[:] = 0
+            t0 = time.perf_counter()
+            kernel(bench.batch, bench.target, options, gathers, fold)
+            best = min(best, time.perf_counter() - t0)
+        out.append(f"{name} {best:.4f}")
+    return "  ".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("builds", nargs="*", help="checkouts of pstm to compare")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--features", action="append", default=None)
+    parser.add_argument("--3d", dest="three_d", action="store_true")
+    parser.add_argument("--here", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    features = args.features or ["everything"]
+    problem = "3d" if args.three_d else "2d"
+    if args.here:
+        print(time_here(features, problem, args.repeat), flush=True)
+        return
+    if not args.builds:
+        parser.error("name at least one build (a checkout of pstm)")
+    flags = [f"--features={f}" for f in features] + ["--repeat", str(args.repeat)]
+    flags += ["--3d"] if args.three_d else []
+    for _ in range(args.rounds):
+        for build in args.builds:
+            env = {**os.environ, "PYTHONPATH": os.path.abspath(build)}
+            result = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--here", *flags],
+                env=env, capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            print(f"{build}  {result.stdout.strip()}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
