@@ -284,8 +284,9 @@ def test_antialias_y_is_the_squared_operator_dip_times_the_spacing() -> None:
 
 #: ZONE_VECTORS edge cases for one trace and one column (see the test below): a time-variant
 #: aperture without taper width (the first visited sample sits on the aperture's edge), an
-#: angle limit without an angle taper, every feature, and every feature on fewer output
-#: samples than one vector
+#: angle limit without an angle taper, every feature, every feature on fewer output
+#: samples than one vector, and every feature with the aperture's taper varying at the
+#: pair's midpoint (APERTURE_TAPER_FREE does not apply)
 SINGLE_PAIR_CASES: dict[str, tuple[dict[str, Any], int]] = {
     "aperture_table_no_taper": (
         {"aperture_time_s": (0.0, 1.0), "aperture_table_m": (0.0, 1000.0), "aperture_taper_m": 0.0},
@@ -313,7 +314,9 @@ def test_numba_single_pair_matches_reference_sample_by_sample(case: str, offset_
     conformance test's L2 and fold tolerances could hide one lost sample). With true-
     amplitude weights so the features kernel runs. The zone's loop with only the angle
     taper (APERTURE_TAPER_FREE: "everything", midpoint 40 m inside a 300 m aperture with a
-    150 m taper) and with both ("everything_aperture_edge")."""
+    150 m taper; at offset 60 m two contributing samples have an angle taper below 1, at
+    offset 0 the stretch mute removes the zone) and with both ("everything_aperture_edge":
+    the aperture's taper below 1 at 32-34 contributing samples)."""
     extra, nt = SINGLE_PAIR_CASES[case]
     rng = np.random.default_rng(3)
     ns = 260

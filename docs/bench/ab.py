@@ -28,10 +28,13 @@ def time_here(features: list[str], problem: str, repeat: int) -> str:
     """Best of ``repeat`` calls per feature set, in this process (the build on sys.path)."""
     import numpy as np
 
+    import pstm
     from pstm.bench import make_problem, options_for
     from pstm.config import Backend, Interpolation
     from pstm.kernels import get_kernel
 
+    # the build timed is the one on PYTHONPATH, not an installed pstm (checked by main)
+    print(os.path.realpath(pstm.__file__), flush=True)
     traces, nx, ny, nt = PROBLEMS[problem]
     bench = make_problem(traces, nx, ny, nt)
     kernel = get_kernel(Backend.NUMBA)
@@ -72,12 +75,19 @@ def main() -> None:
     flags += ["--3d"] if args.three_d else []
     for _ in range(args.rounds):
         for build in args.builds:
-            env = {**os.environ, "PYTHONPATH": os.path.abspath(build)}
+            root = os.path.realpath(build)
+            path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
             result = subprocess.run(
                 [sys.executable, os.path.abspath(__file__), "--here", *flags],
-                env=env, capture_output=True, text=True, check=True,
+                env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True,
             )  # fmt: skip
-            print(f"{build}  {result.stdout.strip()}", flush=True)
+            if result.returncode != 0:
+                sys.exit(f"{build}: the run failed:\n{result.stderr}")
+            where, _, timing = result.stdout.strip().partition("\n")
+            if not where.startswith(root + os.sep):
+                # e.g. a mistyped path: an editable install's pstm would be timed instead
+                sys.exit(f"{build}: the run imported {where}, not this checkout's pstm")
+            print(f"{build}  {timing}", flush=True)
 
 
 if __name__ == "__main__":
