@@ -1040,20 +1040,24 @@ def _features_pair(
     """One pair through :func:`_features_loop`: its taper zone start..split-1, then
     split..end-1 inside both tapers, then (two passes) the reads of start..end-1 at once
     (:func:`_features_reads`). ZONE_VECTORS: both loops run whole vectors of ZONE_LANES
-    samples, so neither has a scalar remainder: ``start`` is the aperture's first sample
-    ``lo`` moved back to make end - start a whole number of vectors (not before sample 0;
-    the zone's loop counts nothing before ``lo``), ``split`` the taper zone's end ``full``
-    rounded up to whole vectors from ``start`` (at most ``end``); the zone's loop takes the
-    taper weight 1 at its samples past ``full``, as the reference does inside both tapers
-    (not the taper formula: a taper of zero width would give 0 at its edge).
+    samples, so neither has a scalar remainder: ``split`` is the taper zone's end ``full``
+    moved on (by fewer than 2 ZONE_LANES samples, at most to ``end``) to make end - split
+    a whole number of vector pairs (PAIRED_VECTORS: LLVM runs the loop inside both tapers
+    two vectors per iteration, and a single vector left over went through its 4-lane
+    remainder loop, 2 % of the call's samples in ``perf``; 2D everything 0.0707-0.0713 ->
+    0.0699-0.0708 s, docs/benchmarks.md), ``start`` the aperture's first sample ``lo``
+    moved back to make split - start a whole number of vectors (not before sample 0; the
+    zone's loop counts nothing before ``lo``); the zone's loop takes the taper weight 1 at
+    its samples past ``full``, as the reference does inside both tapers (not the taper
+    formula: a taper of zero width would give 0 at its edge).
     APERTURE_TAPER_FREE: where the pair's midpoint distance is at least the aperture
     taper's width inside the smallest aperture (fp[9]), the zone's loop computes only the
     angle taper (the aperture's is 1.0 at every sample: float32 subtraction and product
     round monotonically; 2D benchmark line, everything: 0.0758-0.0765 -> 0.0753-0.0755 s,
     docs/benchmarks.md). ``antialias``, ``nearest`` and ``windows`` must be constants at
     each call site."""
-    start = max(end - (end - lo + ZONE_LANES - 1) // ZONE_LANES * ZONE_LANES, 0)
-    split = min(start + (full - start + ZONE_LANES - 1) // ZONE_LANES * ZONE_LANES, end)
+    split = end - (end - full) // (2 * ZONE_LANES) * (2 * ZONE_LANES)  # full <= end
+    start = max(split - (split - lo + ZONE_LANES - 1) // ZONE_LANES * ZONE_LANES, 0)
     if (fp[9] - legs[4]) * fp[3] >= np.float32(1.0):  # APERTURE_TAPER_FREE
         n = _features_loop(
             data, aa_data, k, gathers, fold, g, c, th2, sl2, wta, stretch, ap, ang,
