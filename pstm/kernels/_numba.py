@@ -140,7 +140,8 @@ NONNEG31 = np.uint32(0x7FFFFFFF)
 WINDOW_LOADS = window_loads_available()
 #: ZONE_VECTORS: the features kernel's two loops per pair run whole vectors of this many
 #: samples (AVX-512: 16 float32 lanes; :func:`_features_pair`), so they have no scalar
-#: remainders (docs/benchmarks.md).
+#: remainders, the loop inside both tapers whole pairs of them (PAIRED_VECTORS)
+#: (docs/benchmarks.md).
 ZONE_LANES = 16
 #: The features kernel's time loops (:func:`_features_loop`): inside both tapers, in the
 #: taper zone with only the angle taper varying (APERTURE_TAPER_FREE: the pair's midpoint
@@ -169,15 +170,16 @@ def _first_at_least(values: NDArray[np.float32], row: int, threshold: np.float32
     """First index i with values[row, i] >= threshold in a nondecreasing row (its length if
     none). Indexes the 2D array (no row view), which keeps LLVM's alias analysis intact.
     APERTURE_HINT: the search gallops out from ``hint`` (the answer for the same trace at
-    the neighbouring column, a few samples away; < 0: none) before it bisects, as
-    NEAR_HINT does; the same index from any hint."""
+    the neighbouring column, a few samples away; < 0: none), clamped to 1..n-2, before it
+    bisects, as NEAR_HINT does; the same index from any hint."""
     n = values.shape[1]
     if not values[row, n - 1] >= threshold:  # none (or NaN): e.g. outside a constant aperture
         return n
     if values[row, 0] >= threshold:  # all: e.g. a pair inside a constant aperture
         return 0
     lo, hi = 1, n - 1  # values[row, 0] < threshold <= values[row, n - 1]
-    if hint > 0 and hint < n - 1:  # narrow lo..hi around the hint
+    if hint >= 0 and n > 2:  # narrow lo..hi around the hint (lo < hint < hi)
+        hint = min(max(hint, 1), n - 2)
         step = 1
         if values[row, hint] >= threshold:
             hi = hint
@@ -417,7 +419,10 @@ def _pair(
     hint_full: int,
 ) -> tuple[int, int, np.float32, np.float32, np.float32, np.float32, np.float32]:
     """Per (trace, column) pair: first sample inside the aperture, first sample inside both
-    tapers, source/receiver offsets from the column and the squared midpoint distance."""
+    tapers, source/receiver offsets from the column and the squared midpoint distance.
+    ``hint_lo``, ``hint_full``: where the two searches start (APERTURE_HINT,
+    :func:`_first_at_least`: the neighbouring column's answers; any value gives the
+    same)."""
     sxr, syr = sx[k] - x[c], sy[k] - y[c]
     rxr, ryr = rx[k] - x[c], ry[k] - y[c]
     mxr, myr = (sxr + rxr) * np.float32(0.5), (syr + ryr) * np.float32(0.5)
@@ -1056,7 +1061,8 @@ def _features_pair(
     round monotonically; 2D benchmark line, everything: 0.0758-0.0765 -> 0.0753-0.0755 s,
     docs/benchmarks.md). ``antialias``, ``nearest`` and ``windows`` must be constants at
     each call site."""
-    split = end - (end - full) // (2 * ZONE_LANES) * (2 * ZONE_LANES)  # full <= end
+    # lo <= full <= end (rin2 <= rout2, config.py; full <= nt)
+    split = end - (end - full) // (2 * ZONE_LANES) * (2 * ZONE_LANES)
     start = max(split - (split - lo + ZONE_LANES - 1) // ZONE_LANES * ZONE_LANES, 0)
     if (fp[9] - legs[4]) * fp[3] >= np.float32(1.0):  # APERTURE_TAPER_FREE
         n = _features_loop(
