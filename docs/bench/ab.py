@@ -2,8 +2,8 @@
 was measured). Each round runs every build once, each in a process of its own (its own
 numba cache: a build's ``pstm/kernels/__pycache__``), so a slow phase of the machine hits
 the builds alike; each run prints the best of ``--repeat`` calls of the numba kernel
-after a warm-up call, on the ``pstm bench`` problem (the 2D line, or the 3D problem with
-``--3d``: 6,000 traces, 32 x 32 x 300).
+after a warm-up call, timed as ``pstm bench`` times it, on its problem (the 2D line, or
+the 3D problem with ``--3d``: 6,000 traces, 32 x 32 x 300).
 
 Usage (two checkouts, e.g. ``git worktree add /tmp/ab/A <commit>``; clear a checkout's
 ``pstm/kernels/__pycache__/*.nb*`` after editing its numba code):
@@ -18,41 +18,27 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 
 #: The problems: (traces, nx, ny, nt) of ``pstm.bench.make_problem``.
 PROBLEMS = {"2d": (2000, 200, 1, 500), "3d": (6000, 32, 32, 300)}
 
 
 def time_here(features: list[str], problem: str, repeat: int) -> str:
-    """Best of ``repeat`` calls per feature set, in this process (the build on sys.path)."""
-    import numpy as np
-
+    """Best of ``repeat`` calls per feature set, in this process (the build on sys.path),
+    timed by the build's own ``pstm bench`` (:func:`pstm.bench.run_backend`: the bench's
+    offset classes, a warm-up call, the output arrays allocated in each call)."""
     import pstm
-    from pstm.bench import make_problem, options_for, with_offset_classes
+    from pstm.bench import make_problem, options_for, run_backend
     from pstm.config import Backend, Interpolation
-    from pstm.kernels import get_kernel
 
     # the build timed is the one on PYTHONPATH, not an installed pstm (checked by main)
     print(os.path.realpath(pstm.__file__), flush=True)
-    traces, nx, ny, nt = PROBLEMS[problem]
-    bench = make_problem(traces, nx, ny, nt)
-    kernel = get_kernel(Backend.NUMBA)
+    bench = make_problem(*PROBLEMS[problem])
     out = []
     for name in features:
         options = options_for(name, Interpolation.OVERSAMPLED_NEAREST, 8, 2)
-        shape = (options.n_offset_classes, nx, ny, nt)
-        gathers, fold = np.zeros(shape, np.float32), np.zeros(shape, np.int32)
-        batch = with_offset_classes(bench.batch, options.n_offset_classes)  # as the bench
-        kernel(batch, bench.target, options, gathers, fold)  # warm-up (compiles)
-        best = float("inf")
-        for _ in range(repeat):
-            gathers[:] = 0
-            fold[:] = 0
-            t0 = time.perf_counter()
-            kernel(batch, bench.target, options, gathers, fold)
-            best = min(best, time.perf_counter() - t0)
-        out.append(f"{name} {best:.4f}")
+        result = run_backend(bench, Backend.NUMBA, options, name, repeat)
+        out.append(f"{name} {result.seconds:.4f}")
     return "  ".join(out)
 
 
