@@ -205,19 +205,75 @@ def test_numba_trace_preparation_equals_numpy(factor: int) -> None:
     assert np.array_equal(out["numba"][0], out["numpy"][0])
     levels, ref = out["numba"][1], out["numpy"][1]
     assert np.abs(levels - ref).max() <= 2e-7 * np.abs(ref).max()
-    # the numba kernels' own path: one block of traces (here all but the first), in call
+    # the numba kernels' own path: one block of traces (here all but the first), in call,
+    # without and with anti-aliasing (LEVEL0_IN_PLACE: the trace is then level 0, and
+    # every sample is in the read range here)
     lengths = np.asarray(antialias_lengths(factor, 8), np.int64)
     m, pad, k0 = ns * factor, int(lengths.max()) + 1, 1
-    rows = np.empty((ntr - k0, m + 1), np.float32)
-    aa_rows = np.empty((ntr - k0, len(lengths) * (m + 1)), np.float32)
     prep = (
         batch.data, sinc_phases(factor).astype(np.float32),
         np.empty((ntr - k0, ns + 2 * SINC_HALF_TAPS), np.float32),
         np.empty((ntr - k0, ns), np.float32), lengths, np.empty((ntr - k0, m + 2 * pad)),
+        np.tile(np.array([0, m], np.int64), (ntr, 1)),
     )  # fmt: skip
-    prepare_block(prep, k0, ntr, rows, aa_rows)
+    rows = np.empty((ntr - k0, m + 1), np.float32)
+    prepare_block(prep, k0, ntr, rows, rows[:0])
     assert np.array_equal(rows[:, :m], out["numpy"][0][k0:]) and not rows[:, m].any()
+    aa_rows = np.empty((ntr - k0, len(lengths) * (m + 1)), np.float32)
+    prepare_block(prep, k0, ntr, rows[:0], aa_rows)
     assert np.array_equal(aa_rows.reshape(ntr - k0, len(lengths), m + 1), levels[k0:])
+
+
+@pytest.mark.skipif(Backend.NUMBA not in FAST, reason="numba is not available")
+@pytest.mark.parametrize("record", [1, 8])
+def test_numba_read_ranges_hold_every_sample_the_kernels_read(record: int) -> None:
+    """LEVEL_RANGES: the samples of each trace whose levels the numba kernels build contain
+    the nearest sample of every output sample of every column (the kernels compute them all
+    for a pair, inside its aperture or not), in the reference's float32 operations; with
+    records 8x longer (zeros appended) most of each record is left out, so a range that
+    covered every trace would fail here."""
+    from pstm.kernels import _numba, _numpy
+    from pstm.kernels.operator import prepare
+
+    batch, target, options = random_problem(7, 5, 4, 60, 40)
+    data = np.zeros((batch.ntr, batch.data.shape[1] * record), np.float32)
+    data[:, : batch.data.shape[1]] = batch.data
+    batch = dataclasses.replace(batch, data=data)
+    options = with_features(options, "everything")
+    p = prepare(batch, target, options, _numba.TRACE_OPS)
+    m = p.n_valid
+    *_, ranges = _numba._block_buffers(p, True, 2)[3]
+    assert ranges.shape == (p.ntr, 2) and (ranges[:, 0] < ranges[:, 1]).all()
+    for k in range(p.ntr):
+        read = (_numpy._trace_terms(p, k)["sc"] + np.float32(0.5)).astype(np.int64)
+        assert ranges[k, 0] <= read.min() and read.max() < ranges[k, 1] <= m, k
+    covered = float((ranges[:, 1] - ranges[:, 0]).mean()) / m
+    assert covered < 0.25 if record == 8 else covered > 0.5
+
+
+@pytest.mark.skipif(Backend.NUMBA not in FAST, reason="numba is not available")
+def test_numba_levels_on_read_ranges_leave_the_image_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Building a trace's anti-aliasing levels on its read range only (LEVEL_RANGES: the
+    double running sums start there, the rest of its rows is not written) gives the image
+    that levels built on every sample give, bit for bit, on records 13x longer than the
+    output window needs (13 reversed copies of each 0.8 s record, output 0.02-0.26 s)."""
+    from pstm.kernels import _numba
+
+    batch, target, options = random_problem(8, 5, 4, 60, 40, 2)
+    data = np.concatenate([batch.data] + [batch.data[:, ::-1]] * 12, axis=1)
+    batch = dataclasses.replace(batch, data=np.ascontiguousarray(data))
+    options = with_features(options, "everything")
+    g_ranged, f_ranged, n_ranged = run(Backend.NUMBA, batch, target, options)
+
+    def everywhere(sx, sy, rx, ry, box, tables, m, out):  # type: ignore[no-untyped-def]
+        out[:, 0], out[:, 1] = 0, m
+
+    monkeypatch.setattr(_numba, "read_ranges", everywhere)
+    g, f, n = run(Backend.NUMBA, batch, target, options)
+    assert n > 0 and np.abs(g).sum() > 0, "the problem must exercise the kernel"
+    assert np.array_equal(g_ranged, g) and np.array_equal(f_ranged, f) and n_ranged == n
 
 
 @pytest.mark.skipif(Backend.NUMBA not in FAST, reason="numba is not available")

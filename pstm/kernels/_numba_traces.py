@@ -100,30 +100,42 @@ def _triangle_row(
     b: int,
     out: NDArray[np.float32],
     row: int,
+    first: int,
+    n0: int,
+    n1: int,
 ) -> None:
-    """out[row, l (m + 1) + n] = the triangle of half-length lengths[l] centred on sample n
-    of data[k, :m] (see :func:`pstm.kernels.operator.triangle_filtered`), a zero at
-    n = m; ``work[b]`` (m + 2 pad, float64) holds the double running sum of the padded
-    trace. The reference removes the first sum's mean and the second's straight-line trend,
-    which the second differences cancel: here they are not removed (RAW_SUMS), so the levels
-    equal the reference's up to float64 rounding, which grows about as eps W^2 / j^2 times
-    the trace's offset over the level's value (W the padded length, j the half-length):
-    1e-9 relative with 32,000 samples and an offset 10^4 times the signal, below the
-    float32 rounding of the levels (tested). Requires pad > max(lengths): the second differences
-    index the work row without sign (c - j >= 0), and numba checks no bounds."""
-    width = m + 2 * pad
+    """out[row, l (m + 1) + n] for levels l >= ``first`` and samples n0 <= n < n1 (<= m):
+    the triangle of half-length lengths[l] centred on sample n of data[k, :m] (see
+    :func:`pstm.kernels.operator.triangle_filtered`), and a zero at n = m; the other
+    samples of each level are not written. ``work[b]`` (float64, at least m + 2 pad) holds
+    the double running sum of the trace from sample a = max(n0 - pad, 0) on: a second
+    difference at +-j around n >= a + j is the same whether the sums start at a or at 0
+    (the sums differ by a straight line in n), so a trace's levels cost what its read range
+    (LEVEL_RANGES) costs. The reference removes the first sum's mean and the second's
+    straight-line trend, which the second differences cancel: here they are not removed
+    (RAW_SUMS), so the levels equal the reference's up to float64 rounding, which grows
+    about as eps W^2 / j^2 times the trace's offset over the level's value (W the summed
+    length, j the half-length): 1e-9 relative with 32,000 samples and an offset 10^4 times
+    the signal, below the float32 rounding of the levels (tested). ``data`` may be ``out``
+    itself (its level 0: the trace, LEVEL0_IN_PLACE) with ``first`` = 1. Requires
+    pad > max(lengths): the second differences index the work row without sign
+    (c - j >= 0), and numba checks no bounds."""
+    a = max(n0 - pad, 0)
+    hi = min(n1 + pad, m)  # samples a..hi-1 are summed; zeros after them
+    width = n1 - a + 2 * pad  # work entries the second differences read
     for i in range(pad):
         work[b, i] = 0.0
-    first, second = 0.0, 0.0
+    first_sum, second = 0.0, 0.0
     i = pad
+    stop = pad + hi - a
     # SUMS4: four samples per step, each running sum advanced by one add of the step's own
     # partial sums, so their serial chains take a quarter of the adds
-    while i + 4 <= pad + m:
-        x0 = np.float64(data[k, i - pad])
-        p1 = x0 + np.float64(data[k, i - pad + 1])
-        p2 = p1 + np.float64(data[k, i - pad + 2])
-        p3 = p2 + np.float64(data[k, i - pad + 3])
-        e0, e1, e2, e3 = first + x0, first + p1, first + p2, first + p3
+    while i + 4 <= stop:
+        x0 = np.float64(data[k, i - pad + a])
+        p1 = x0 + np.float64(data[k, i - pad + a + 1])
+        p2 = p1 + np.float64(data[k, i - pad + a + 2])
+        p3 = p2 + np.float64(data[k, i - pad + a + 3])
+        e0, e1, e2, e3 = first_sum + x0, first_sum + p1, first_sum + p2, first_sum + p3
         q1 = e0 + e1
         q2 = q1 + e2
         work[b, i] = second + e0
@@ -131,30 +143,33 @@ def _triangle_row(
         work[b, i + 2] = second + q2
         second = second + (q2 + e3)
         work[b, i + 3] = second
-        first = first + p3
+        first_sum = first_sum + p3
         i += 4
-    for j in range(i, pad + m):
-        first += np.float64(data[k, j - pad])
-        second += first
+    for j in range(i, stop):
+        first_sum += np.float64(data[k, j - pad + a])
+        second += first_sum
         work[b, j] = second
-    for j in range(pad + m, width):
-        second += first
+    for j in range(stop, width):
+        second += first_sum
         work[b, j] = second
     stride = m + 1
-    for level in range(lengths.shape[0]):
+    # unsigned sample indices: no negative-index wrap-around, so these loops vectorise
+    # (2,000 traces of 5,672 resampled samples, 5 levels: 3x faster than signed ones);
+    # n >= n0 >= a, and c - j >= 0 (n - a >= pad > j or a = 0)
+    shift = np.uint64(pad - 1)
+    ua = np.uint64(a)
+    for level in range(first, lengths.shape[0]):
         j = lengths[level]
         base = np.uint64(level * stride)
         out[row, base + np.uint64(m)] = 0.0
-        # unsigned sample indices: no negative-index wrap-around, so these loops vectorise
-        # (2,000 traces of 5,672 resampled samples, 5 levels: 3x faster than signed ones)
         if j == 1:
-            for n in range(np.uint64(m)):
+            for n in range(np.uint64(n0), np.uint64(n1)):
                 out[row, base + n] = data[k, n]
             continue
         jj = np.float64(j * j)
         ju = np.uint64(j)
-        for n in range(np.uint64(m)):
-            c = n + np.uint64(pad - 1)  # pad > j: c - ju >= 0
+        for n in range(np.uint64(n0), np.uint64(n1)):
+            c = n - ua + shift
             out[row, base + n] = np.float32(
                 (work[b, c + ju] - 2.0 * work[b, c] + work[b, c - ju]) / jj
             )
@@ -168,11 +183,77 @@ def _triangle_levels(
     work: NDArray[np.float64],
     out: NDArray[np.float32],
 ) -> None:
-    """:func:`_triangle_row` of every trace k into out[k] (ntr, L (M + 1)); ``work`` is one
-    float64 row per trace (ntr, M + 2 pad)."""
+    """:func:`_triangle_row` of every trace k into out[k] (ntr, L (M + 1)), every sample;
+    ``work`` is one float64 row per trace (ntr, M + 2 pad)."""
     ntr, m = data.shape
     for k in prange(ntr):
-        _triangle_row(data, k, m, lengths, pad, work, k, out, k)
+        _triangle_row(data, k, m, lengths, pad, work, k, out, k, 0, 0, m)
+
+
+@njit(cache=True, inline="always")
+def _leg_extent(s: np.float32, lo: np.float32, hi: np.float32) -> tuple[np.float32, np.float32]:
+    """Smallest and largest |s - x| over lo <= x <= hi, in float32: a bound of the kernels'
+    fl(s - x) for every column x in it (rounding is monotone)."""
+    near = np.float32(0.0)
+    if s < lo:
+        near = lo - s
+    elif s > hi:
+        near = s - hi
+    return near, max(abs(s - lo), abs(s - hi))
+
+
+@njit(cache=True, inline="always")
+def _bound_position(
+    ds2: np.float32,
+    dr2: np.float32,
+    q: np.float32,
+    s2: np.float32,
+    t0_in: np.float32,
+    inv_h: np.float32,
+) -> np.float32:
+    """The kernels' sample position (sqrt(q + ds2 s2) + sqrt(q + dr2 s2) - t0) / h, in the
+    same float32 operations (monotone in each argument)."""
+    t = np.sqrt(q + ds2 * s2) + np.sqrt(q + dr2 * s2)
+    return (t - t0_in) * inv_h
+
+
+@njit(parallel=True, cache=True)
+def read_ranges(
+    sx: NDArray[np.float32],
+    sy: NDArray[np.float32],
+    rx: NDArray[np.float32],
+    ry: NDArray[np.float32],
+    box: NDArray[np.float32],
+    tables: NDArray[np.float32],
+    m: int,
+    out: NDArray[np.int64],
+) -> None:
+    """LEVEL_RANGES: out[k] = (n0, n1), resampled samples n0..n1-1 containing every sample
+    the kernels can read from trace k: each position they compute, ``(sqrt(q + ds2 s2) +
+    sqrt(q + dr2 s2) - t0) / h`` clamped to 0..M - 1 and rounded, lies between the same
+    float32 expression taken with the smallest and with the largest q (``th2``), s2
+    (``sl2``) and squared leg lengths over the output columns' bounding box (float32
+    rounding is monotone), one sample of margin each side. ``box`` = (x min, x max, y min,
+    y max) of the columns, ``tables`` = (th2 min, th2 max, sl2 min, sl2 max, t0, 1 / h,
+    M - 1). Parallel over traces; each writes its own row."""
+    q_lo, q_hi, s2_lo, s2_hi = tables[0], tables[1], tables[2], tables[3]
+    t0_in, inv_h, smax = tables[4], tables[5], tables[6]
+    zero, half = np.float32(0.0), np.float32(0.5)
+    for k in prange(sx.shape[0]):
+        sxn, sxf = _leg_extent(sx[k], box[0], box[1])
+        syn, syf = _leg_extent(sy[k], box[2], box[3])
+        rxn, rxf = _leg_extent(rx[k], box[0], box[1])
+        ryn, ryf = _leg_extent(ry[k], box[2], box[3])
+        lo = _bound_position(
+            sxn * sxn + syn * syn, rxn * rxn + ryn * ryn, q_lo, s2_lo, t0_in, inv_h
+        )
+        hi = _bound_position(
+            sxf * sxf + syf * syf, rxf * rxf + ryf * ryf, q_hi, s2_hi, t0_in, inv_h
+        )
+        first = int(min(max(lo, zero), smax))  # truncation: the rounded index is >= it
+        last = int(min(max(hi, zero), smax) + half)  # the rounded index of the largest
+        out[k, 0] = max(first - 1, 0)
+        out[k, 1] = min(last + 2, m)
 
 
 @njit(parallel=True, cache=True)
@@ -184,27 +265,33 @@ def prepare_block(
     aa_rows: NDArray[np.float32],
 ) -> None:
     """Traces k0..k1-1 of the recorded traces, resampled into ``rows[k - k0]`` (M + 1, one
-    zero past the end) and, when ``aa_rows`` has rows, their anti-aliasing levels into
-    ``aa_rows[k - k0]``: what :func:`oversample` and :func:`triangle_filtered` compute, for
-    one block of traces of the numba kernels (their TRACE_BLOCKS), into buffers that stay
-    in cache. ``prep`` = (recorded traces (ntr, ns), oversampling taps (K, 2 half), its work
-    rows padded (block, ns + 2 half) and acc (block, ns), the anti-aliasing half-lengths,
-    their float64 work rows (block, M + 2 pad), pad > max(half-lengths): see
-    :func:`_triangle_row` and ``pstm.kernels._numba._block_buffers``.
-    ``prange`` runs over the block's traces; each owns its rows of every buffer."""
-    raw, taps, padded, acc, lengths, work = prep
+    zero past the end) or, when ``aa_rows`` has rows, into their level 0 (the first M + 1
+    entries of ``aa_rows[k - k0]``, LEVEL0_IN_PLACE: ``rows`` is then not written) and their
+    other anti-aliasing levels after it, on the samples of the trace's read range
+    (LEVEL_RANGES, :func:`read_ranges`): what :func:`oversample` and
+    :func:`triangle_filtered` compute, for one block of traces of the numba kernels (their
+    TRACE_BLOCKS), into buffers that stay in cache. ``prep`` = (recorded traces (ntr, ns),
+    oversampling taps (K, 2 half), its work rows padded (block, ns + 2 half) and acc
+    (block, ns), the anti-aliasing half-lengths, their float64 work rows (block, M + 2 pad),
+    pad > max(half-lengths), the read ranges (ntr, 2)): see :func:`_triangle_row` and
+    ``pstm.kernels._numba._block_buffers``. ``prange`` runs over the block's traces; each
+    owns its rows of every buffer."""
+    raw, taps, padded, acc, lengths, work, ranges = prep
     half = (padded.shape[1] - raw.shape[1]) // 2
     m = raw.shape[1] * taps.shape[0]
     pad = (work.shape[1] - m) // 2
+    antialias = aa_rows.shape[0] > 0
     for i in prange(k1 - k0):
+        out = aa_rows if antialias else rows  # LEVEL0_IN_PLACE: level 0 is the trace
         if taps.shape[0] == 1:  # no oversampling: the recorded samples, as prepare() copies
             for n in range(m):
-                rows[i, n] = raw[k0 + i, n]
+                out[i, n] = raw[k0 + i, n]
         else:
-            _oversample_row(raw, k0 + i, taps, half, padded, acc, i, rows, i)
-        rows[i, m] = 0.0
-        if aa_rows.shape[0] > 0:
-            _triangle_row(rows, i, m, lengths, pad, work, i, aa_rows, i)
+            _oversample_row(raw, k0 + i, taps, half, padded, acc, i, out, i)
+        out[i, m] = 0.0
+        if antialias:
+            n0, n1 = ranges[k0 + i, 0], ranges[k0 + i, 1]
+            _triangle_row(aa_rows, i, m, lengths, pad, work, i, aa_rows, i, 1, n0, n1)
 
 
 def oversample(
