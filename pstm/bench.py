@@ -8,7 +8,9 @@ the same work PyLops' ``Kirchhoff`` adjoint does (its depth axis is z = v tau / 
 
 Timing: each run calls the kernel ``repeat`` times after one warm-up call (which also
 compiles); it reports the minimum and median wall time and the process CPU time of the best
-run, so a loaded machine shows up as CPU time < wall time x threads.
+run, so a loaded machine shows up as CPU time < wall time x threads. The runs of one
+``pstm bench`` command are timed round-robin (ROUND_ROBIN: one call of each in turn, so
+that a slow phase of a shared machine slows them alike); a peer is timed after them.
 """
 
 from __future__ import annotations
@@ -144,15 +146,31 @@ class Result:
 
 
 def _time(fn: Callable[[], int], repeat: int) -> tuple[int, float, float, float]:
-    n = fn()  # warm-up (JIT compile or cache load)
-    walls, cpus = [], []
+    (timed,) = _time_round_robin([fn], repeat)
+    return timed
+
+
+def _time_round_robin(
+    fns: list[Callable[[], int]], repeat: int
+) -> list[tuple[int, float, float, float]]:
+    """Each function's result, best and median wall time and the CPU time of its best call:
+    one warm-up call each (JIT compile or cache load), then ``repeat`` rounds that call each
+    function once in turn (ROUND_ROBIN: a slow phase of a shared machine, which lasts
+    seconds, then slows every variant's calls alike instead of the one that ran in it)."""
+    results = [fn() for fn in fns]
+    walls: list[list[float]] = [[] for _ in fns]
+    cpus: list[list[float]] = [[] for _ in fns]
     for _ in range(repeat):
-        c0, w0 = time.process_time(), time.perf_counter()
-        n = fn()
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.process_time() - c0)
-    best = int(np.argmin(walls))
-    return n, walls[best], statistics.median(walls), cpus[best]
+        for i, fn in enumerate(fns):
+            c0, w0 = time.process_time(), time.perf_counter()
+            results[i] = fn()
+            walls[i].append(time.perf_counter() - w0)
+            cpus[i].append(time.process_time() - c0)
+    timed = []
+    for n, wall, cpu in zip(results, walls, cpus, strict=True):
+        best = int(np.argmin(wall))
+        timed.append((n, wall[best], statistics.median(wall), cpu[best]))
+    return timed
 
 
 def with_offset_classes(batch: TraceBatch, n: int) -> TraceBatch:
@@ -162,6 +180,52 @@ def with_offset_classes(batch: TraceBatch, n: int) -> TraceBatch:
     return dataclasses.replace(batch, offset_class=(rank * n // batch.ntr).astype(np.int32))
 
 
+#: One timed variant of :func:`run_backends`: backend, kernel options, feature-set name.
+Run = tuple[Backend, KernelOptions, str]
+
+
+def _calls(
+    problem: Problem, options: KernelOptions, backend: Backend
+) -> tuple[Callable[[], int], Callable[[], int]]:
+    """One kernel call of ``backend`` on ``problem`` (allocating its output arrays, as a
+    tile's first batch does) and one :func:`pstm.kernels.operator.prepare` alone."""
+    kernel, ops = get_kernel(backend), get_trace_ops(backend)
+    batch = with_offset_classes(problem.batch, options.n_offset_classes)
+    nx, ny, nt = problem.target.shape
+
+    def once() -> int:
+        gathers = np.zeros((options.n_offset_classes, nx, ny, nt), np.float32)
+        fold = np.zeros(gathers.shape, np.int32)
+        return int(kernel(batch, problem.target, options, gathers, fold))
+
+    def prep_only() -> int:
+        prepare(batch, problem.target, options, ops)
+        return 0
+
+    return once, prep_only
+
+
+def run_backends(problem: Problem, runs: list[Run], repeat: int) -> list[Result]:
+    """Time each run's kernel call on ``problem``, the runs round-robin (ROUND_ROBIN in
+    :func:`_time_round_robin`), then their :func:`pstm.kernels.operator.prepare` alone, the
+    same way."""
+    nx, ny, nt = problem.target.shape
+    resolved = [resolve_backend(backend, traveltime=o.traveltime)[0] for backend, o, _ in runs]
+    calls = [_calls(problem, o, b) for b, (_, o, _) in zip(resolved, runs, strict=True)]
+    timed = _time_round_robin([once for once, _ in calls], repeat)
+    prep_timed = _time_round_robin([prep for _, prep in calls], repeat)
+    results = []
+    for backend, (_, o, features), (n, best, median, cpu), prep in zip(
+        resolved, runs, timed, prep_timed, strict=True
+    ):
+        result = Result(
+            backend.value, features, o.interpolation.value, o.traveltime.value, o.threads,
+            problem.batch.ntr, nx * ny * nt, n, best, median, cpu, repeat, prep[1],
+        )  # fmt: skip
+        results.append(result)
+    return results
+
+
 def run_backend(
     problem: Problem,
     backend: Backend,
@@ -169,30 +233,9 @@ def run_backend(
     features: str,
     repeat: int,
 ) -> Result:
-    backend, _ = resolve_backend(backend, traveltime=options.traveltime)
-    kernel = get_kernel(backend)
-    nx, ny, nt = problem.target.shape
-
-    batch = with_offset_classes(problem.batch, options.n_offset_classes)
-
-    def once() -> int:
-        gathers = np.zeros((options.n_offset_classes, nx, ny, nt), np.float32)
-        fold = np.zeros(gathers.shape, np.int32)
-        return kernel(batch, problem.target, options, gathers, fold)
-
-    n, best, median, cpu = _time(once, repeat)
-    ops = get_trace_ops(backend)
-
-    def prep_only() -> int:
-        prepare(batch, problem.target, options, ops)
-        return 0
-
-    _, prep, _, _ = _time(prep_only, repeat)
-    return Result(
-        backend.value, features, options.interpolation.value, options.traveltime.value,
-        options.threads,
-        problem.batch.ntr, nx * ny * nt, n, best, median, cpu, repeat, prep,
-    )  # fmt: skip
+    """:func:`run_backends` of one run."""
+    (result,) = run_backends(problem, [(backend, options, features)], repeat)
+    return result
 
 
 def run_pylops(problem: Problem, threads: int, repeat: int) -> Result:
@@ -281,7 +324,7 @@ def ratio(a: Result, b: Result) -> float:
     return a.contributions_per_s / b.contributions_per_s
 
 
-__all__ = ["Problem", "Result", "make_problem", "run_backend", "run_pylops"]
+__all__ = ["Problem", "Result", "make_problem", "run_backend", "run_backends", "run_pylops"]
 
 
 def interpolation_error(

@@ -25,21 +25,26 @@ PROBLEMS = {"2d": (2000, 200, 1, 500), "3d": (6000, 32, 32, 300)}
 
 def time_here(features: list[str], problem: str, repeat: int) -> str:
     """Best of ``repeat`` calls per feature set, in this process (the build on sys.path),
-    timed by the build's own ``pstm bench`` (:func:`pstm.bench.run_backend`: the bench's
-    offset classes, a warm-up call, the output arrays allocated in each call)."""
+    timed by the build's own ``pstm bench`` (:func:`pstm.bench.run_backends`: the bench's
+    offset classes, a warm-up call, the output arrays allocated in each call, the feature
+    sets round-robin; a build from before ROUND_ROBIN times them one after the other with
+    its ``run_backend``)."""
     import pstm
-    from pstm.bench import make_problem, options_for, run_backend
+    import pstm.bench as bench_module
     from pstm.config import Backend, Interpolation
 
     # the build timed is the one on PYTHONPATH, not an installed pstm (checked by main)
     print(os.path.realpath(pstm.__file__), flush=True)
-    bench = make_problem(*PROBLEMS[problem])
-    out = []
-    for name in features:
-        options = options_for(name, Interpolation.OVERSAMPLED_NEAREST, 8, 2)
-        result = run_backend(bench, Backend.NUMBA, options, name, repeat)
-        out.append(f"{name} {result.seconds:.4f}")
-    return "  ".join(out)
+    bench = bench_module.make_problem(*PROBLEMS[problem])
+    runs = [
+        (Backend.NUMBA, bench_module.options_for(n, Interpolation.OVERSAMPLED_NEAREST, 8, 2), n)
+        for n in features
+    ]
+    if hasattr(bench_module, "run_backends"):
+        results = bench_module.run_backends(bench, runs, repeat)
+    else:
+        results = [bench_module.run_backend(bench, *run, repeat) for run in runs]
+    return "  ".join(f"{r.features} {r.seconds:.4f}" for r in results)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from pstm.bench import (
     make_problem,
     options_for,
     ratio,
-    run_backend,
+    run_backends,
     run_pylops,
 )
 from pstm.config import TRAVELTIME_NODE_SAMPLES, Backend, Interpolation, Traveltime
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             "(a plain-operator mode): drop the other --interpolation values"
         )
     problem = make_problem(args.traces, args.nx, args.ny, args.nt)
-    results = []
+    runs = []
     for backend in args.backend or [Backend.AUTO]:
         for features in args.features or ["plain"]:
             for interp in interps:
@@ -93,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
                         features, interp, args.oversampling, args.threads, traveltime,
                         args.traveltime_node_samples,
                     )  # fmt: skip
-                    results.append(run_backend(problem, backend, options, features, args.repeat))
+                    runs.append((backend, options, features))
+    results = run_backends(problem, runs, args.repeat)
     if args.peer == "pylops":
         results.append(run_pylops(problem, args.threads, args.repeat))
     if args.json:
