@@ -34,8 +34,9 @@ its level 0 (no copy of it). LEVEL_RANGES: its other levels, and the double runn
 they come from, are built only on the samples the call can read from it, a range bounded
 from the output columns' bounding box and the extremes of the time and slowness tables
 (:func:`pstm.kernels._numba_traces.read_ranges`): bit for bit the same image; the 2D
-benchmark line's build 8.5 -> 7.9 ms, and with records twice as long as its output window
-needs 17.7 -> 10.8 ms ("everything" about 4.5 % faster; docs/benchmarks.md). Per (trace, column) pair the aperture limits become an index range
+benchmark line's build 8.3-8.4 -> 7.6-7.7 ms (the whole call no faster there), and with
+records twice as long as its output window needs 17.7 -> 10.8 ms ("everything" 4.5 %
+faster; docs/benchmarks.md). Per (trace, column) pair the aperture limits become an index range
 (samples outside are never visited, except the up to 15 before it that the features
 kernel's whole vectors compute with validity 0, ZONE_VECTORS), found by a search that
 gallops out from the neighbouring column's answer (APERTURE_HINT: with an angle limit or
