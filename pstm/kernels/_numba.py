@@ -33,7 +33,8 @@ from there again. LEVEL0_IN_PLACE: with anti-aliasing a trace is resampled strai
 its level 0 (no copy of it). LEVEL_RANGES: its other levels, and the double running sums
 they come from, are built only on the samples the call can read from it, a range bounded
 from the output columns' bounding box and the extremes of the time and slowness tables
-(:func:`pstm.kernels._numba_traces.read_ranges`): bit for bit the same image; the 2D
+(:func:`read_ranges`): the same image up to the float64 rounding of the shorter sums
+(rarely one float32 unit in the last place of a level, no less accurate); the 2D
 benchmark line's build 8.3-8.4 -> 7.6-7.7 ms (the whole call no faster there), and with
 records twice as long as its output window needs 17.7 -> 10.8 ms ("everything" 4.5 %
 faster; docs/benchmarks.md). Per (trace, column) pair the aperture limits become an index range
@@ -85,7 +86,7 @@ from numba.extending import intrinsic, overload
 from numpy.typing import NDArray
 
 from pstm.kernels import ImageTarget, KernelOptions, TraceBatch, column_views
-from pstm.kernels._numba_traces import NUMBA_IN_KERNEL_OPS, prepare_block, read_ranges
+from pstm.kernels._numba_traces import NUMBA_IN_KERNEL_OPS, prepare_block
 from pstm.kernels._numba_windows import (
     WINDOW_LANES,
     WINDOW_SLACK,
@@ -244,6 +245,53 @@ def _position(
     """Resampled sample position of the DSR time sqrt(q + ds2 v2) + sqrt(q + dr2 v2)
     (q = (tau/2)^2, v2 = 1/v^2), the reference's float32 operations in their order."""
     return (np.sqrt(q + ds2 * v2) + np.sqrt(q + dr2 * v2) - t0_in) * inv_h
+
+
+@njit(fastmath=FASTMATH, cache=True, inline="always")
+def _leg_extent(s: np.float32, lo: np.float32, hi: np.float32) -> tuple[np.float32, np.float32]:
+    """Smallest and largest |s - x| over lo <= x <= hi, in float32: a bound of the kernels'
+    fl(s - x) for every column x in it (rounding is monotone)."""
+    near = np.float32(0.0)
+    if s < lo:
+        near = lo - s
+    elif s > hi:
+        near = s - hi
+    return near, max(abs(s - lo), abs(s - hi))
+
+
+@njit(parallel=True, fastmath=FASTMATH, cache=True)
+def read_ranges(
+    sx: NDArray[np.float32],
+    sy: NDArray[np.float32],
+    rx: NDArray[np.float32],
+    ry: NDArray[np.float32],
+    box: NDArray[np.float32],
+    tables: NDArray[np.float32],
+    m: int,
+    out: NDArray[np.int64],
+) -> None:
+    """LEVEL_RANGES: out[k] = (n0, n1), resampled samples n0..n1-1 containing every sample
+    the kernels can read from trace k: each position they compute (:func:`_position`, of
+    every output sample of every column, inside a pair's aperture or not) clamped to
+    0..M - 1 and rounded, lies between :func:`_position` taken with the smallest and with
+    the largest q (``th2``), s2 (``sl2``) and squared leg lengths over the output columns'
+    bounding box (float32 rounding is monotone), one sample of margin each side. ``box`` = (x min, x max, y min,
+    y max) of the columns, ``tables`` = (th2 min, th2 max, sl2 min, sl2 max, t0, 1 / h,
+    M - 1). Parallel over traces; each writes its own row."""
+    q_lo, q_hi, s2_lo, s2_hi = tables[0], tables[1], tables[2], tables[3]
+    t0_in, inv_h, smax = tables[4], tables[5], tables[6]
+    zero, half = np.float32(0.0), np.float32(0.5)
+    for k in prange(sx.shape[0]):
+        sxn, sxf = _leg_extent(sx[k], box[0], box[1])
+        syn, syf = _leg_extent(sy[k], box[2], box[3])
+        rxn, rxf = _leg_extent(rx[k], box[0], box[1])
+        ryn, ryf = _leg_extent(ry[k], box[2], box[3])
+        lo = _position(q_lo, s2_lo, sxn * sxn + syn * syn, rxn * rxn + ryn * ryn, t0_in, inv_h)
+        hi = _position(q_hi, s2_hi, sxf * sxf + syf * syf, rxf * rxf + ryf * ryf, t0_in, inv_h)
+        first = int(min(max(lo, zero), smax))  # truncation: the rounded index is >= it
+        last = int(min(max(hi, zero), smax) + half)  # the rounded index of the largest
+        out[k, 0] = max(first - 1, 0)
+        out[k, 1] = min(last + 2, m)
 
 
 @njit(fastmath=FASTMATH, cache=True, inline="always")

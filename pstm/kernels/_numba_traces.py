@@ -190,72 +190,6 @@ def _triangle_levels(
         _triangle_row(data, k, m, lengths, pad, work, k, out, k, 0, 0, m)
 
 
-@njit(cache=True, inline="always")
-def _leg_extent(s: np.float32, lo: np.float32, hi: np.float32) -> tuple[np.float32, np.float32]:
-    """Smallest and largest |s - x| over lo <= x <= hi, in float32: a bound of the kernels'
-    fl(s - x) for every column x in it (rounding is monotone)."""
-    near = np.float32(0.0)
-    if s < lo:
-        near = lo - s
-    elif s > hi:
-        near = s - hi
-    return near, max(abs(s - lo), abs(s - hi))
-
-
-@njit(cache=True, inline="always")
-def _bound_position(
-    ds2: np.float32,
-    dr2: np.float32,
-    q: np.float32,
-    s2: np.float32,
-    t0_in: np.float32,
-    inv_h: np.float32,
-) -> np.float32:
-    """The kernels' sample position (sqrt(q + ds2 s2) + sqrt(q + dr2 s2) - t0) / h, in the
-    same float32 operations (monotone in each argument)."""
-    t = np.sqrt(q + ds2 * s2) + np.sqrt(q + dr2 * s2)
-    return (t - t0_in) * inv_h
-
-
-@njit(parallel=True, cache=True)
-def read_ranges(
-    sx: NDArray[np.float32],
-    sy: NDArray[np.float32],
-    rx: NDArray[np.float32],
-    ry: NDArray[np.float32],
-    box: NDArray[np.float32],
-    tables: NDArray[np.float32],
-    m: int,
-    out: NDArray[np.int64],
-) -> None:
-    """LEVEL_RANGES: out[k] = (n0, n1), resampled samples n0..n1-1 containing every sample
-    the kernels can read from trace k: each position they compute, ``(sqrt(q + ds2 s2) +
-    sqrt(q + dr2 s2) - t0) / h`` clamped to 0..M - 1 and rounded, lies between the same
-    float32 expression taken with the smallest and with the largest q (``th2``), s2
-    (``sl2``) and squared leg lengths over the output columns' bounding box (float32
-    rounding is monotone), one sample of margin each side. ``box`` = (x min, x max, y min,
-    y max) of the columns, ``tables`` = (th2 min, th2 max, sl2 min, sl2 max, t0, 1 / h,
-    M - 1). Parallel over traces; each writes its own row."""
-    q_lo, q_hi, s2_lo, s2_hi = tables[0], tables[1], tables[2], tables[3]
-    t0_in, inv_h, smax = tables[4], tables[5], tables[6]
-    zero, half = np.float32(0.0), np.float32(0.5)
-    for k in prange(sx.shape[0]):
-        sxn, sxf = _leg_extent(sx[k], box[0], box[1])
-        syn, syf = _leg_extent(sy[k], box[2], box[3])
-        rxn, rxf = _leg_extent(rx[k], box[0], box[1])
-        ryn, ryf = _leg_extent(ry[k], box[2], box[3])
-        lo = _bound_position(
-            sxn * sxn + syn * syn, rxn * rxn + ryn * ryn, q_lo, s2_lo, t0_in, inv_h
-        )
-        hi = _bound_position(
-            sxf * sxf + syf * syf, rxf * rxf + ryf * ryf, q_hi, s2_hi, t0_in, inv_h
-        )
-        first = int(min(max(lo, zero), smax))  # truncation: the rounded index is >= it
-        last = int(min(max(hi, zero), smax) + half)  # the rounded index of the largest
-        out[k, 0] = max(first - 1, 0)
-        out[k, 1] = min(last + 2, m)
-
-
 @njit(parallel=True, cache=True)
 def prepare_block(
     prep: tuple,
@@ -268,7 +202,7 @@ def prepare_block(
     zero past the end) or, when ``aa_rows`` has rows, into their level 0 (the first M + 1
     entries of ``aa_rows[k - k0]``, LEVEL0_IN_PLACE: ``rows`` is then not written) and their
     other anti-aliasing levels after it, on the samples of the trace's read range
-    (LEVEL_RANGES, :func:`read_ranges`): what :func:`oversample` and
+    (LEVEL_RANGES, ``pstm.kernels._numba.read_ranges``): what :func:`oversample` and
     :func:`triangle_filtered` compute, for one block of traces of the numba kernels (their
     TRACE_BLOCKS), into buffers that stay in cache. ``prep`` = (recorded traces (ntr, ns),
     oversampling taps (K, 2 half), its work rows padded (block, ns + 2 half) and acc
