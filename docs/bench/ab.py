@@ -28,7 +28,8 @@ def time_here(features: list[str], problem: str, repeat: int) -> str:
     timed by the build's own ``pstm bench`` (:func:`pstm.bench.run_backends`: the bench's
     offset classes, a warm-up call, the output arrays allocated in each call, the feature
     sets round-robin; a build from before ROUND_ROBIN times them one after the other with
-    its ``run_backend``)."""
+    its ``run_backend``, so an A/B of such a build against a newer one compares two timing
+    schemes: give it one ``--features`` at a time)."""
     import pstm
     import pstm.bench as bench_module
     from pstm.config import Backend, Interpolation

@@ -65,6 +65,7 @@ def run(features: str, calls: int) -> None:
     for dispatcher in (
         _numba._migrate_features,
         _numba._migrate_plain,
+        _numba.read_ranges,
         _numba_traces.prepare_block,
     ):
         for compiled in dispatcher.overloads.values():

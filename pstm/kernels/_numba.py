@@ -117,7 +117,8 @@ CHUNKS_PER_THREAD = 4
 #: int64 counts per row of the per-task contribution counts: one 64-byte cache line, so no
 #: two threads write the same line (TASK_ROWS in the module docstring).
 COUNT_ROW = 8
-#: Bytes of prepared trace rows (resampled trace and its anti-aliasing levels) per block of
+#: Bytes of prepared trace rows (the resampled trace, or its anti-aliasing levels, of which
+#: the trace is level 0: LEVEL0_IN_PLACE) per block of
 #: traces (see TRACE_BLOCKS in the module docstring). About one core's L2; blocks measured
 #: 1.3x faster than none on the plain and the anti-aliased kernels, flat from 0.2 to
 #: 1.5 MB (docs/benchmarks.md). A block has a multiple of the threads in traces, at least
