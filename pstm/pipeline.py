@@ -37,6 +37,7 @@ from pstm.errors import ConfigError, PstmError
 from pstm.grid import OutputGrid
 from pstm.kernels import resolve_backend
 from pstm.plan import TilePlan, plan_tiles
+from pstm.velocity import require_input_files as require_velocity_files
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,7 @@ def resolve_antialias_spacing(migration: MigrationConfig, grid: OutputGrid) -> f
 def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:
     """Validate, resolve ``auto`` and plan. Raises :class:`pstm.errors.PstmError`."""
     cfg = parse_config(raw, source)
+    require_velocity_files(cfg.velocity)
     backend, why = resolve_backend(
         cfg.migration.backend, cfg.execution.check_backend_device, cfg.migration.traveltime
     )

@@ -736,6 +736,19 @@ def input_files(velocity: VelocityConfig) -> list[str]:
     return [] if velocity.file is None else [str(velocity.file)]
 
 
+def require_input_files(velocity: VelocityConfig) -> None:
+    """Fail before any job when a file the velocity stage reads is missing. Snakemake itself
+    would not: it skips a job whose input is missing while its outputs exist, so after an
+    earlier run a misspelt or moved velocity file would leave the old velocity (and the
+    image migrated with it) in place, with the new file recorded in the resolved config."""
+    for name in input_files(velocity):
+        if not Path(name).exists():
+            raise InputFileNotFoundError(
+                f"velocity file not found: {name} (velocity.file, kind {velocity.kind.value}; "
+                "a relative path is read from the workflow directory): fix the path or the kind"
+            )
+
+
 def write_velocity(path: str | Path, cube: NDArray[np.float32]) -> None:
     with atomic_output(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, cube)

@@ -109,6 +109,26 @@ def test_edit_reruns_exactly(finished: Path, edit: dict[str, Any], expect: dict[
         config.write_text(original)
 
 
+def test_a_missing_velocity_file_stops_a_rerun(finished: Path) -> None:
+    """After a finished run, a velocity file that does not exist stops the workflow before
+    any job, with one message, instead of leaving the old velocity and image in place:
+    Snakemake skips a job whose input is missing while its outputs exist (it reran only
+    the bookkeeping rules and exited 0 before pstm checked the file itself)."""
+    config = finished / "config.yaml"
+    original = config.read_text()
+    cfg = yaml.safe_load(original)
+    cfg["velocity"] = {"kind": "table_csv", "file": "vel/nope.csv"}
+    try:
+        config.write_text(yaml.safe_dump(cfg))
+        proc = snakemake(finished, "-n", check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0, out
+        assert "velocity file not found: vel/nope.csv (velocity.file, kind table_csv" in out, out
+        assert "Traceback" not in out, out
+    finally:
+        config.write_text(original)
+
+
 def test_undoing_the_edits_leaves_nothing_to_do(finished: Path) -> None:
     assert planned_jobs(finished) == {}
 
