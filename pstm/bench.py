@@ -313,8 +313,8 @@ def format_table(results: list[Result]) -> str:
     for r in results:
         lines.append(
             f"{r.backend:8} {r.features:10} {r.interpolation:20} {r.traveltime:12} "
-            f"{r.threads:>3} {r.contributions:>10.4g} {r.seconds:>7.3f} {r.seconds_median:>8.3f} "
-            f"{r.cpu_seconds:>7.3f} {r.prep_seconds:>7.3f} {r.contributions_per_s:>10.3g} "
+            f"{r.threads:>3} {r.contributions:>10.4g} {r.seconds:>7.4f} {r.seconds_median:>8.4f} "
+            f"{r.cpu_seconds:>7.4f} {r.prep_seconds:>7.4f} {r.contributions_per_s:>10.3g} "
             f"{r.kernel_contributions_per_s:>10.3g}"
         )
     return "\n".join(lines)

@@ -10,6 +10,7 @@ written to ``results/resolved_config.yaml``.
 
 from __future__ import annotations
 
+import difflib
 import math
 from enum import StrEnum
 from pathlib import Path
@@ -721,10 +722,17 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         path = ".".join(str(p) for p in loc) or "(top level)"
         value = err.get("input")
         if err["type"] == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(PstmConfig, loc)) or "(see README)"
-            lines.append(f"  {path}: unknown key. Allowed keys here: {allowed}")
+            keys = _allowed_keys(PstmConfig, loc)
+            close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            allowed = ", ".join(keys) or "(see README)"
+            lines.append(f"  {path}: unknown key{hint}. Allowed keys here: {allowed}")
         else:
-            lines.append(f"  {path}: {err['msg']} (got {value!r})")
+            # a validator's own message, without pydantic's "Value error, " before it; the
+            # value only where it is one (a section-wide check would repeat the section)
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            got = "" if isinstance(value, dict) else f" (got {value!r})"
+            lines.append(f"  {path}: {msg}{got}")
     lines.append("Fix the value(s) above; every setting is documented in config.yaml / README.")
     return "\n".join(lines)
 

@@ -128,8 +128,9 @@ def check_values(
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             at = tuple(i + o for i, o in zip(idx, offset + (0,) * len(idx), strict=False))
+            place = f"entry {at[0] + 1}" if len(at) == 1 else f"index {at}"  # 1D: counted from 1
             raise InputDataError(
-                f"{where}: velocity {v[idx]!r} at index {at} {what} "
+                f"{where}: velocity {float(v[idx]):g} at {place} {what} "
                 f"({int(bad.sum())} such value(s)); {fix}"
             )
 
@@ -197,7 +198,7 @@ def read_time_table(
     cols = read_table(path, TABLE_COLUMNS)
     t, v = cols["time_s"], cols["velocity_mps"]
     check_times(t, f"{path} (column time_s)")
-    check_values(v, velocity, f"{path} (column velocity_mps, index = data row)")
+    check_values(v, velocity, f"{path} (column velocity_mps, entry = data row)")
     return t, v
 
 
@@ -234,7 +235,7 @@ def read_picks(path: str | Path, velocity: VelocityConfig, grid: OutputGrid) -> 
     a, b = cols[loc_cols[0]], cols[loc_cols[1]]
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise InputDataError(f"{path}: location columns {list(loc_cols)} must be finite")
-    check_values(cols["velocity_mps"], velocity, f"{path} (column velocity_mps, index = data row)")
+    check_values(cols["velocity_mps"], velocity, f"{path} (column velocity_mps, entry = data row)")
     keys, inverse = np.unique(np.stack([a, b], axis=1), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     times, values = [], []

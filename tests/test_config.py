@@ -18,8 +18,26 @@ def test_misspelled_key_names_path_and_allowed_keys() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config({"migration": {"apperture_m": 500}})
     msg = str(err.value)
-    assert "migration.apperture_m: unknown key" in msg
+    assert "migration.apperture_m: unknown key (did you mean 'aperture_m'?)" in msg
     assert "aperture_m" in msg.split("Allowed keys here:")[1]
+
+
+def test_a_section_check_says_its_message_once() -> None:
+    """A check of a whole section gives its own message: without pydantic's "Value error, "
+    before it and without the section's contents after it."""
+    with pytest.raises(ConfigError) as err:
+        parse_config(
+            {
+                "velocity": {
+                    "kind": "table_csv",
+                    "file": "v.csv",
+                    "table": {"time_s": [0.0], "vrms_mps": [2000.0]},
+                }
+            }
+        )
+    msg = str(err.value)
+    assert "velocity: 'table' is not used by kind 'table_csv': remove it" in msg
+    assert "Value error" not in msg and "got {" not in msg
 
 
 def test_unknown_top_level_section() -> None:

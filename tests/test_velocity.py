@@ -414,7 +414,10 @@ BAD_TABLES = {
     "nan": ("time_s,velocity_mps\n0.0,1500\n0.1,nan\n", "not finite"),
     "zero": ("time_s,velocity_mps\n0.0,1500\n0.1,0\n", "not positive"),
     "negative": ("time_s,velocity_mps\n0.0,-1500\n0.1,2000\n", "not positive"),
-    "km_per_s": ("time_s,velocity_mps\n0.0,1.5\n0.1,2.0\n", "plausible range 300..10000"),
+    "km_per_s": (
+        "time_s,velocity_mps\n0.0,1.5\n0.1,2.0\n",
+        "velocity 1.5 at entry 1 is outside the plausible range 300..10000",
+    ),
     "time_decreasing": (
         "time_s,velocity_mps\n0.0,1500\n0.2,1600\n0.1,1700\n",
         "strictly increasing",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 
 from pstm.bench import (
+    EVERYTHING,
     accuracy_table,
     format_table,
     make_problem,
@@ -17,8 +19,21 @@ from pstm.bench import (
 from pstm.config import TRAVELTIME_NODE_SAMPLES, Backend, Interpolation, Traveltime
 from pstm.errors import ConfigError
 
+_SWITCHED_ON = ", ".join(f"{k}={getattr(v, 'value', v)}" for k, v in EVERYTHING.items())
+EPILOG = f"""\
+{textwrap.fill(f"--features everything switches on: {_SWITCHED_ON}.", 90)}
+The runs of one command are timed round-robin (one call of each in turn), a peer after them.
+
+Columns: contrib = contributions (trace x output-sample pairs summed); best s, median s =
+wall time of the best and the median call; cpu s = process CPU time of the best call (all
+threads: about threads x best s on a quiet machine); prep s = the operator's tables alone
+(part of the call); contrib/s = contributions per second of the whole call; kernel/s = the
+same without prep s."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
     parser.add_argument(
         "--backend",
         type=Backend,
@@ -26,15 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=list(Backend),
         help="backend(s) to time (repeatable; default: auto)",
     )
-    parser.add_argument("--traces", type=int, default=2000, help="number of traces")
-    parser.add_argument("--nx", type=int, default=200, help="output bins along x")
-    parser.add_argument("--ny", type=int, default=1, help="output bins along y (1 = 2D line)")
-    parser.add_argument("--nt", type=int, default=500, help="output samples per bin")
+    parser.add_argument("--traces", type=int, default=2000, help="number of traces (default: 2000)")
+    parser.add_argument("--nx", type=int, default=200, help="output bins along x (default: 200)")
+    parser.add_argument(
+        "--ny", type=int, default=1, help="output bins along y (default: 1, a 2D line)"
+    )
+    parser.add_argument("--nt", type=int, default=500, help="output samples per bin (default: 500)")
     parser.add_argument(
         "--features",
         choices=["plain", "everything"],
         action="append",
-        help="plain DSR, or every imaging feature on (repeatable; default: plain)",
+        help="plain DSR, or every imaging feature on (repeatable; default: plain; see below)",
     )
     parser.add_argument(
         "--interpolation",
@@ -55,11 +72,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--traveltime-node-samples",
         type=int,
         default=TRAVELTIME_NODE_SAMPLES,
-        help="output samples per exact traveltime of traveltime interpolated",
+        help="output samples per exact traveltime of traveltime interpolated (default: %(default)s)",
     )
-    parser.add_argument("--oversampling", type=int, default=8, help="oversampling factor")
-    parser.add_argument("--threads", type=int, default=2, help="kernel threads")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs after one warm-up")
+    parser.add_argument(
+        "--oversampling", type=int, default=8, help="oversampling factor (default: 8)"
+    )
+    parser.add_argument("--threads", type=int, default=2, help="kernel threads (default: 2)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="timed rounds after one warm-up call (default: 5)"
+    )
     parser.add_argument("--peer", choices=["pylops"], help="also time a peer on the same problem")
     parser.add_argument("--json", action="store_true", help="one JSON object per run")
     parser.add_argument(

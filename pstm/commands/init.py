@@ -402,7 +402,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help=f"migration aperture (default: the largest offset, rounded up to {APERTURE_ROUND_M:g} m)",
     )
-    parser.add_argument("-o", "--output", type=Path, default=Path("config.yaml"))
+    parser.add_argument(
+        "-o", "--output", type=Path, default=Path("config.yaml"),
+        help="where to write the config (default: config.yaml; an existing file needs --force)",
+    )  # fmt: skip
     parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
 
 
