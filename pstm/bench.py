@@ -307,14 +307,14 @@ def options_for(
 def format_table(results: list[Result]) -> str:
     head = f"{'backend':8} {'features':10} {'interp':20} {'traveltime':12} {'thr':>3} "
     head += f"{'contrib':>10} "
-    head += f"{'best s':>7} {'median s':>8} {'cpu s':>7} {'prep s':>7} {'contrib/s':>10} "
+    head += f"{'best s':>9} {'median s':>9} {'cpu s':>9} {'prep s':>9} {'contrib/s':>10} "
     head += f"{'kernel/s':>10}"
     lines = [head]
     for r in results:
         lines.append(
             f"{r.backend:8} {r.features:10} {r.interpolation:20} {r.traveltime:12} "
-            f"{r.threads:>3} {r.contributions:>10.4g} {r.seconds:>7.4f} {r.seconds_median:>8.4f} "
-            f"{r.cpu_seconds:>7.4f} {r.prep_seconds:>7.4f} {r.contributions_per_s:>10.3g} "
+            f"{r.threads:>3} {r.contributions:>10.4g} {r.seconds:>9.4f} {r.seconds_median:>9.4f} "
+            f"{r.cpu_seconds:>9.4f} {r.prep_seconds:>9.4f} {r.contributions_per_s:>10.3g} "
             f"{r.kernel_contributions_per_s:>10.3g}"
         )
     return "\n".join(lines)

@@ -691,6 +691,12 @@ class PstmConfig(_Section):
 # --------------------------------------------------------------------------- loading
 
 
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The config model a field holds (itself, or inside an Optional), if any."""
+    candidates = [annotation, *(getattr(annotation, "__args__", None) or [])]
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+
+
 def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
     """Field names of the section at ``loc`` (for 'unknown key' messages)."""
     current: Any = model
@@ -702,16 +708,41 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[st
         field = current.model_fields.get(str(part))
         if field is None:
             return []
-        annotation = field.annotation
-        args = getattr(annotation, "__args__", None)
-        candidates = [annotation, *(args or [])]
-        current = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)),
-            None,
-        )
+        current = _section_model(field.annotation)
         if current is None:
             return []
     return sorted(current.model_fields) if current is not None else []
+
+
+def _key_paths(model: type[BaseModel], prefix: str = "") -> dict[str, list[str]]:
+    """Every key of the config tree: name -> the dotted paths of the sections it is in."""
+    paths: dict[str, list[str]] = {}
+    for name, field in model.model_fields.items():
+        paths.setdefault(name, []).append(prefix or "(top level)")
+        sub = _section_model(field.annotation)
+        if sub is not None:
+            for key, where in _key_paths(sub, f"{prefix}.{name}" if prefix else name).items():
+                paths.setdefault(key, []).extend(where)
+    return paths
+
+
+#: Most other sections an unknown key's message names as the key's place (a name used in
+#: more sections, e.g. ``time_s``, gets no such hint: it would not say which was meant).
+UNKNOWN_KEY_PLACES = 2
+
+
+def _unknown_key_hint(key: str, section: str, allowed: list[str]) -> str:
+    """' (did you mean ...?)' for a misspelt key: the allowed keys closest to it, all of
+    them when equally close; or, for a key of another section, where it belongs."""
+    close = difflib.get_close_matches(key, allowed, n=3)
+    if close:
+        score = [difflib.SequenceMatcher(None, key, c).ratio() for c in close]
+        ties = sorted(c for c, r in zip(close, score, strict=True) if r == score[0])
+        return " (did you mean " + " or ".join(f"'{c}'" for c in ties) + "?)"
+    elsewhere = [w for w in _key_paths(PstmConfig).get(key, []) if w != section]
+    inside = [w for w in elsewhere if w.startswith(f"{section}.")]  # a subsection of this one
+    where = inside or (elsewhere if len(elsewhere) <= UNKNOWN_KEY_PLACES else [])
+    return f" (it is a key of {' and of '.join(where)})" if where else ""
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
@@ -723,15 +754,22 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         value = err.get("input")
         if err["type"] == "extra_forbidden":
             keys = _allowed_keys(PstmConfig, loc)
-            close = difflib.get_close_matches(str(loc[-1]), keys, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            section = ".".join(str(p) for p in loc[:-1]) or "(top level)"
+            hint = _unknown_key_hint(str(loc[-1]), section, keys)
             allowed = ", ".join(keys) or "(see README)"
             lines.append(f"  {path}: unknown key{hint}. Allowed keys here: {allowed}")
         else:
-            # a validator's own message, without pydantic's "Value error, " before it; the
-            # value only where it is one (a section-wide check would repeat the section)
+            # a validator's own message, without pydantic's "Value error, " before it. A
+            # check of a whole section (or a missing key) gets the section as its value:
+            # not repeated (the messages name their values); another mapping where a value
+            # belongs (e.g. mis-indented YAML) is shown by its keys
             msg = str(err["msg"]).removeprefix("Value error, ")
-            got = "" if isinstance(value, dict) else f" (got {value!r})"
+            if not isinstance(value, dict):
+                got = f" (got {value!r})"
+            elif err["type"] in ("value_error", "missing"):
+                got = ""
+            else:
+                got = f" (got a mapping with the keys {', '.join(map(str, value))})"
             lines.append(f"  {path}: {msg}{got}")
     lines.append("Fix the value(s) above; every setting is documented in config.yaml / README.")
     return "\n".join(lines)

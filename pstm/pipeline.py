@@ -35,6 +35,7 @@ from pstm.config import (
 )
 from pstm.errors import ConfigError, PstmError
 from pstm.grid import OutputGrid
+from pstm.io.headers import require_headers
 from pstm.kernels import resolve_backend
 from pstm.plan import TilePlan, plan_tiles
 from pstm.velocity import require_input_files as require_velocity_files
@@ -273,7 +274,9 @@ def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:
         traces, headers = cfg.input.traces_zarr, cfg.input.headers_parquet
     grid = OutputGrid.from_config(cfg.grid)
     rho = resolve_rho_filter(cfg.migration.rho_filter, grid)
-    ns_in = input_n_samples(cfg, traces)
+    ns_in = input_n_samples(cfg, traces)  # opens the traces: a missing store stops here
+    if cfg.input.kind not in (InputKind.SYNTHETIC, InputKind.SEGY):  # the user's own files
+        require_headers(headers)
     plan = plan_tiles(grid, cfg.execution, cfg.migration, ns_in)
     resolved = cfg.model_copy(
         update={

@@ -130,7 +130,7 @@ def check_values(
             at = tuple(i + o for i, o in zip(idx, offset + (0,) * len(idx), strict=False))
             place = f"entry {at[0] + 1}" if len(at) == 1 else f"index {at}"  # 1D: counted from 1
             raise InputDataError(
-                f"{where}: velocity {float(v[idx]):g} at {place} {what} "
+                f"{where}: velocity {float(v[idx]):.8g} at {place} {what} "
                 f"({int(bad.sum())} such value(s)); {fix}"
             )
 
@@ -198,7 +198,9 @@ def read_time_table(
     cols = read_table(path, TABLE_COLUMNS)
     t, v = cols["time_s"], cols["velocity_mps"]
     check_times(t, f"{path} (column time_s)")
-    check_values(v, velocity, f"{path} (column velocity_mps, entry = data row)")
+    check_values(
+        v, velocity, f"{path} (column velocity_mps; entries are the data rows after the header)"
+    )
     return t, v
 
 
@@ -235,7 +237,11 @@ def read_picks(path: str | Path, velocity: VelocityConfig, grid: OutputGrid) -> 
     a, b = cols[loc_cols[0]], cols[loc_cols[1]]
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise InputDataError(f"{path}: location columns {list(loc_cols)} must be finite")
-    check_values(cols["velocity_mps"], velocity, f"{path} (column velocity_mps, entry = data row)")
+    check_values(
+        cols["velocity_mps"],
+        velocity,
+        f"{path} (column velocity_mps; entries are the data rows after the header)",
+    )
     keys, inverse = np.unique(np.stack([a, b], axis=1), axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     times, values = [], []
@@ -745,8 +751,9 @@ def require_input_files(velocity: VelocityConfig) -> None:
     for name in input_files(velocity):
         if not Path(name).exists():
             raise InputFileNotFoundError(
-                f"velocity file not found: {name} (velocity.file, kind {velocity.kind.value}; "
-                "a relative path is read from the workflow directory): fix the path or the kind"
+                f"velocity file not found: {name} (looked for {Path(name).resolve()}; "
+                f"velocity.file, kind {velocity.kind.value}; a relative path is read from the "
+                "workflow directory): fix the path or the kind"
             )
 
 

@@ -207,6 +207,32 @@ def test_missing_input_file(tmp_path: Path) -> None:
     assert not (work / "results").exists()
 
 
+@pytest.mark.parametrize("missing", ["headers", "velocity"])
+def test_missing_files_stop_the_workflow_at_its_start(
+    tmp_path: Path, survey: Any, missing: str
+) -> None:
+    """The user's files that stages read in place (the Parquet headers of Zarr input, a
+    velocity file) are checked when the workflow reads its config, before any job, so a
+    rerun cannot silently keep outputs made from the old file (Snakemake skips a job whose
+    input is missing while its outputs exist; tests/test_rerun.py shows it after a run).
+    A velocity cube given as a Zarr directory counts as present."""
+    from pstm.errors import InputFileNotFoundError
+    from pstm.pipeline import prepare_run
+
+    cfg = user_input(tmp_path / "in", survey)
+    cube = tmp_path / "in" / "vrms.zarr"
+    cube.mkdir()
+    prepare_run({**cfg, "velocity": {"kind": "cube_zarr", "file": str(cube)}})  # present
+    if missing == "headers":
+        Path(cfg["input"]["headers_parquet"]).unlink()
+        expect = r"headers not found: .*headers.parquet \(looked for /.*set input.headers_parquet"
+    else:
+        cfg["velocity"] = {"kind": "picks", "file": str(tmp_path / "picks.csv")}
+        expect = r"velocity file not found: .*picks.csv \(looked for /.*kind picks"
+    with pytest.raises(InputFileNotFoundError, match=expect):
+        prepare_run(cfg)
+
+
 @pytest.mark.parametrize("dt", [0.0, -0.004])
 def test_bad_sample_interval(tmp_path: Path, survey: Any, dt: float) -> None:
     work = make_workdir(tmp_path, user_input(tmp_path / "in", survey, dt=dt))

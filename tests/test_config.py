@@ -1,6 +1,7 @@
 """The config model: defaults, strictness and the messages a user sees."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,6 +39,34 @@ def test_a_section_check_says_its_message_once() -> None:
     msg = str(err.value)
     assert "velocity: 'table' is not used by kind 'table_csv': remove it" in msg
     assert "Value error" not in msg and "got {" not in msg
+
+
+@pytest.mark.parametrize(
+    ("edit", "hint"),
+    [
+        ({"grid": {"smoothing_length": 1}}, None),  # no key of grid is close
+        ({"velocity": {"smoothing_length": 1}}, "'smoothing_length_m' or 'smoothing_length_s'"),
+        ({"migration": {"max_tile_jobs": 4}}, "(it is a key of execution)"),
+        ({"velocity": {"time_s": [0.0]}}, "(it is a key of velocity.table)"),
+    ],
+)
+def test_unknown_key_hints(edit: dict[str, Any], hint: str | None) -> None:
+    """Equally close keys are all suggested; a key of another section says where it goes."""
+    with pytest.raises(ConfigError) as err:
+        parse_config(edit)
+    line = next(x for x in str(err.value).splitlines() if "unknown key" in x)
+    if hint is None:
+        assert "unknown key. Allowed" in line
+    else:
+        assert hint in line, line
+
+
+def test_a_mapping_where_a_value_belongs_is_shown_by_its_keys() -> None:
+    """Mis-indented YAML puts a mapping where a value belongs: its keys are the clue."""
+    with pytest.raises(
+        ConfigError, match=r"velocity.type: .*got a mapping with the keys smoothing"
+    ):
+        parse_config({"velocity": {"type": {"smoothing": "boxcar"}}})
 
 
 def test_unknown_top_level_section() -> None:

@@ -123,7 +123,8 @@ def test_a_missing_velocity_file_stops_a_rerun(finished: Path) -> None:
         proc = snakemake(finished, "-n", check=False)
         out = proc.stdout + proc.stderr
         assert proc.returncode != 0, out
-        assert "velocity file not found: vel/nope.csv (velocity.file, kind table_csv" in out, out
+        assert "velocity file not found: vel/nope.csv (looked for " in out, out
+        assert "velocity.file, kind table_csv" in out, out
         assert "Traceback" not in out, out
     finally:
         config.write_text(original)

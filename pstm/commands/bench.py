@@ -24,11 +24,12 @@ EPILOG = f"""\
 {textwrap.fill(f"--features everything switches on: {_SWITCHED_ON}.", 90)}
 The runs of one command are timed round-robin (one call of each in turn), a peer after them.
 
-Columns: contrib = contributions (trace x output-sample pairs summed); best s, median s =
-wall time of the best and the median call; cpu s = process CPU time of the best call (all
-threads: about threads x best s on a quiet machine); prep s = the operator's tables alone
-(part of the call); contrib/s = contributions per second of the whole call; kernel/s = the
-same without prep s."""
+Columns: contrib = contributions (trace x output-sample pairs summed; PyLops: every pair);
+best s, median s = wall time of the best and the median call; cpu s = process CPU time of
+the best call (all its threads: up to threads x best s for numba on a quiet machine; numpy
+runs on one thread; a GPU backend's is the host's alone); prep s = the operator's tables
+alone (part of the call); contrib/s = contributions per second of the whole call;
+kernel/s = the same without prep s."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

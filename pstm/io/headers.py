@@ -122,13 +122,23 @@ def positions_problem(sources_seen: bool, receivers_seen: bool) -> str | None:
     return f"every {side} coordinate is zero while the {other} have positions"
 
 
+def require_headers(path: str | Path) -> None:
+    """Fail when the headers file is missing: at the workflow's start too (Snakemake skips
+    a job whose input is missing while its outputs exist, so after a run the old index
+    would stay in use with the new path recorded)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileNotFoundError(
+            f"headers not found: {path} (looked for {path.resolve()}; set input.headers_parquet)"
+        )
+
+
 def read_geometry(path: str | Path) -> Geometry:
     """Read and validate the canonical coordinate columns."""
     import pyarrow.parquet as pq
 
     path = Path(path)
-    if not path.exists():
-        raise InputFileNotFoundError(f"headers not found: {path} (set input.headers_parquet)")
+    require_headers(path)
     try:
         table = pq.read_table(path)
     except Exception as exc:
