@@ -696,9 +696,10 @@ def vrms_of_time(velocity: VelocityConfig, times_s: NDArray[np.float64]) -> NDAr
     through the same chain as :func:`build_velocity` on a regular axis of
     :data:`VRMS_OF_TIME_DT_S` from 0 s."""
     times_s = np.asarray(times_s, dtype=np.float64)
+    where = f"v_rms at the times (s) {np.array2string(times_s, threshold=6, precision=4)}"
     if velocity.type is VelocityType.RMS and velocity.smoothing is VelocitySmoothing.NONE:
         exact = _laterally_constant(velocity, times_s)  # nothing to integrate or smooth
-        check_values(exact, velocity, "v_rms(t)")
+        check_values(exact, velocity, where)
         return exact
     t_end = max(float(times_s.max(initial=0.0)), VRMS_OF_TIME_DT_S)
     n = int(math.ceil(t_end / VRMS_OF_TIME_DT_S)) + 2
@@ -708,7 +709,7 @@ def vrms_of_time(velocity: VelocityConfig, times_s: NDArray[np.float64]) -> NDAr
         v = dix_to_rms(v, 0.0, VRMS_OF_TIME_DT_S)
     v = smooth(v, velocity, 1.0, 1.0, VRMS_OF_TIME_DT_S)
     out: NDArray[np.float64] = np.interp(times_s, t_work, v[0, 0])
-    check_values(out, velocity, "v_rms(t)")
+    check_values(out, velocity, where)
     return out
 
 
