@@ -583,36 +583,42 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
     check_cube(cube, velocity, str(velocity.file))
     log.info("velocity cube %s: %s samples", velocity.file, cube.values.shape)
     last = cube.t0_s + (cube.values.shape[2] - 1) * cube.dt_s
-    warn_time_coverage(str(velocity.file), cube.t0_s, last, grid.times)
+    warn_time_coverage(str(velocity.file), cube.t0_s, last, grid.times, cube=True)
     return lambda il0, nil: resample_cube(cube, *grid.bin_xy(il0, nil), t_work)
 
 
-def warn_time_coverage(source: str, first_s: float, last_s: float, times_s: Float64Array) -> None:
-    """Log a warning when a velocity's time axis (``first_s`` .. ``last_s``) misses the
-    output times ``times_s``: times past MAX_PLAUSIBLE_TIME_S (given in ms?), or more than
-    EXTRAPOLATED_TIME_WARN of the output times beyond its ends, where the velocity is
-    extended as a constant (a cube with its axes in another order, a wrong dt)."""
+def warn_time_coverage(
+    source: str, first_s: float, last_s: float, times_s: Float64Array, cube: bool = False
+) -> None:
+    """Check a velocity's time axis (``first_s`` .. ``last_s``) against the output times
+    ``times_s``: times past MAX_PLAUSIBLE_TIME_S are an error (no record is that long: given
+    in ms), and more than EXTRAPOLATED_TIME_WARN of the output times beyond its ends, where
+    the velocity is extended as a constant, a warning (a table too short; a ``cube`` with
+    its axes in another order, or a wrong dt)."""
     end = float(times_s[-1])
     beyond = float(np.mean((times_s < first_s) | (times_s > last_s)))
     if last_s > MAX_PLAUSIBLE_TIME_S:
-        log.warning(
-            "%s: its times reach %g s, past any seismic record (%g s): are they in ms? "
-            "(velocity times are in seconds)",
-            source,
-            last_s,
-            MAX_PLAUSIBLE_TIME_S,
+        raise InputDataError(
+            f"{source}: its times reach {last_s:g} s, past any seismic record "
+            f"({MAX_PLAUSIBLE_TIME_S:g} s): velocity times are in seconds; if these are "
+            "milliseconds, divide them by 1000"
         )
-    elif beyond > EXTRAPOLATED_TIME_WARN:
+    if beyond > EXTRAPOLATED_TIME_WARN:
+        check = (
+            "its axes (inline, crossline, time) and its dt"
+            if cube
+            else "that it reaches the output's last time"
+        )
         log.warning(
             "%s: its times span %g..%g s and the output's %g..%g s: %.0f%% of the output "
-            "times take its first or last value (extended as a constant); check its time "
-            "axis (a cube's axes are inline, crossline, time; its dt)",
+            "times take its first or last value (extended as a constant); check %s",
             source,
             first_s,
             last_s,
             float(times_s[0]),
             end,
             100.0 * beyond,
+            check,
         )
 
 

@@ -250,14 +250,21 @@ def test_cube_segy_resampled_trilinearly(
     np.testing.assert_allclose(cube, _expected_on_grid(), rtol=1e-5, atol=atol)
 
 
+def test_velocity_times_in_milliseconds_are_an_error() -> None:
+    """1500 "s" is no record length: the times were given in ms; the stage stops (the
+    image would be migrated with the first velocity only)."""
+    cfg = vel(kind="table", table={"time_s": [0.0, 1500.0], "vrms_mps": [1800.0, 2400.0]})
+    with pytest.raises(InputDataError, match=r"velocity.table.*1500 s.*divide them by 1000"):
+        build_velocity(cfg, GRID)
+
+
 @pytest.mark.parametrize(
     ("time_s", "warning"),
     [
         ([0.0, 0.2], None),  # covers the output's 0 .. 0.196 s
         ([0.0, 0.1], "48% of the output times take its first or last value"),
-        ([0.0, 1500.0], "are they in ms?"),
     ],
-    ids=["covers", "half", "milliseconds"],
+    ids=["covers", "half"],
 )
 def test_a_velocity_that_misses_the_output_times_is_warned(
     caplog: pytest.LogCaptureFixture, time_s: list[float], warning: str | None
