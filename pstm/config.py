@@ -240,6 +240,11 @@ class SegyInputConfig(_Section):
         "Zarr chunk (at least 1024; the import logs the value used); peak memory grows "
         "with chunk_traces x (4 x samples + 400) bytes",
     )
+    check_coordinate_scale: bool = Field(
+        True,
+        description="stop when the coordinates give offsets a power of ten off the offset "
+        "word's (byte 37) on nearly every trace: a missing or wrong coordinate scalar",
+    )
 
 
 class InputConfig(_Section):

@@ -384,3 +384,47 @@ def test_segy_with_all_zero_coordinates(tmp_path: Path) -> None:
         work, "every source and receiver coordinate is zero", "set input.segy.header_bytes"
     )
     nothing_trusted(work, "input/traces.zarr", "input/headers.parquet", "index")
+
+
+def _segy_without_its_scalar(path: Path) -> Path:
+    """The tiny survey stored in centimetres (coordinate scalar -100), then byte 71 zeroed,
+    as a writer that forgot the scalar leaves a file: coordinates 100x too large."""
+    import segyio
+
+    survey_to_segy(path, tiny_config())
+    with segyio.open(str(path), "r+", ignore_geometry=True) as f:
+        for i in range(f.tracecount):
+            f.header[i] = {segyio.TraceField.SourceGroupScalar: 0}
+    return path
+
+
+def test_segy_with_a_missing_coordinate_scalar(tmp_path: Path) -> None:
+    """The coordinates give offsets exactly 100x the offset word's (byte 37): the import
+    stops and names the scalar, before any tile (the image would be a blur and only the
+    export failed, telling to change the export's scalar)."""
+    path = _segy_without_its_scalar(tmp_path / "survey.sgy")
+    work = make_workdir(fresh(tmp_path / "w"), segy_config(path))
+    fails_clearly(
+        work,
+        "give offsets 100 times the offset word's (byte 37)",
+        "the coordinate scalar is missing or wrong",
+        "input.segy.check_coordinate_scale",
+    )
+    nothing_trusted(work, "input/traces.zarr", "input/headers.parquet", "index")
+
+
+def test_pstm_init_names_a_missing_coordinate_scalar(tmp_path: Path) -> None:
+    """pstm init checks the same, and the check can be switched off where the offset word
+    is what is wrong; a file with its scalar passes."""
+    from pstm.commands.init import read_segy_survey
+    from pstm.config import SegyInputConfig
+    from pstm.io.segy import SegyFormatError
+
+    path = _segy_without_its_scalar(tmp_path / "survey.sgy")
+    with pytest.raises(SegyFormatError, match=r"byte 71 \(0\), give offsets 100 times"):
+        read_segy_survey(SegyInputConfig(path=path))
+    unscaled = read_segy_survey(SegyInputConfig(path=path, check_coordinate_scale=False))
+    good = tmp_path / "good.sgy"
+    survey_to_segy(good, tiny_config())
+    scaled = read_segy_survey(SegyInputConfig(path=good))  # no error with its scalar
+    np.testing.assert_allclose(unscaled.sx, 100.0 * scaled.sx)  # as the file has them

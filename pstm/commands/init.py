@@ -81,8 +81,9 @@ def _numbers(values: NDArray[np.generic] | None) -> NDArray[np.int64] | None:
 
 
 def read_segy_survey(cfg: SegyInputConfig) -> Survey:
-    from pstm.io.headers import has_positions
+    from pstm.io.headers import coordinate_scale_factor, has_positions
     from pstm.io.segy import (
+        check_coordinate_scale,
         check_positions,
         first_start_time_s,
         inspect_layout,
@@ -96,6 +97,11 @@ def read_segy_survey(cfg: SegyInputConfig) -> Survey:
     sx, sy = f64[HeaderWord.SOURCE_X], f64[HeaderWord.SOURCE_Y]
     rx, ry = f64[HeaderWord.RECEIVER_X], f64[HeaderWord.RECEIVER_Y]
     check_positions(cfg.path, cfg.header_bytes, has_positions(sx, sy), has_positions(rx, ry))
+    if cfg.check_coordinate_scale:
+        factor = coordinate_scale_factor(words[HeaderWord.SIGNED_OFFSET], sx, sy, rx, ry)
+        check_coordinate_scale(
+            cfg.path, cfg.header_bytes, factor, words[HeaderWord.COORDINATE_SCALAR]
+        )
     return Survey(
         source=str(cfg.path),
         ns=layout.ns,

@@ -108,6 +108,39 @@ def has_positions(x: NDArray[np.generic], y: NDArray[np.generic]) -> bool:
     return bool(np.any(np.asarray(x) != 0) or np.any(np.asarray(y) != 0))
 
 
+#: Traces with an offset word (SEG-Y byte 37, integer metres) at least this long take part in
+#: :func:`coordinate_scale_factor` (its rounding is then below 1 %).
+SCALE_CHECK_MIN_OFFSET_M = 100.0
+#: Fewest such traces for the check to say anything.
+SCALE_CHECK_MIN_TRACES = 20
+#: Relative agreement of an offset ratio with a power of ten, and the share of the traces
+#: that must agree, for the coordinates to count as scaled by it.
+SCALE_CHECK_TOLERANCE = 0.02
+SCALE_CHECK_SHARE = 0.9
+
+
+def coordinate_scale_factor(
+    offset_word: NDArray[np.generic],
+    sx: NDArray[np.generic],
+    sy: NDArray[np.generic],
+    rx: NDArray[np.generic],
+    ry: NDArray[np.generic],
+) -> float | None:
+    """The power of ten (not 1) by which the offsets the coordinates give differ from the
+    offset word's on nearly every trace, or None: a missing or wrong coordinate scalar (0
+    where the file stores centimetres, say) shows as offsets exactly 100x too long."""
+    word = np.abs(np.asarray(offset_word, dtype=np.float64))
+    f64 = [np.asarray(v, np.float64) for v in (sx, sy, rx, ry)]
+    dist = np.hypot(f64[2] - f64[0], f64[3] - f64[1])
+    use = (word >= SCALE_CHECK_MIN_OFFSET_M) & (dist > 0)
+    if int(use.sum()) < SCALE_CHECK_MIN_TRACES:
+        return None
+    ratio = dist[use] / word[use]
+    power = float(10.0 ** np.round(np.log10(np.median(ratio))))
+    agree = np.abs(ratio / power - 1.0) <= SCALE_CHECK_TOLERANCE
+    return power if power != 1.0 and float(agree.mean()) >= SCALE_CHECK_SHARE else None
+
+
 def positions_problem(sources_seen: bool, receivers_seen: bool) -> str | None:
     """What is wrong when every source coordinate, or every receiver coordinate, is zero
     (None when both sides have positions): the positions are elsewhere (other header

@@ -31,10 +31,28 @@ from pstm.config import SegyEndian, SegyHeaderBytes, SegyInputConfig, SegySample
 from pstm.errors import InputDataError, InputFileNotFoundError
 from pstm.io.atomic import atomic_output
 from pstm.io.headermap import ALL_WORDS, RAW_PREFIX, SCALED_WORDS, HeaderWord, apply_scalar
-from pstm.io.headers import POSITION_COLUMNS, has_positions, positions_problem, with_derived
+from pstm.io.headers import (
+    POSITION_COLUMNS,
+    coordinate_scale_factor,
+    has_positions,
+    positions_problem,
+    with_derived,
+)
 from pstm.io.traces import DT_ATTR, T0_ATTR, TRACE_CHUNK, create_trace_array
 
 log = logging.getLogger(__name__)
+
+#: The header columns of the coordinate-scale check: the offset word, the four coordinates
+#: (metres, after the scalar) in :func:`pstm.io.headers.coordinate_scale_factor`'s order,
+#: and the scalar word itself.
+SCALE_WORDS = (
+    HeaderWord.SIGNED_OFFSET.key,
+    HeaderWord.SOURCE_X.key,
+    HeaderWord.SOURCE_Y.key,
+    HeaderWord.RECEIVER_X.key,
+    HeaderWord.RECEIVER_Y.key,
+    HeaderWord.COORDINATE_SCALAR.key,
+)
 
 TEXT_HEADER_BYTES = 3200
 BINARY_HEADER_BYTES = 400
@@ -184,6 +202,27 @@ def _header_chunk(
     return cols
 
 
+def check_coordinate_scale(
+    path: Path, header_bytes: SegyHeaderBytes, factor: float | None, scalars: NDArray[np.generic]
+) -> None:
+    """Raise :class:`SegyFormatError` when the coordinates give offsets a power of ten
+    (``factor``, :func:`pstm.io.headers.coordinate_scale_factor`) off the offset word's: the
+    migration would put every event in the wrong place, and only the export would fail."""
+    if factor is None:
+        return
+    found = ", ".join(str(int(v)) for v in np.unique(scalars)[:3])
+    raise SegyFormatError(
+        f"{path}: the source and receiver coordinates, with the coordinate scalar at byte "
+        f"{header_bytes.byte_of(HeaderWord.COORDINATE_SCALAR)} ({found}), give offsets "
+        f"{factor:g} times the offset word's (byte "
+        f"{header_bytes.byte_of(HeaderWord.SIGNED_OFFSET)}) on nearly every trace: the "
+        "coordinate scalar is missing or wrong (0 or 1: as stored; -100: stored in cm). Fix "
+        "it in the file, or point input.segy.header_bytes.coordinate_scalar at the word that "
+        "holds it; if the offset word is what is wrong, set input.segy.check_coordinate_scale: "
+        "false"
+    )
+
+
 def check_positions(
     path: Path, header_bytes: SegyHeaderBytes, sources_seen: bool, receivers_seen: bool
 ) -> None:
@@ -249,6 +288,7 @@ def import_segy(
     # Whole Zarr chunks per read: no read-modify-write of a chunk by the next read.
     chunk = max(TRACE_CHUNK, (cfg.chunk_traces // TRACE_CHUNK) * TRACE_CHUNK)
     sources_seen = receivers_seen = False  # a non-zero coordinate of each side
+    scale_sample: list[dict[str, NDArray[np.generic]]] = []  # the first chunk's words
     delay_ms: int | None = None
     if layout.interval_from_trace:
         log.warning(
@@ -292,6 +332,8 @@ def import_segy(
                 receivers_seen = receivers_seen or has_positions(
                     cols["receiver_x"], cols["receiver_y"]
                 )
+                if not scale_sample:  # the coordinate-scale check: one chunk is plenty
+                    scale_sample.append({k: cols[k] for k in SCALE_WORDS})
                 table = with_derived(pa.table(cols))
                 if writer is None:
                     writer = pq.ParquetWriter(str(tmp_headers), table.schema)
@@ -311,6 +353,10 @@ def import_segy(
             if writer is not None:
                 writer.close()
         check_positions(layout.path, cfg.header_bytes, sources_seen, receivers_seen)
+        if cfg.check_coordinate_scale and scale_sample:
+            w = scale_sample[0]
+            factor = coordinate_scale_factor(*(w[k] for k in SCALE_WORDS[:5]))
+            check_coordinate_scale(layout.path, cfg.header_bytes, factor, w[SCALE_WORDS[5]])
         assert delay_ms is not None
         t0_s = delay_ms / MS_PER_S
         arr.attrs.update({DT_ATTR: layout.dt_s, T0_ATTR: t0_s})
