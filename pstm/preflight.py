@@ -21,6 +21,10 @@ SAMPLED_BINS_PER_TILE = 5
 MAX_SAMPLED_TILES = 200
 #: A bin with fewer traces than this within aperture has "very low fold".
 LOW_FOLD_TRACES = 10
+#: A bin with no midpoint within this many bin spacings (the larger spacing) lies beyond
+#: the survey's midpoints: its image is made of far traces only (migration swings), even
+#: where the aperture reaches traces.
+OFF_DATA_BINS = 4
 #: Size of the kernel timing problem (traces x bins x samples): a fraction of a second,
 #: but big enough that per-call overheads do not dominate.
 TIMING_TRACES, TIMING_BINS, TIMING_SAMPLES = 2000, 64, 250
@@ -111,11 +115,13 @@ def preflight_report(run: Run, index: MidpointIndex | None, input_dt_s: float | 
     if index is not None:
         step = max(1, len(plan.tiles) // MAX_SAMPLED_TILES)
         sampled = plan.tiles[::step]
-        counts, fold, contributions = [], [], 0.0
+        counts, fold, near, contributions = [], [], [], 0.0
+        near_m = OFF_DATA_BINS * max(grid.dil, grid.dxl)
         for tile in sampled:
             counts.append(len(index.query(tile.il0, tile.nil, tile.xl0, tile.nxl, aperture)))
             per_bin = [len(index.query(i, 1, j, 1, aperture)) for i, j in _sample_bins(tile)]
             fold += per_bin
+            near += [len(index.query(i, 1, j, 1, near_m)) for i, j in _sample_bins(tile)]
             contributions += float(np.mean(per_bin)) * tile.nil * tile.nxl * grid.nt
         contributions *= len(plan.tiles) / len(sampled)
         fold_arr = np.asarray(fold)
@@ -129,11 +135,19 @@ def preflight_report(run: Run, index: MidpointIndex | None, input_dt_s: float | 
             "time-variant aperture, angle limit and mutes make it fewer)",
         ]
         empty = int((fold_arr == 0).sum())
+        off_data = int((np.asarray(near) == 0).sum())
         low = int(((fold_arr > 0) & (fold_arr < LOW_FOLD_TRACES)).sum())
         if empty:
             warnings.append(
                 f"{empty} of {len(fold_arr)} sampled bins have no trace within aperture: the "
                 "grid reaches outside the data (check grid origin, rotation and size)"
+            )
+        if off_data > empty:
+            warnings.append(
+                f"{off_data} of {len(fold_arr)} sampled bins have no trace midpoint within "
+                f"{near_m:g} m ({OFF_DATA_BINS} bins): the grid reaches beyond the survey's "
+                "midpoints, where the image holds only far traces' migration swings (check "
+                "grid origin, rotation and size)"
             )
         if low:
             warnings.append(

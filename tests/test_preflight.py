@@ -42,6 +42,16 @@ def test_grid_outside_the_data_and_low_fold_are_warned() -> None:
     assert "(very low fold)" in report(sparse)
 
 
+def test_a_grid_beyond_the_midpoints_is_warned_even_within_aperture() -> None:
+    """Half the grid moved off the survey's midpoints, the aperture still reaching traces
+    from every bin: no "no trace within aperture", but the bins beyond the midpoints are
+    named (their image would be migration swings only)."""
+    text = report(tiny_config(grid={"origin_x_m": 175.0 + 700.0}, migration={"aperture_m": 2000.0}))
+    assert "no trace within aperture" not in text
+    assert "have no trace midpoint within 120 m (4 bins): the grid reaches beyond" in text
+    assert "beyond the survey" not in report(tiny_config(migration={"aperture_m": 2000.0}))
+
+
 @pytest.mark.parametrize(("input_dt", "warned"), [(0.004, False), (0.002, True)])
 def test_time_aliasing_is_warned(input_dt: float, warned: bool) -> None:
     text = report(tiny_config(), input_dt_s=input_dt)
