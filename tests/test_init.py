@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -111,6 +112,26 @@ def test_grid_from_inline_crossline_fit() -> None:
     assert (g.ox, g.oy) == (600_000.0, 6_700_000.0)
     frac, fold = coverage(g, survey)
     assert frac == 1.0 and (fold == 3).all()
+
+
+def test_bin_centres_from_the_headers_fit_exactly() -> None:
+    """Field midpoints scatter within their bins: fitted to the numbers they give a spacing
+    and rotation a little off; the headers' CDP X/Y (the processor's bin centres) give
+    them exactly, and the summary says which were used."""
+    exact = _rotated_survey(32.0, 12.5, 25.0)
+    jitter = np.random.default_rng(5).uniform(-0.15, 0.15, (exact.ntr, 2)) * [12.5, 25.0]
+    scattered = dataclasses.replace(
+        exact, sx=exact.sx + jitter[:, 0], sy=exact.sy + jitter[:, 1],
+        rx=exact.rx + jitter[:, 0], ry=exact.ry + jitter[:, 1],
+    )  # fmt: skip
+    off = propose_grid(scattered, None, None).grid
+    assert (off.dil, off.dxl, off.rotation_deg) != (12.5, 25.0, 32.0)  # the scatter shows
+    with_cdp = dataclasses.replace(scattered, cdp_x=exact.mx, cdp_y=exact.my)
+    proposal = propose_grid(with_cdp, None, None)
+    g = proposal.grid
+    assert "CDP X/Y" in proposal.how
+    assert (g.dil, g.dxl) == (12.5, 25.0) and g.rotation_deg == pytest.approx(32.0, abs=1e-6)
+    assert (g.first_inline, g.first_crossline, g.nil, g.nxl) == (1001, 2001, 30, 20)
 
 
 def test_left_handed_numbering_falls_back_and_says_so() -> None:

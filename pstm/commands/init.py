@@ -65,6 +65,11 @@ class Survey(Geometry):
     t0_s: float
     inline: NDArray[np.int64] | None
     crossline: NDArray[np.int64] | None
+    #: the bin centres the headers give (SEG-Y CDP X/Y, bytes 181/185), where present: on a
+    #: survey binned by its processor they fit the numbers exactly, the midpoints only to
+    #: their scatter within the bins
+    cdp_x: NDArray[np.float64] | None = None
+    cdp_y: NDArray[np.float64] | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,11 @@ def _numbers(values: NDArray[np.generic] | None) -> NDArray[np.int64] | None:
     if values is None or len(np.unique(values)) < 2:
         return None
     return np.asarray(values, dtype=np.int64)
+
+
+def _cdp(x: NDArray[np.float64], y: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+    """Survey's cdp_x/cdp_y where the headers hold them (not all zero)."""
+    return {"cdp_x": x, "cdp_y": y} if bool(np.any(x != 0) or np.any(y != 0)) else {}
 
 
 def read_segy_survey(cfg: SegyInputConfig) -> Survey:
@@ -113,6 +123,7 @@ def read_segy_survey(cfg: SegyInputConfig) -> Survey:
         ry=ry,
         inline=_numbers(words[HeaderWord.INLINE]),
         crossline=_numbers(words[HeaderWord.CROSSLINE]),
+        **_cdp(f64[HeaderWord.CDP_X], f64[HeaderWord.CDP_Y]),
     )
 
 
@@ -125,9 +136,14 @@ def read_zarr_survey(traces: Path, headers: Path) -> Survey:
     names = pq.ParquetFile(headers).schema_arrow.names
     extra = {
         c: pq.read_table(headers, columns=[c]).column(c).to_numpy()
-        for c in ("inline", "crossline")
+        for c in ("inline", "crossline", "cdp_x", "cdp_y")
         if c in names
     }
+    cdp = (
+        _cdp(np.asarray(extra["cdp_x"], np.float64), np.asarray(extra["cdp_y"], np.float64))
+        if "cdp_x" in extra and "cdp_y" in extra
+        else {}
+    )
     return Survey(
         source=str(traces),
         ns=store.ns,
@@ -139,6 +155,7 @@ def read_zarr_survey(traces: Path, headers: Path) -> Survey:
         ry=geo.ry,
         inline=_numbers(extra["inline"]) if "inline" in extra else None,
         crossline=_numbers(extra["crossline"]) if "crossline" in extra else None,
+        **cdp,
     )
 
 
@@ -192,18 +209,26 @@ def receiver_interval_m(survey: Survey) -> float | None:
 
 def _fit_inline_crossline(
     survey: Survey,
-) -> tuple[NDArray[np.float64], float] | None:
-    """Least-squares a, b, c of m = a + b * inline + c * crossline (rows of a 3x2 array)
-    and the RMS residual; None without usable numbers."""
+) -> tuple[NDArray[np.float64], float, str] | None:
+    """Least-squares a, b, c of p = a + b * inline + c * crossline (rows of a 3x2 array),
+    the RMS residual and what p was: the midpoints, or the headers' CDP X/Y where those fit
+    better (a processor's bin centres fit exactly); None without usable numbers."""
     if survey.inline is None or survey.crossline is None:
         return None
     A = np.column_stack(
         [np.ones(survey.ntr), survey.inline.astype(float), survey.crossline.astype(float)]
     )
-    m = np.column_stack([survey.mx, survey.my])
-    coef, *_ = np.linalg.lstsq(A, m, rcond=None)
-    rms = float(np.sqrt(np.mean(np.sum((A @ coef - m) ** 2, axis=1))))
-    return coef, rms
+    best: tuple[NDArray[np.float64], float, str] | None = None
+    points = [("midpoints", survey.mx, survey.my)]
+    if survey.cdp_x is not None and survey.cdp_y is not None:
+        points.append(("CDP X/Y (bin centres from the headers)", survey.cdp_x, survey.cdp_y))
+    for what, x, y in points:
+        p = np.column_stack([x, y])
+        coef, *_ = np.linalg.lstsq(A, p, rcond=None)
+        rms = float(np.sqrt(np.mean(np.sum((A @ coef - p) ** 2, axis=1))))
+        if best is None or rms < best[1]:
+            best = (coef, rms, what)
+    return best
 
 
 def _round(v: float, step: float = COORDINATE_ROUND_M) -> float:
@@ -219,7 +244,7 @@ def propose_grid(survey: Survey, bin_m: float | None, rotation_deg: float | None
     rot = 0.0
     numbered = False
     if fit is not None and bin_m is None and rotation_deg is None:
-        coef, rms = fit
+        coef, rms, fitted = fit
         b, c = coef[1], coef[2]
         dil, dxl = float(np.hypot(*b)), float(np.hypot(*c))
         right_handed = b[0] * c[1] - b[1] * c[0] > 0
@@ -230,7 +255,7 @@ def propose_grid(survey: Survey, bin_m: float | None, rotation_deg: float | None
             origin = (float(o[0]), float(o[1]))
             numbered = right_handed
             how = (
-                f"least-squares fit of midpoints to inline/crossline numbers "
+                f"least-squares fit of {fitted} to inline/crossline numbers "
                 f"(RMS residual {rms:.2f} m)"
             )
             if not right_handed:
