@@ -16,6 +16,7 @@ import numpy as np
 import zarr
 from numpy.typing import NDArray
 
+from pstm import __version__
 from pstm.config import ExportConfig
 from pstm.errors import InputDataError, InputFileNotFoundError
 from pstm.io.headermap import ALL_WORDS, HeaderWord
@@ -97,7 +98,18 @@ def export_image(
             sample_format=cfg.sample_format,
             endian=cfg.endian,
             coordinate_scalar=cfg.coordinate_scalar,
-            text=f"pstm {what}: {nil} inlines x {nxl} crosslines x {nt} samples",
+            text="\n".join(
+                [
+                    f"pstm {__version__} {what}: {nil} inlines x {nxl} crosslines x {nt} samples",
+                    f"time: {nt} samples from {t0_s * 1e3:g} ms every {dt_s * 1e3:g} ms",
+                    f"inline: byte {int(HeaderWord.INLINE)}, crossline: "
+                    f"{int(HeaderWord.CROSSLINE)} (rev 1), offset: {int(HeaderWord.SIGNED_OFFSET)}"
+                    " (m)",
+                    f"CDP X/Y: bytes {int(HeaderWord.CDP_X)}/{int(HeaderWord.CDP_Y)}, coordinate "
+                    f"scalar {cfg.coordinate_scalar} at {int(HeaderWord.COORDINATE_SCALAR)}",
+                    "coordinates in metres, in the input survey's coordinate system",
+                ]
+            ),
         )
 
     with segy_writer(stack_out, spec(nil * nxl, "stack")) as writer:

@@ -60,6 +60,16 @@ def _check_geometry(f: segyio.SegyFile, root: zarr.Group, repeat: int) -> None:
         expected = np.repeat(np.asarray(root[name][:]).ravel(), repeat)
         np.testing.assert_allclose(stored, expected, atol=0.005 + 1e-9, rtol=0)
     np.testing.assert_allclose(f.samples, 4.0 * np.arange(100))
+    # the file says what it is: SEG-Y rev 1, metres, fixed-length seismic traces numbered
+    # from 1, and a textual header with the byte map and the scalar
+    assert (f.bin[segyio.BinField.SEGYRevision], f.bin[segyio.BinField.SEGYRevisionMinor]) == (1, 0)
+    assert f.bin[segyio.BinField.MeasurementSystem] == 1 and f.bin[segyio.BinField.TraceFlag] == 1
+    ntr = f.tracecount
+    for field in (segyio.TraceField.TRACE_SEQUENCE_LINE, segyio.TraceField.TRACE_SEQUENCE_FILE):
+        np.testing.assert_array_equal(f.attributes(field)[:], np.arange(1, ntr + 1))
+    assert (np.asarray(f.attributes(segyio.TraceField.TraceIdentificationCode)[:]) == 1).all()
+    text = segyio.tools.wrap(f.text[0])
+    assert "inline: byte 189, crossline: 193" in text and "coordinate scalar -100 at 71" in text
 
 
 def test_stack_segy_reads_back(results: Path) -> None:

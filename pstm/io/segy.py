@@ -365,6 +365,14 @@ def import_segy(
     return ImportStats(layout.ntr, layout.ns, layout.dt_s, t0_s, seconds)
 
 
+#: Trace identification code (bytes 29-30) of the traces pstm writes: seismic data.
+TRACE_ID_SEISMIC = 1
+#: Measurement system (binary header bytes 3255-3256): metres.
+MEASUREMENT_METRES = 1
+#: Lines of the textual header (C1..C40); ``SegyWriteSpec.text`` gives one per line.
+TEXT_LINES = 40
+
+
 @dataclass(frozen=True)
 class SegyWriteSpec:
     """Layout of a SEG-Y file to write."""
@@ -376,7 +384,7 @@ class SegyWriteSpec:
     sample_format: SegySampleFormat = SegySampleFormat.IEEE
     endian: SegyEndian = SegyEndian.BIG
     coordinate_scalar: int = -100
-    text: str = "written by pstm"
+    text: str = "written by pstm"  # the textual header: one line per C line (76 characters)
 
     def interval_us(self, path: Path) -> int:
         interval_us = round(self.dt_s * US_PER_S)
@@ -446,6 +454,7 @@ class SegyWriter:
                 raise InputDataError(f"header {key!s} has {len(values)} values for {n} traces")
             words[int(key)] = self._to_int(key, values)
         const = {
+            int(segyio.TraceField.TraceIdentificationCode): TRACE_ID_SEISMIC,
             int(HeaderWord.COORDINATE_SCALAR): self._spec.coordinate_scalar,
             ALL_WORDS["TRACE_SAMPLE_COUNT"]: self._spec.ns,
             ALL_WORDS["TRACE_SAMPLE_INTERVAL"]: self._interval_us,
@@ -453,7 +462,9 @@ class SegyWriter:
         }
         for byte, value in const.items():
             words[byte] = np.full(n, value, np.int64)
-        words.setdefault(ALL_WORDS["TRACE_SEQUENCE_FILE"], np.arange(first + 1, first + n + 1))
+        sequence = np.arange(first + 1, first + n + 1)
+        words.setdefault(int(segyio.TraceField.TRACE_SEQUENCE_LINE), sequence)
+        words.setdefault(ALL_WORDS["TRACE_SEQUENCE_FILE"], sequence)
         keys = list(words)
         rows = np.stack([words[k] for k in keys], axis=1).tolist()
         for i in range(n):
@@ -474,12 +485,19 @@ def segy_writer(path: str | Path, spec: SegyWriteSpec) -> Iterator[SegyWriter]:
     segy_spec.endian = spec.endian.value
     with atomic_output(path) as tmp, segyio.create(str(tmp), segy_spec) as f:
         writer = SegyWriter(f, spec, path)
-        f.text[0] = segyio.tools.create_text_header({1: spec.text[:76]})
+        lines = spec.text.splitlines()[:TEXT_LINES]
+        f.text[0] = segyio.tools.create_text_header({i + 1: t[:76] for i, t in enumerate(lines)})
         f.bin.update(
             {
                 segyio.BinField.Interval: spec.interval_us(path),
                 segyio.BinField.Samples: spec.ns,
                 segyio.BinField.Format: segy_spec.format,
+                # SEG-Y rev 1 (bytes 3501-3502 = 0x0100: inline/crossline and CDP X/Y at
+                # the rev-1 bytes), every trace the same length, coordinates in metres
+                segyio.BinField.SEGYRevision: 1,
+                segyio.BinField.SEGYRevisionMinor: 0,
+                segyio.BinField.TraceFlag: 1,
+                segyio.BinField.MeasurementSystem: MEASUREMENT_METRES,
             }
         )
         yield writer
