@@ -560,12 +560,30 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
         warn_time_coverage(str(velocity.file), first, last, grid.times)
         fil, fxl = grid.to_grid(picks.x, picks.y)
         inside = (fil > -0.5) & (fil < grid.nil - 0.5) & (fxl > -0.5) & (fxl < grid.nxl - 0.5)
+        far = (np.abs(fil - 0.5 * (grid.nil - 1)) > 1.5 * grid.nil) | (
+            np.abs(fxl - 0.5 * (grid.nxl - 1)) > 1.5 * grid.nxl
+        )  # farther from the grid than its own size: a typo, or another coordinate system
         if not inside.any():
             log.warning(
                 "%s: none of its %d analysis locations lies on the output grid (check "
                 "velocity.picks_location and the locations' numbers or coordinates)",
                 velocity.file,
                 len(picks.x),
+            )
+        elif far.any():
+            k = int(np.flatnonzero(far)[0])
+            log.warning(
+                "%s: %d of its %d analysis locations lie farther from the output grid than "
+                "the grid's own size, e.g. x %.1f, y %.1f m (grid inline %.0f, crossline "
+                "%.0f): check their coordinates (inverse-distance weighting still spreads "
+                "them over the grid)",
+                velocity.file,
+                int(far.sum()),
+                len(picks.x),
+                float(picks.x[k]),
+                float(picks.y[k]),
+                grid.first_inline + float(fil[k]),
+                grid.first_crossline + float(fxl[k]),
             )
         power = velocity.picks_idw_power
         return lambda il0, nil: idw_picks(picks, *grid.bin_xy(il0, nil), t_work, power)

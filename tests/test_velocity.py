@@ -301,6 +301,24 @@ def test_picks_off_the_grid_are_warned(tmp_path: Path, caplog: pytest.LogCapture
     assert "none of its 1 analysis locations lies on the output grid" in caplog.text
 
 
+def test_a_pick_far_off_the_grid_is_warned(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One analysis with a northing missing a digit (5,400 km away), the others on the
+    grid: named, since inverse-distance weighting spreads it over the whole grid."""
+    x, y = GRID.bin_xy()
+    on = [(float(x[0, 0]), float(y[0, 0])), (float(x[5, 4]), float(y[5, 4]))]
+    path = _picks_csv(tmp_path, [*on, (float(x[2, 2]), float(y[2, 2]) - 5.4e6)], "xy")
+    with caplog.at_level("WARNING", logger="pstm.velocity"):
+        build_velocity(vel(kind="picks", file=str(path)), GRID)
+    assert "1 of its 3 analysis locations lie farther from the output grid" in caplog.text
+    caplog.clear()
+    near = _picks_csv(tmp_path, [*on, (float(x[2, 2]) + 100.0, float(y[2, 2]))], "xy")
+    with caplog.at_level("WARNING", logger="pstm.velocity"):
+        build_velocity(vel(kind="picks", file=str(near)), GRID)
+    assert "farther from the output grid" not in caplog.text  # just beside it: fine
+
+
 def test_cube_is_constant_beyond_its_edges(tmp_path: Path) -> None:
     at = {**_cube_axes(), "origin_x_m": 1050.0, "origin_y_m": 2050.0, "t0_s": 0.1}
     values = np.full((2, 2, 3), 2000.0)
