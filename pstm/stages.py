@@ -213,6 +213,8 @@ def summary(root: str, out_json: str, out_html: str) -> None:
 
     record = write_summary(Path(root), out_json, out_html)
     log.info("run summary: %s", json.dumps(record["totals"]))
+    for w in record["warnings"]:
+        log.warning("%s: %s", w["stage"], w["message"])
 
 
 def preflight(
@@ -230,6 +232,9 @@ def preflight(
         with atomic_output(path) as tmp:
             tmp.write_text(content)
     log.info("%s", text)
+    for line in text.splitlines():  # each warning also as one, for the run summary
+        if line.strip().startswith("WARNING: "):
+            log.warning("%s", line.strip().removeprefix("WARNING: "))
 
 
 def params_of(smk: Any) -> dict[str, Any]:

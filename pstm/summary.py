@@ -28,6 +28,9 @@ _TILE_RE = re.compile(r"^tile (\S+): (\{.*\})$")
 _PROCESS_RE = re.compile(r"^process ([0-9.]+) s since its start$")
 #: The stage that writes the summary (still running while it reads the logs).
 SUMMARY_STAGE = "summary"
+#: Most warnings the summary quotes per stage (each message once; the stage's logs hold
+#: them all).
+SUMMARY_WARNINGS_PER_STAGE = 20
 #: Stages in workflow order (log directories under ``logs/``), for the summary table.
 STAGE_ORDER = (
     "synthesize",
@@ -58,6 +61,7 @@ class JobLog:
     error: str | None = None  # the first ERROR line, or the last line of a traceback
     tile: dict[str, Any] | None = None  # the ``tile <id>: {json}`` record
     process_seconds: float | None = None  # the job's process from its start (Linux)
+    warnings: list[str] = field(default_factory=list)  # its WARNING lines' messages
 
     @property
     def done(self) -> bool:
@@ -81,6 +85,8 @@ def read_job_log(path: Path) -> JobLog:
             job.started = stamp
         job.last = stamp
         level, message = m.group(2), m.group(3)
+        if level == "WARNING":
+            job.warnings.append(message)
         if level in ("ERROR", "CRITICAL") and job.error is None:
             job.error = message
         elif (done := _DONE_RE.match(message)) is not None:
@@ -120,6 +126,8 @@ class StageTiming:
     finished: int = 0
     seconds_total: float = 0.0  # sum over finished jobs
     failed: list[str] = field(default_factory=list)
+    #: the jobs' warnings, each message once
+    warnings: list[str] = field(default_factory=list)
     #: (start, last activity) of each job with a log
     spans: list[tuple[dt.datetime, dt.datetime]] = field(default_factory=list)
 
@@ -144,6 +152,9 @@ def stage_timings(logs_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, St
             timing.jobs += 1
             if job.error is not None:
                 timing.failed.append(str(path))
+            for warning in job.warnings:
+                if warning not in timing.warnings:
+                    timing.warnings.append(warning)
             if job.done:
                 assert job.seconds is not None
                 timing.finished += 1
@@ -215,7 +226,12 @@ def run_summary(root: Path) -> dict[str, Any]:
         }
         for name, t in timings.items()
     }
-    return {"totals": totals, "stages": stages}
+    warnings = [
+        {"stage": name, "message": w}
+        for name, t in timings.items()
+        for w in t.warnings[:SUMMARY_WARNINGS_PER_STAGE]
+    ]
+    return {"totals": totals, "stages": stages, "warnings": warnings}
 
 
 def summary_html(record: dict[str, Any]) -> str:
@@ -239,11 +255,20 @@ def summary_html(record: dict[str, Any]) -> str:
         )
         for n, s in record["stages"].items()
     )
+    warned = record.get("warnings", [])
+    warnings = (
+        "<h3>Warnings (read them before trusting the image)</h3><table>"
+        + row(["stage", "warning"], "th")
+        + "".join(row([w["stage"], w["message"]]) for w in warned)
+        + "</table>"
+        if warned
+        else "<p>No warnings.</p>"
+    )
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>pstm run summary</title>"
         "<style>table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #999;"
         "padding:2px 8px;text-align:left}</style></head><body>"
-        f"<h2>pstm run summary</h2><table>{totals}</table>"
+        f"<h2>pstm run summary</h2><table>{totals}</table>{warnings}"
         f"<h3>Timings per stage</h3><table>{head}{stages}</table></body></html>\n"
     )
 

@@ -270,6 +270,33 @@ def test_summary_from_logs(tmp_path: Path) -> None:
     assert list(stages) == ["migrate", "qc"]  # workflow order
 
 
+def test_run_summary_quotes_every_stage_warning_once(tmp_path: Path) -> None:
+    """Warnings buried in hundreds of lines of a run's output (a velocity table that does
+    not reach the output's end, a grid beyond the midpoints) are quoted in the summary,
+    each once, with their stage; the page says when there were none."""
+    from pstm.summary import summary_html
+
+    velocity = tmp_path / "logs" / "velocity" / "velocity.log"
+    velocity.parent.mkdir(parents=True)
+    short = "v.csv: its times span 0..0.8 s and the output's 0..1.5 s: 47% of the output"
+    velocity.write_text(
+        f"{stamp(1.0)} INFO reading v.csv\n{stamp(1.1)} WARNING {short}\n"
+        f"{stamp(1.2)} WARNING {short}\n{stamp(1.5)} INFO done in 0.50 s\n"
+    )
+    preflight = tmp_path / "logs" / "preflight" / "preflight.log"
+    preflight.parent.mkdir(parents=True)
+    beyond = "3 of 40 sampled bins have no trace midpoint within 100 m (4 bins)"
+    preflight.write_text(f"{stamp(2.0)} WARNING {beyond}\n{stamp(2.1)} INFO done in 0.10 s\n")
+    record = run_summary(tmp_path)
+    assert record["warnings"] == [
+        {"stage": "preflight", "message": beyond},
+        {"stage": "velocity", "message": short},
+    ]
+    page = summary_html(record)
+    assert "Warnings" in page and "47% of the output" in page
+    assert "No warnings." in summary_html({**record, "warnings": []})
+
+
 def test_log_of_an_earlier_run_without_output_waits(tmp_path: Path) -> None:
     ids = ["0000_0000", "0000_0001"]
     write_done_tile(tmp_path, ids[0], end_s=10.0, seconds=10.0, contributions=500)
