@@ -5,7 +5,10 @@ Traces are written inline by inline (bounded memory), in the order inline, cross
 (bytes 189/193), the bin centre as CDP X/Y (181/185) and as source and group X/Y
 (73-85), all scaled by ``export.coordinate_scalar`` (byte 71), a running bin number
 (CDP, byte 21) and, in the gathers, the offset-class centre in metres (byte 37; the
-single all-offset class has offset 0).
+single all-offset class has offset 0), the trace sequence numbers (bytes 1 and 5) and
+trace identification 1 (seismic, byte 29). The binary header says rev 1 (big endian),
+fixed-length traces and metres; the textual header the dimensions, time axis, byte map and
+scalar (:func:`pstm.io.segy.segy_writer`).
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ LOW_FOLD_TRACES = 10
 #: the survey's midpoints: its image is made of far traces only (migration swings), even
 #: where the aperture reaches traces.
 OFF_DATA_BINS = 4
+#: ... and is warned about only where more than this share of the sampled bins is (a hole or
+#: a missing corner of an irregular survey is not worth a warning).
+OFF_DATA_WARN_SHARE = 0.1
 #: Size of the kernel timing problem (traces x bins x samples): a fraction of a second,
 #: but big enough that per-call overheads do not dominate.
 TIMING_TRACES, TIMING_BINS, TIMING_SAMPLES = 2000, 64, 250
@@ -142,12 +145,13 @@ def preflight_report(run: Run, index: MidpointIndex | None, input_dt_s: float | 
                 f"{empty} of {len(fold_arr)} sampled bins have no trace within aperture: the "
                 "grid reaches outside the data (check grid origin, rotation and size)"
             )
-        if off_data > empty:
+        if off_data > empty and off_data > OFF_DATA_WARN_SHARE * len(fold_arr):
             warnings.append(
-                f"{off_data} of {len(fold_arr)} sampled bins have no trace midpoint within "
-                f"{near_m:g} m ({OFF_DATA_BINS} bins): the grid reaches beyond the survey's "
-                "midpoints, where the image holds only far traces' migration swings (check "
-                "grid origin, rotation and size)"
+                f"{off_data} of {len(fold_arr)} sampled bins ({100.0 * off_data / len(fold_arr):.0f}"
+                f"%) have no trace midpoint within {near_m:g} m ({OFF_DATA_BINS} times the "
+                "larger bin spacing): the grid reaches beyond the survey's midpoints, where the "
+                "image holds only far traces' migration swings (check grid origin, rotation "
+                "and size, unless the survey has holes there)"
             )
         if low:
             warnings.append(

@@ -65,9 +65,16 @@ VELOCITY_BLOCK_SAMPLES = 4_000_000
 #: Fraction of the output times a velocity may leave beyond its own first or last time
 #: (where it is extended as a constant) before :func:`warn_time_coverage` warns.
 EXTRAPOLATED_TIME_WARN = 0.1
-#: Velocity times past this (s) are taken for milliseconds and warned about: no reflection
-#: record is that long.
+#: Velocity times past this (s) are taken for milliseconds (an error) where, read as ms,
+#: they match the output's time range (within MS_MATCH_FACTOR): no reflection record is
+#: that long.
 MAX_PLAUSIBLE_TIME_S = 100.0
+#: How closely a velocity's last time / 1000 must match the output's last time to count as
+#: milliseconds (a factor either way); elsewhere long times are only warned about.
+MS_MATCH_FACTOR = 10.0
+#: Velocity picks farther than this from the output grid (and than the grid's own size) are
+#: warned about: regional picks lie nearer, a coordinate typo (a missing digit) farther.
+FAR_PICKS_M = 50_000.0
 #: Sample interval of the work axis of :func:`vrms_of_time` (its times are arbitrary).
 VRMS_OF_TIME_DT_S = 0.001
 #: Required attributes of a Zarr velocity cube (its own regular grid, as in ``grid``).
@@ -560,9 +567,12 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
         warn_time_coverage(str(velocity.file), first, last, grid.times)
         fil, fxl = grid.to_grid(picks.x, picks.y)
         inside = (fil > -0.5) & (fil < grid.nil - 0.5) & (fxl > -0.5) & (fxl < grid.nxl - 0.5)
-        far = (np.abs(fil - 0.5 * (grid.nil - 1)) > 1.5 * grid.nil) | (
-            np.abs(fxl - 0.5 * (grid.nxl - 1)) > 1.5 * grid.nxl
-        )  # farther from the grid than its own size: a typo, or another coordinate system
+        # farther from the grid than FAR_PICKS_M and than its own size, in metres: a typo
+        # or another coordinate system (regional picks around a small patch are nearer)
+        du = np.maximum(np.maximum(-fil, fil - (grid.nil - 1)), 0.0) * grid.dil
+        dv = np.maximum(np.maximum(-fxl, fxl - (grid.nxl - 1)), 0.0) * grid.dxl
+        size = math.hypot(grid.nil * grid.dil, grid.nxl * grid.dxl)
+        far = np.hypot(du, dv) > max(FAR_PICKS_M, size)
         if not inside.any():
             log.warning(
                 "%s: none of its %d analysis locations lies on the output grid (check "
@@ -573,13 +583,13 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
         elif far.any():
             k = int(np.flatnonzero(far)[0])
             log.warning(
-                "%s: %d of its %d analysis locations lie farther from the output grid than "
-                "the grid's own size, e.g. x %.1f, y %.1f m (grid inline %.0f, crossline "
-                "%.0f): check their coordinates (inverse-distance weighting still spreads "
-                "them over the grid)",
+                "%s: %d of its %d analysis locations lie more than %g km from the output "
+                "grid, e.g. x %.1f, y %.1f m (grid inline %.0f, crossline %.0f): check their "
+                "coordinates (inverse-distance weighting still spreads them over the grid)",
                 velocity.file,
                 int(far.sum()),
                 len(picks.x),
+                max(FAR_PICKS_M, size) / 1000.0,
                 float(picks.x[k]),
                 float(picks.y[k]),
                 grid.first_inline + float(fil[k]),
@@ -609,13 +619,14 @@ def warn_time_coverage(
     source: str, first_s: float, last_s: float, times_s: Float64Array, cube: bool = False
 ) -> None:
     """Check a velocity's time axis (``first_s`` .. ``last_s``) against the output times
-    ``times_s``: times past MAX_PLAUSIBLE_TIME_S are an error (no record is that long: given
-    in ms), and more than EXTRAPOLATED_TIME_WARN of the output times beyond its ends, where
+    ``times_s``: times past MAX_PLAUSIBLE_TIME_S that match the output's as milliseconds
+    (MS_MATCH_FACTOR) are an error (no record is that long), and more than EXTRAPOLATED_TIME_WARN of the output times beyond its ends, where
     the velocity is extended as a constant, a warning (a table too short; a ``cube`` with
     its axes in another order, or a wrong dt)."""
     end = float(times_s[-1])
     beyond = float(np.mean((times_s < first_s) | (times_s > last_s)))
-    if last_s > MAX_PLAUSIBLE_TIME_S:
+    as_ms = last_s / 1000.0  # the times read as milliseconds
+    if last_s > MAX_PLAUSIBLE_TIME_S and end / MS_MATCH_FACTOR <= as_ms <= end * MS_MATCH_FACTOR:
         raise InputDataError(
             f"{source}: its times reach {last_s:g} s, past any seismic record "
             f"({MAX_PLAUSIBLE_TIME_S:g} s): velocity times are in seconds; if these are "

@@ -407,7 +407,7 @@ def test_segy_with_a_missing_coordinate_scalar(tmp_path: Path) -> None:
     fails_clearly(
         work,
         "give offsets 100 times the offset word's (byte 37)",
-        "the coordinate scalar is missing or wrong",
+        "one of the two is wrong, most often the coordinate scalar",
         "input.segy.check_coordinate_scale",
     )
     nothing_trusted(work, "input/traces.zarr", "input/headers.parquet", "index")
@@ -428,3 +428,12 @@ def test_pstm_init_names_a_missing_coordinate_scalar(tmp_path: Path) -> None:
     survey_to_segy(good, tiny_config())
     scaled = read_segy_survey(SegyInputConfig(path=good))  # no error with its scalar
     np.testing.assert_allclose(unscaled.sx, 100.0 * scaled.sx)  # as the file has them
+    # the command: stops with the message, or with the flag writes the switch into the config
+    from pstm.cli import main
+    from pstm.config import load_config
+
+    out = tmp_path / "config.yaml"
+    assert main(["init", str(path), "-o", str(out)]) == 1 and not out.exists()
+    assert main(["init", str(path), "-o", str(out), "--no-check-coordinate-scale"]) == 0
+    segy = load_config(out).input.segy
+    assert segy is not None and segy.check_coordinate_scale is False

@@ -134,6 +134,24 @@ def test_bin_centres_from_the_headers_fit_exactly() -> None:
     assert (g.first_inline, g.first_crossline, g.nil, g.nxl) == (1001, 2001, 30, 20)
 
 
+@pytest.mark.parametrize("cdp", ["shifted 1 km", "100x", "constant", "swapped"])
+def test_bin_centres_of_another_frame_are_not_used(cdp: str) -> None:
+    """CDP X/Y that fit the numbers exactly but are not the midpoints' bin centres (another
+    datum, scalar, a constant, x and y swapped) are left out: the grid is the midpoints'."""
+    exact = _rotated_survey(32.0, 12.5, 25.0)
+    x, y = exact.mx, exact.my
+    other = {
+        "shifted 1 km": (x + 1000.0, y),
+        "100x": (100.0 * x, 100.0 * y),
+        "constant": (np.full_like(x, 5.0), np.full_like(y, 7.0)),
+        "swapped": (y, x),
+    }[cdp]
+    alone = propose_grid(exact, None, None).grid
+    proposal = propose_grid(dataclasses.replace(exact, cdp_x=other[0], cdp_y=other[1]), None, None)
+    assert proposal.grid == alone
+    assert "CDP X/Y (bin centres" not in proposal.how
+
+
 def test_left_handed_numbering_falls_back_and_says_so() -> None:
     survey = _rotated_survey(0.0, 25.0, 25.0)
     flipped = Survey(**{**survey.__dict__, "crossline": 5000 - survey.crossline})  # type: ignore[operator]

@@ -48,7 +48,7 @@ def test_a_grid_beyond_the_midpoints_is_warned_even_within_aperture() -> None:
     named (their image would be migration swings only)."""
     text = report(tiny_config(grid={"origin_x_m": 175.0 + 700.0}, migration={"aperture_m": 2000.0}))
     assert "no trace within aperture" not in text
-    assert "have no trace midpoint within 120 m (4 bins): the grid reaches beyond" in text
+    assert "have no trace midpoint within 120 m (4 times the larger bin spacing)" in text
     assert "beyond the survey" not in report(tiny_config(migration={"aperture_m": 2000.0}))
 
 

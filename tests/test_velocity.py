@@ -7,6 +7,7 @@ the test checks exact values; IDW is checked on its defining properties.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -252,10 +253,14 @@ def test_cube_segy_resampled_trilinearly(
 
 def test_velocity_times_in_milliseconds_are_an_error() -> None:
     """1500 "s" is no record length: the times were given in ms; the stage stops (the
-    image would be migrated with the first velocity only)."""
-    cfg = vel(kind="table", table={"time_s": [0.0, 1500.0], "vrms_mps": [1800.0, 2400.0]})
-    with pytest.raises(InputDataError, match=r"velocity.table.*1500 s.*divide them by 1000"):
-        build_velocity(cfg, GRID)
+    image would be migrated with the first velocity only). Times past 100 s that do not
+    match the output's as milliseconds (a long table for long output) are not an error."""
+    cfg = vel(kind="table", table={"time_s": [0.0, 150.0], "vrms_mps": [1800.0, 2400.0]})
+    with pytest.raises(InputDataError, match=r"velocity.table.*150 s.*divide them by 1000"):
+        build_velocity(cfg, GRID)  # output 0 .. 0.196 s: 150 ms matches it
+    long = OutputGrid(**{**dataclasses.asdict(GRID), "t0": 120.0})
+    cfg = vel(kind="table", table={"time_s": [0.0, 125.0], "vrms_mps": [1800.0, 2400.0]})
+    assert build_velocity(cfg, long).shape == (long.nil, long.nxl, long.nt)
 
 
 @pytest.mark.parametrize(
@@ -311,12 +316,12 @@ def test_a_pick_far_off_the_grid_is_warned(
     path = _picks_csv(tmp_path, [*on, (float(x[2, 2]), float(y[2, 2]) - 5.4e6)], "xy")
     with caplog.at_level("WARNING", logger="pstm.velocity"):
         build_velocity(vel(kind="picks", file=str(path)), GRID)
-    assert "1 of its 3 analysis locations lie farther from the output grid" in caplog.text
+    assert "1 of its 3 analysis locations lie more than 50 km from the output grid" in caplog.text
     caplog.clear()
-    near = _picks_csv(tmp_path, [*on, (float(x[2, 2]) + 100.0, float(y[2, 2]))], "xy")
+    regional = _picks_csv(tmp_path, [*on, (float(x[2, 2]) + 20_000.0, float(y[2, 2]))], "xy")
     with caplog.at_level("WARNING", logger="pstm.velocity"):
-        build_velocity(vel(kind="picks", file=str(near)), GRID)
-    assert "farther from the output grid" not in caplog.text  # just beside it: fine
+        build_velocity(vel(kind="picks", file=str(regional)), GRID)
+    assert "from the output grid" not in caplog.text  # regional picks, 20 km away: fine
 
 
 def test_cube_is_constant_beyond_its_edges(tmp_path: Path) -> None:

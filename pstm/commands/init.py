@@ -48,6 +48,9 @@ APERTURE_ROUND_M = 50.0
 #: A least-squares inline/crossline fit is trusted when its RMS residual is below this
 #: fraction of the smaller bin spacing.
 FIT_TOLERANCE = 0.25
+#: The headers' CDP X/Y replace the midpoints in the inline/crossline fit only where their
+#: fit lies within this many bins of the midpoints' at every trace.
+CDP_AGREEMENT = 0.5
 #: Proposed coordinates and spacings are rounded to this (metres).
 COORDINATE_ROUND_M = 0.01
 #: A fitted rotation is rounded to this (1e-4 deg moves a bin 10 km away by 1.7 cm).
@@ -218,17 +221,33 @@ def _fit_inline_crossline(
     A = np.column_stack(
         [np.ones(survey.ntr), survey.inline.astype(float), survey.crossline.astype(float)]
     )
-    best: tuple[NDArray[np.float64], float, str] | None = None
-    points = [("midpoints", survey.mx, survey.my)]
-    if survey.cdp_x is not None and survey.cdp_y is not None:
-        points.append(("CDP X/Y (bin centres from the headers)", survey.cdp_x, survey.cdp_y))
-    for what, x, y in points:
+
+    def fit(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray[np.float64], float]:
         p = np.column_stack([x, y])
         coef, *_ = np.linalg.lstsq(A, p, rcond=None)
-        rms = float(np.sqrt(np.mean(np.sum((A @ coef - p) ** 2, axis=1))))
-        if best is None or rms < best[1]:
-            best = (coef, rms, what)
-    return best
+        return coef, float(np.sqrt(np.mean(np.sum((A @ coef - p) ** 2, axis=1))))
+
+    coef, rms = fit(survey.mx, survey.my)
+    if survey.cdp_x is None or survey.cdp_y is None:
+        return coef, rms, "midpoints"
+    cdp_coef, cdp_rms = fit(survey.cdp_x, survey.cdp_y)
+    # the headers' bin centres are used only where they are those of the midpoints' grid:
+    # at every trace within CDP_AGREEMENT bins of the midpoint fit (another datum, scalar,
+    # axis order or a local frame fits its numbers just as exactly, elsewhere)
+    bin_m = min(float(np.hypot(*coef[1])), float(np.hypot(*coef[2])))
+    apart = float(np.max(np.hypot(*(A @ (cdp_coef - coef)).T))) if bin_m > 0 else math.inf
+    if cdp_rms < rms and apart <= CDP_AGREEMENT * bin_m:
+        return cdp_coef, cdp_rms, "CDP X/Y (bin centres from the headers)"
+    return (
+        coef,
+        rms,
+        (
+            f"midpoints (the headers' CDP X/Y fit the numbers {apart:.1f} m away from them: "
+            "not used)"
+            if cdp_rms < rms
+            else "midpoints"
+        ),
+    )
 
 
 def _round(v: float, step: float = COORDINATE_ROUND_M) -> float:
@@ -437,6 +456,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "-o", "--output", type=Path, default=Path("config.yaml"),
         help="where to write the config (default: config.yaml; an existing file needs --force)",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-check-coordinate-scale",
+        action="store_true",
+        help="accept coordinates that give offsets a power of ten off the offset word (byte "
+        "37) where that word is what is wrong (written into the config as "
+        "input.segy.check_coordinate_scale: false)",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite OUTPUT if it exists")
 
 
@@ -457,6 +483,8 @@ def run(args: argparse.Namespace) -> int:
         }
     else:
         segy: dict[str, Any] = {"path": str(source), "endian": args.endian}
+        if args.no_check_coordinate_scale:
+            segy["check_coordinate_scale"] = False
         overrides = _parse_header_bytes(args.header_byte)
         if overrides:
             segy["header_bytes"] = overrides

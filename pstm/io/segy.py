@@ -215,11 +215,12 @@ def check_coordinate_scale(
         f"{path}: the source and receiver coordinates, with the coordinate scalar at byte "
         f"{header_bytes.byte_of(HeaderWord.COORDINATE_SCALAR)} ({found}), give offsets "
         f"{factor:g} times the offset word's (byte "
-        f"{header_bytes.byte_of(HeaderWord.SIGNED_OFFSET)}) on nearly every trace: the "
-        "coordinate scalar is missing or wrong (0 or 1: as stored; -100: stored in cm). Fix "
-        "it in the file, or point input.segy.header_bytes.coordinate_scalar at the word that "
-        "holds it; if the offset word is what is wrong, set input.segy.check_coordinate_scale: "
-        "false"
+        f"{header_bytes.byte_of(HeaderWord.SIGNED_OFFSET)}) on nearly every trace: one of the "
+        "two is wrong, most often the coordinate scalar (0 or 1: as stored; -100: stored in "
+        "cm). Fix it in the file, or point input.segy.header_bytes.coordinate_scalar at the "
+        "word that holds it. pstm takes offsets from the coordinates and uses the offset word "
+        "for this check only: if that word is what is wrong, set "
+        "input.segy.check_coordinate_scale: false (pstm init: --no-check-coordinate-scale)"
     )
 
 
@@ -288,7 +289,6 @@ def import_segy(
     # Whole Zarr chunks per read: no read-modify-write of a chunk by the next read.
     chunk = max(TRACE_CHUNK, (cfg.chunk_traces // TRACE_CHUNK) * TRACE_CHUNK)
     sources_seen = receivers_seen = False  # a non-zero coordinate of each side
-    scale_sample: list[dict[str, NDArray[np.generic]]] = []  # the first chunk's words
     delay_ms: int | None = None
     if layout.interval_from_trace:
         log.warning(
@@ -332,8 +332,11 @@ def import_segy(
                 receivers_seen = receivers_seen or has_positions(
                     cols["receiver_x"], cols["receiver_y"]
                 )
-                if not scale_sample:  # the coordinate-scale check: one chunk is plenty
-                    scale_sample.append({k: cols[k] for k in SCALE_WORDS})
+                if start == 0 and cfg.check_coordinate_scale:  # the first chunk is plenty
+                    factor = coordinate_scale_factor(*(cols[k] for k in SCALE_WORDS[:5]))
+                    check_coordinate_scale(
+                        layout.path, cfg.header_bytes, factor, cols[SCALE_WORDS[5]]
+                    )
                 table = with_derived(pa.table(cols))
                 if writer is None:
                     writer = pq.ParquetWriter(str(tmp_headers), table.schema)
@@ -353,10 +356,6 @@ def import_segy(
             if writer is not None:
                 writer.close()
         check_positions(layout.path, cfg.header_bytes, sources_seen, receivers_seen)
-        if cfg.check_coordinate_scale and scale_sample:
-            w = scale_sample[0]
-            factor = coordinate_scale_factor(*(w[k] for k in SCALE_WORDS[:5]))
-            check_coordinate_scale(layout.path, cfg.header_bytes, factor, w[SCALE_WORDS[5]])
         assert delay_ms is not None
         t0_s = delay_ms / MS_PER_S
         arr.attrs.update({DT_ATTR: layout.dt_s, T0_ATTR: t0_s})
@@ -492,14 +491,19 @@ def segy_writer(path: str | Path, spec: SegyWriteSpec) -> Iterator[SegyWriter]:
                 segyio.BinField.Interval: spec.interval_us(path),
                 segyio.BinField.Samples: spec.ns,
                 segyio.BinField.Format: segy_spec.format,
-                # SEG-Y rev 1 (bytes 3501-3502 = 0x0100: inline/crossline and CDP X/Y at
-                # the rev-1 bytes), every trace the same length, coordinates in metres
-                segyio.BinField.SEGYRevision: 1,
-                segyio.BinField.SEGYRevisionMinor: 0,
+                # every trace the same length, coordinates in metres
                 segyio.BinField.TraceFlag: 1,
                 segyio.BinField.MeasurementSystem: MEASUREMENT_METRES,
             }
         )
+        if spec.endian is SegyEndian.BIG:  # rev 1 is big-endian: a little-endian file
+            # claims no revision (segyio would swap the two bytes into 0x0001)
+            f.bin.update(
+                {  # SEG-Y rev 1: bytes 3501-3502 = 0x0100 (inline/crossline, CDP X/Y there)
+                    segyio.BinField.SEGYRevision: 1,
+                    segyio.BinField.SEGYRevisionMinor: 0,
+                }
+            )
         yield writer
         if writer.written != spec.ntr:
             raise InputDataError(
