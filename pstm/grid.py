@@ -96,3 +96,12 @@ class OutputGrid:
         fil: NDArray[np.float64] = (dx * ai + dy * bi) / self.dil
         fxl: NDArray[np.float64] = (dx * aj + dy * bj) / self.dxl
         return fil, fxl
+
+    def outside_m(
+        self, fil: NDArray[np.float64], fxl: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """How far points at fractional grid indices (:meth:`to_grid`) lie beyond the bin
+        centres' rectangle, along inlines and along crosslines (metres, 0 inside)."""
+        du = np.maximum(np.maximum(-fil, fil - (self.nil - 1)), 0.0) * self.dil
+        dv = np.maximum(np.maximum(-fxl, fxl - (self.nxl - 1)), 0.0) * self.dxl
+        return du, dv

@@ -154,9 +154,7 @@ class Coverage:
 def coverage(index: MidpointIndex, grid: OutputGrid, aperture_m: float) -> Coverage:
     """Count midpoints inside the grid and within ``aperture_m`` of any of its bins."""
     nil, nxl = grid.nil, grid.nxl
-    mil, mxl = np.asarray(index.mil), np.asarray(index.mxl)
-    du = np.maximum(np.maximum(-mil, mil - (nil - 1)), 0.0) * grid.dil
-    dv = np.maximum(np.maximum(-mxl, mxl - (nxl - 1)), 0.0) * grid.dxl
+    du, dv = grid.outside_m(np.asarray(index.mil), np.asarray(index.mxl))
     mx = 0.5 * (np.asarray(index.sx) + np.asarray(index.rx))
     my = 0.5 * (np.asarray(index.sy) + np.asarray(index.ry))
     corners = [grid.bin_xy(i, 1, j, 1) for i in (0, nil - 1) for j in (0, nxl - 1)]

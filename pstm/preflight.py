@@ -122,9 +122,10 @@ def preflight_report(run: Run, index: MidpointIndex | None, input_dt_s: float | 
         near_m = OFF_DATA_BINS * max(grid.dil, grid.dxl)
         for tile in sampled:
             counts.append(len(index.query(tile.il0, tile.nil, tile.xl0, tile.nxl, aperture)))
-            per_bin = [len(index.query(i, 1, j, 1, aperture)) for i, j in _sample_bins(tile)]
+            bins = _sample_bins(tile)
+            per_bin = [len(index.query(i, 1, j, 1, aperture)) for i, j in bins]
             fold += per_bin
-            near += [len(index.query(i, 1, j, 1, near_m)) for i, j in _sample_bins(tile)]
+            near += [len(index.query(i, 1, j, 1, near_m)) for i, j in bins]
             contributions += float(np.mean(per_bin)) * tile.nil * tile.nxl * grid.nt
         contributions *= len(plan.tiles) / len(sampled)
         fold_arr = np.asarray(fold)

@@ -63,7 +63,7 @@ IDW_MAX_WEIGHTS = 4_000_000
 #: a cube larger than memory can be written to a memory-mapped ``vrms.npy``.
 VELOCITY_BLOCK_SAMPLES = 4_000_000
 #: Fraction of the output times a velocity may leave beyond its own first or last time
-#: (where it is extended as a constant) before :func:`warn_time_coverage` warns.
+#: (where it is extended as a constant) before :func:`check_time_coverage` warns.
 EXTRAPOLATED_TIME_WARN = 0.1
 #: Velocity times past this (s) are taken for milliseconds (an error) where, read as ms,
 #: they match the output's time range (within MS_MATCH_FACTOR): no reflection record is
@@ -553,7 +553,7 @@ Sampler = Callable[[int, int], Float64Array]
 def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -> Sampler:
     """Step 1: reads (and checks) the input once; returns ``sample(il0, nil)``, the given
     velocity on output inlines il0 .. il0 + nil - 1 and the work times. Warns where the
-    input's time axis misses the output's (:func:`warn_time_coverage`)."""
+    input's time axis misses the output's (:func:`check_time_coverage`)."""
     kind = velocity.kind
     if kind in (VelocityKind.CONSTANT, VelocityKind.TABLE, VelocityKind.TABLE_CSV):
         column = _laterally_constant(velocity, t_work, grid.times)
@@ -564,13 +564,12 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
         log.info("velocity picks: %d analysis locations from %s", len(picks.x), velocity.file)
         first = min(float(t[0]) for t in picks.times)
         last = max(float(t[-1]) for t in picks.times)
-        warn_time_coverage(str(velocity.file), first, last, grid.times)
+        check_time_coverage(str(velocity.file), first, last, grid.times)
         fil, fxl = grid.to_grid(picks.x, picks.y)
         inside = (fil > -0.5) & (fil < grid.nil - 0.5) & (fxl > -0.5) & (fxl < grid.nxl - 0.5)
         # farther from the grid than FAR_PICKS_M and than its own size, in metres: a typo
         # or another coordinate system (regional picks around a small patch are nearer)
-        du = np.maximum(np.maximum(-fil, fil - (grid.nil - 1)), 0.0) * grid.dil
-        dv = np.maximum(np.maximum(-fxl, fxl - (grid.nxl - 1)), 0.0) * grid.dxl
+        du, dv = grid.outside_m(fil, fxl)
         size = math.hypot(grid.nil * grid.dil, grid.nxl * grid.dxl)
         far = np.hypot(du, dv) > max(FAR_PICKS_M, size)
         if not inside.any():
@@ -611,11 +610,11 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
     check_cube(cube, velocity, str(velocity.file))
     log.info("velocity cube %s: %s samples", velocity.file, cube.values.shape)
     last = cube.t0_s + (cube.values.shape[2] - 1) * cube.dt_s
-    warn_time_coverage(str(velocity.file), cube.t0_s, last, grid.times, cube=True)
+    check_time_coverage(str(velocity.file), cube.t0_s, last, grid.times, cube=True)
     return lambda il0, nil: resample_cube(cube, *grid.bin_xy(il0, nil), t_work)
 
 
-def warn_time_coverage(
+def check_time_coverage(
     source: str, first_s: float, last_s: float, times_s: Float64Array, cube: bool = False
 ) -> None:
     """Check a velocity's time axis (``first_s`` .. ``last_s``) against the output times
@@ -656,7 +655,7 @@ def _laterally_constant(
 ) -> Float64Array:
     """The velocity of a laterally constant kind at the work times; with ``output_times``
     (building the output velocity) a table's time axis is checked against them
-    (:func:`warn_time_coverage`)."""
+    (:func:`check_time_coverage`)."""
     if velocity.kind is VelocityKind.CONSTANT:
         assert velocity.constant_mps is not None  # guaranteed by the model validator
         return np.full(t_work.shape, velocity.constant_mps)
@@ -673,7 +672,7 @@ def _laterally_constant(
             "kind constant, table or table_csv"
         )
     if output_times is not None:
-        warn_time_coverage(source, float(t[0]), float(t[-1]), output_times)
+        check_time_coverage(source, float(t[0]), float(t[-1]), output_times)
     return np.interp(t_work, t, v)
 
 

@@ -90,11 +90,13 @@ def _numbers(values: NDArray[np.generic] | None) -> NDArray[np.int64] | None:
 
 def _cdp(x: NDArray[np.float64], y: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
     """Survey's cdp_x/cdp_y where the headers hold them (not all zero)."""
-    return {"cdp_x": x, "cdp_y": y} if bool(np.any(x != 0) or np.any(y != 0)) else {}
+    from pstm.io.headers import has_positions
+
+    return {"cdp_x": x, "cdp_y": y} if has_positions(x, y) else {}
 
 
 def read_segy_survey(cfg: SegyInputConfig) -> Survey:
-    from pstm.io.headers import coordinate_scale_factor, has_positions
+    from pstm.io.headers import has_positions
     from pstm.io.segy import (
         check_coordinate_scale,
         check_positions,
@@ -111,10 +113,7 @@ def read_segy_survey(cfg: SegyInputConfig) -> Survey:
     rx, ry = f64[HeaderWord.RECEIVER_X], f64[HeaderWord.RECEIVER_Y]
     check_positions(cfg.path, cfg.header_bytes, has_positions(sx, sy), has_positions(rx, ry))
     if cfg.check_coordinate_scale:
-        factor = coordinate_scale_factor(words[HeaderWord.SIGNED_OFFSET], sx, sy, rx, ry)
-        check_coordinate_scale(
-            cfg.path, cfg.header_bytes, factor, words[HeaderWord.COORDINATE_SCALAR]
-        )
+        check_coordinate_scale(cfg.path, cfg.header_bytes, words)
     return Survey(
         source=str(cfg.path),
         ns=layout.ns,

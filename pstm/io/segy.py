@@ -42,18 +42,6 @@ from pstm.io.traces import DT_ATTR, T0_ATTR, TRACE_CHUNK, create_trace_array
 
 log = logging.getLogger(__name__)
 
-#: The header columns of the coordinate-scale check: the offset word, the four coordinates
-#: (metres, after the scalar) in :func:`pstm.io.headers.coordinate_scale_factor`'s order,
-#: and the scalar word itself.
-SCALE_WORDS = (
-    HeaderWord.SIGNED_OFFSET.key,
-    HeaderWord.SOURCE_X.key,
-    HeaderWord.SOURCE_Y.key,
-    HeaderWord.RECEIVER_X.key,
-    HeaderWord.RECEIVER_Y.key,
-    HeaderWord.COORDINATE_SCALAR.key,
-)
-
 TEXT_HEADER_BYTES = 3200
 BINARY_HEADER_BYTES = 400
 TRACE_HEADER_BYTES = 240
@@ -203,14 +191,21 @@ def _header_chunk(
 
 
 def check_coordinate_scale(
-    path: Path, header_bytes: SegyHeaderBytes, factor: float | None, scalars: NDArray[np.generic]
+    path: Path, header_bytes: SegyHeaderBytes, words: Mapping[HeaderWord, NDArray[np.generic]]
 ) -> None:
-    """Raise :class:`SegyFormatError` when the coordinates give offsets a power of ten
-    (``factor``, :func:`pstm.io.headers.coordinate_scale_factor`) off the offset word's: the
-    migration would put every event in the wrong place, and only the export would fail."""
+    """Raise :class:`SegyFormatError` when the coordinates (metres, after the scalar) give
+    offsets a power of ten off the offset word's
+    (:func:`pstm.io.headers.coordinate_scale_factor`): the migration would put every event
+    in the wrong place, and only the export would fail. ``words``: the canonical header
+    words of some traces."""
+    w = HeaderWord
+    factor = coordinate_scale_factor(
+        words[w.SIGNED_OFFSET], words[w.SOURCE_X], words[w.SOURCE_Y], words[w.RECEIVER_X],
+        words[w.RECEIVER_Y],
+    )  # fmt: skip
     if factor is None:
         return
-    found = ", ".join(str(int(v)) for v in np.unique(scalars)[:3])
+    found = ", ".join(str(int(v)) for v in np.unique(words[w.COORDINATE_SCALAR])[:3])
     raise SegyFormatError(
         f"{path}: the source and receiver coordinates, with the coordinate scalar at byte "
         f"{header_bytes.byte_of(HeaderWord.COORDINATE_SCALAR)} ({found}), give offsets "
@@ -333,10 +328,8 @@ def import_segy(
                     cols["receiver_x"], cols["receiver_y"]
                 )
                 if start == 0 and cfg.check_coordinate_scale:  # the first chunk is plenty
-                    factor = coordinate_scale_factor(*(cols[k] for k in SCALE_WORDS[:5]))
-                    check_coordinate_scale(
-                        layout.path, cfg.header_bytes, factor, cols[SCALE_WORDS[5]]
-                    )
+                    words = {word: cols[word.key] for word in HeaderWord}
+                    check_coordinate_scale(layout.path, cfg.header_bytes, words)
                 table = with_derived(pa.table(cols))
                 if writer is None:
                     writer = pq.ParquetWriter(str(tmp_headers), table.schema)
