@@ -92,7 +92,23 @@ def operator_summary(m: MigrationConfig) -> str:
     )
 
 
-def preflight_report(run: Run, index: MidpointIndex | None, input_dt_s: float | None) -> str:
+@dataclasses.dataclass(frozen=True)
+class PreflightReport:
+    """What :func:`preflight_report` found: the report's lines and its warnings apart (the
+    workflow's preflight job logs each warning as one, for the run summary)."""
+
+    lines: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        """The report as ``results/preflight.txt`` and ``pstm preflight`` show it."""
+        return "\n".join([*self.lines, *(f"  WARNING: {w}" for w in self.warnings)]) + "\n"
+
+
+def preflight_report(
+    run: Run, index: MidpointIndex | None, input_dt_s: float | None
+) -> PreflightReport:
     cfg, plan, grid = run.config, run.plan, run.grid
     aperture = max_aperture_m(cfg.migration)
     lines = [
@@ -173,5 +189,4 @@ def preflight_report(run: Run, index: MidpointIndex | None, input_dt_s: float | 
                     "cluster's runtime from it; divide by the tile jobs running at once for "
                     "the wall time)"
                 )
-    lines += [f"  WARNING: {w}" for w in warnings]
-    return "\n".join(lines) + "\n"
+    return PreflightReport(tuple(lines), tuple(warnings))

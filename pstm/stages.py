@@ -208,10 +208,13 @@ def qc_velocity(params: dict[str, Any], vrms: str, vrms_info: str, out: str) -> 
     log.info("qc figure: %s", out)
 
 
-def summary(root: str, out_json: str, out_html: str) -> None:
-    from pstm.summary import write_summary
+def summary(root: str, out_json: str, out_html: str, jobs: dict[str, Any]) -> None:
+    """The run summary of the workflow's ``jobs`` (``{"stages": [rule names], "ids":
+    {stage: [job ids]}}``: a summary rule's params)."""
+    from pstm.summary import RunJobs, write_summary
 
-    record = write_summary(Path(root), out_json, out_html)
+    run_jobs = RunJobs(frozenset(jobs["stages"]), {k: frozenset(v) for k, v in jobs["ids"].items()})
+    record = write_summary(Path(root), out_json, out_html, run_jobs)
     log.info("run summary: %s", json.dumps(record["totals"]))
     for w in record["warnings"]:
         log.warning("%s: %s", w["stage"], w["message"])
@@ -227,14 +230,13 @@ def preflight(
     run = prepare_run(config, source="resolved config")
     plan = dataclasses.replace(run.plan, reason=params["plan_reason"])
     run = dataclasses.replace(run, backend_reason=params["backend_reason"], plan=plan)
-    text = preflight_report(run, read_index(index_dir), open_traces(traces).dt)
-    for path, content in ((out_resolved, run.resolved_yaml()), (out_report, text)):
+    report = preflight_report(run, read_index(index_dir), open_traces(traces).dt)
+    for path, content in ((out_resolved, run.resolved_yaml()), (out_report, report.text)):
         with atomic_output(path) as tmp:
             tmp.write_text(content)
-    log.info("%s", text)
-    for line in text.splitlines():  # each warning also as one, for the run summary
-        if line.strip().startswith("WARNING: "):
-            log.warning("%s", line.strip().removeprefix("WARNING: "))
+    log.info("%s", report.text)
+    for warning in report.warnings:  # each also as a warning of its own, for the run summary
+        log.warning("%s", warning)
 
 
 def params_of(smk: Any) -> dict[str, Any]:

@@ -137,17 +137,46 @@ class StageTiming:
         return busy_seconds(self.spans)
 
 
-def stage_timings(logs_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, StageTiming]:
-    """Per stage (log directory, except ``exclude``): jobs, finished jobs, summed job
-    seconds, the jobs' spans (wall seconds: their union)."""
+@dataclass(frozen=True)
+class RunJobs:
+    """The jobs of the run being summarised, where they are known (the workflow knows them):
+    the logs of other jobs (of a stage the workflow no longer runs, e.g. ``synthesize``
+    after a switch to SEG-Y input, or of a tile of an earlier tile plan) are an earlier
+    run's and are not counted."""
+
+    #: the workflow's stages (rule names; a stage's logs are ``logs/<stage>/``)
+    stages: frozenset[str]
+    #: per stage whose job ids come from the tile plan (``migrate``, ``tile_batch``): the
+    #: current plan's ids (a job's log is ``logs/<stage>/<id>.log``)
+    ids: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def counts(self, stage: str, job_id: str) -> bool:
+        return stage in self.stages and (stage not in self.ids or job_id in self.ids[stage])
+
+
+def job_logs(logs_dir: Path, stage: str, jobs: RunJobs | None) -> list[Path]:
+    """A stage's job logs, sorted, of the run's jobs only where ``jobs`` is given."""
+    paths = sorted((logs_dir / stage).glob("*.log"))
+    return [p for p in paths if jobs is None or jobs.counts(stage, p.stem)]
+
+
+def stage_timings(
+    logs_dir: Path, exclude: tuple[str, ...] = (), jobs: RunJobs | None = None
+) -> dict[str, StageTiming]:
+    """Per stage (log directory, except ``exclude``; of the run's jobs where ``jobs`` is
+    given): jobs, finished jobs, summed job seconds, the jobs' spans (wall seconds: their
+    union)."""
     out: dict[str, StageTiming] = {}
     if not logs_dir.is_dir():
         return out
     names = sorted(p.name for p in logs_dir.iterdir() if p.is_dir() and p.name not in exclude)
     ordered = [s for s in STAGE_ORDER if s in names] + [s for s in names if s not in STAGE_ORDER]
     for stage in ordered:
+        paths = job_logs(logs_dir, stage, jobs)
+        if not paths:
+            continue
         timing = StageTiming()
-        for path in sorted((logs_dir / stage).glob("*.log")):
+        for path in paths:
             job = read_job_log(path)
             timing.jobs += 1
             if job.error is not None:
@@ -165,14 +194,16 @@ def stage_timings(logs_dir: Path, exclude: tuple[str, ...] = ()) -> dict[str, St
     return out
 
 
-def run_summary(root: Path) -> dict[str, Any]:
-    """The summary record of the run in ``root`` (the workflow directory)."""
+def run_summary(root: Path, jobs: RunJobs | None = None) -> dict[str, Any]:
+    """The summary record of the run in ``root`` (the workflow directory), of its logs, or
+    of the logs of ``jobs`` only where given."""
     from pstm.index import read_index
 
-    timings = stage_timings(root / "logs", exclude=(SUMMARY_STAGE,))
+    logs_dir = root / "logs"
+    timings = stage_timings(logs_dir, exclude=(SUMMARY_STAGE,), jobs=jobs)
     tile_jobs = [
         job
-        for job in map(read_job_log, sorted((root / "logs" / "migrate").glob("*.log")))
+        for job in map(read_job_log, job_logs(logs_dir, "migrate", jobs))
         if job.tile is not None
     ]
     tiles = [job.tile for job in tile_jobs if job.tile is not None]
@@ -273,8 +304,10 @@ def summary_html(record: dict[str, Any]) -> str:
     )
 
 
-def write_summary(root: Path, out_json: str | Path, out_html: str | Path) -> dict[str, Any]:
-    record = run_summary(root)
+def write_summary(
+    root: Path, out_json: str | Path, out_html: str | Path, jobs: RunJobs | None = None
+) -> dict[str, Any]:
+    record = run_summary(root, jobs)
     with atomic_output(out_json) as tmp:
         tmp.write_text(json.dumps(record, indent=1) + "\n")
     with atomic_output(out_html) as tmp:

@@ -22,7 +22,7 @@ def report(cfg: dict[str, Any], input_dt_s: float = 0.004) -> str:
     _, table, _ = make_survey(run.config.synthetic)
     names = ("source_x", "source_y", "receiver_x", "receiver_y")
     geometry = Geometry(*(table.column(c).to_numpy() for c in names))
-    return preflight_report(run, build_index(geometry, run.grid), input_dt_s)
+    return preflight_report(run, build_index(geometry, run.grid), input_dt_s).text
 
 
 def test_report_estimates_work_and_time_without_warnings() -> None:

@@ -297,6 +297,27 @@ def test_run_summary_quotes_every_stage_warning_once(tmp_path: Path) -> None:
     assert "No warnings." in summary_html({**record, "warnings": []})
 
 
+def test_run_summary_counts_only_the_runs_jobs(tmp_path: Path) -> None:
+    """After a re-plan (other tile ids) and a switch of input kind, the summary of the run
+    counts its own jobs' logs, not the earlier run's left in logs/."""
+    from pstm.summary import RunJobs
+
+    write_done_tile(tmp_path, "0000_0000", end_s=10.0, seconds=4.0, contributions=1000)
+    write_done_tile(tmp_path, "0000_0005", end_s=12.0, seconds=4.0, contributions=3000)
+    for stage, message in (("synthesize", "old input"), ("import_segy", "new input")):
+        path = tmp_path / "logs" / stage / f"{stage}.log"
+        path.parent.mkdir(parents=True)
+        path.write_text(f"{stamp(1.0)} WARNING {message}\n{stamp(1.5)} INFO done in 0.50 s\n")
+    everything = run_summary(tmp_path)
+    assert everything["totals"]["contributions"] == 4000 and len(everything["warnings"]) == 2
+    jobs = RunJobs(frozenset({"import_segy", "migrate"}), {"migrate": frozenset({"0000_0000"})})
+    record = run_summary(tmp_path, jobs)
+    assert record["totals"]["tiles"] == 1 and record["totals"]["contributions"] == 1000
+    assert record["stages"]["migrate"]["jobs"] == 1
+    assert "synthesize" not in record["stages"]
+    assert record["warnings"] == [{"stage": "import_segy", "message": "new input"}]
+
+
 def test_log_of_an_earlier_run_without_output_waits(tmp_path: Path) -> None:
     ids = ["0000_0000", "0000_0001"]
     write_done_tile(tmp_path, ids[0], end_s=10.0, seconds=10.0, contributions=500)

@@ -38,5 +38,5 @@ def run(args: argparse.Namespace) -> int:
         )
         index = None
     dt = open_traces(run_.traces).dt if run_.traces.exists() else None
-    print(preflight_report(run_, index, dt), end="")
+    print(preflight_report(run_, index, dt).text, end="")
     return 0

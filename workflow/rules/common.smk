@@ -91,6 +91,15 @@ def tile_outputs(wildcards=None):
     return [f"results/tiles/{tile_id}.npz" for tile_id in TILES]
 
 
+def summary_jobs(wildcards=None):
+    """The run's stages (its rules' log directories) and its tile plan's job ids
+    (pstm.summary.RunJobs): the summary counts only their logs, not those of an earlier
+    plan or input kind."""
+    ids = {"migrate": sorted(TILES), "tile_batch": sorted(BATCHES) if RUN.plan.batched else []}
+    stages = {os.path.basename(os.path.dirname(log)) for r in workflow.rules for log in r.log}
+    return {"stages": sorted(stages), "ids": ids}
+
+
 def kernel_variant():
     """What decides the compiled kernels (pstm.migrate.KernelVariant), as plain JSON."""
     from pstm.migrate import KernelVariant

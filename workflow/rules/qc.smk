@@ -61,6 +61,7 @@ rule summary:
         ),
     params:
         **RUN.params("summary"),
+        jobs=summary_jobs,
     conda:
         "../../environment.yml"
     log:
