@@ -64,7 +64,7 @@ EVERYTHING: dict[str, Any] = {
     "max_stretch": 2.0,
     "weights": Weights.TRUE_AMPLITUDE,
     "antialias": AntiAlias.TRIANGLE,
-    "antialias_spacing_m": BENCH_BIN_M,
+    "antialias_spacing_m": (BENCH_BIN_M, BENCH_BIN_M),
 }
 
 

@@ -541,10 +541,13 @@ class MigrationConfig(_Section):
         le=16,
         description="cap of the anti-aliasing triangle half-length, in input samples",
     )
-    antialias_spacing_m: PositiveFloat | Literal["auto"] = Field(
-        AUTO,
-        description="midpoint spacing of the input traces used for the anti-aliasing filter "
-        "length; auto = the larger output bin spacing",
+    antialias_spacing_m: PositiveFloat | tuple[PositiveFloat, PositiveFloat] | Literal["auto"] = (
+        Field(
+            AUTO,
+            description="midpoint spacing of the input traces in the filter length L, inline "
+            "and crossline: one number for both, or [inline, crossline]; auto = the output "
+            "bin spacings (a 2D line: its inline spacing for both)",
+        )
     )
     interpolation: Interpolation = Interpolation.OVERSAMPLED_NEAREST
     traveltime: Traveltime = Field(
@@ -750,10 +753,58 @@ def _unknown_key_hint(key: str, section: str, allowed: list[str]) -> str:
     return f" (it is a key of {' and of '.join(where)})" if where else ""
 
 
+#: pydantic's error types that only say a value is not of a union member's type (a union's
+#: message lists the members instead; a member whose check went further is quoted)
+_TYPE_MISMATCH = frozenset(
+    {"float_type", "float_parsing", "int_type", "int_parsing", "int_from_float"}
+    | {"literal_error", "tuple_type", "list_type", "string_type", "bool_type", "bool_parsing"}
+)
+
+
+def _union_member(tag: str) -> str:
+    """A union member's name as pydantic tags it in an error's location, in words."""
+    if tag.startswith("literal["):
+        return tag.removeprefix("literal[").removesuffix("]")
+    if tag.startswith("tuple["):
+        return f"a list of {tag.count(',') + 1} numbers"
+    words = {"constrained-float": "a number", "float": "a number", "constrained-int": "an integer"}
+    return words.get(tag, {"int": "an integer"}.get(tag, tag))
+
+
+def _union_errors(errors: list[Any]) -> tuple[list[Any], dict[tuple[Any, ...], list[Any]]]:
+    """Split errors into plain ones and, per field path, those of a union's members (whose
+    location goes on with the member's tag, which is no identifier)."""
+    plain: list[Any] = []
+    unions: dict[tuple[Any, ...], list[Any]] = {}
+    for err in errors:
+        loc = tuple(err["loc"])
+        cut = next(
+            (i for i, p in enumerate(loc) if isinstance(p, str) and not p.isidentifier()), None
+        )
+        if cut is None:
+            plain.append(err)
+        else:
+            unions.setdefault(loc[:cut], []).append({**err, "member": loc[cut:]})
+    return plain, unions
+
+
 def format_validation_error(exc: ValidationError, source: str) -> str:
     """One readable message per problem: field path, bad value, what is allowed."""
     lines = [f"invalid configuration in {source}:"]
-    for err in exc.errors():
+    plain, unions = _union_errors(list(exc.errors()))
+    for loc, errs in unions.items():
+        members = list(dict.fromkeys(_union_member(str(e["member"][0])) for e in errs))
+        allowed = ", ".join(members[:-1]) + f" or {members[-1]}" if len(members) > 1 else members[0]
+        closer = [
+            f"; as {_union_member(str(e['member'][0]))}: "
+            + "".join(f"item {p}: " for p in e["member"][1:])
+            + str(e["msg"]).removeprefix("Value error, ")
+            for e in errs
+            if e["type"] not in _TYPE_MISMATCH
+        ]
+        path = ".".join(str(p) for p in loc)
+        lines.append(f"  {path}: must be {allowed} (got {errs[0].get('input')!r}){''.join(closer)}")
+    for err in plain:
         loc = tuple(err["loc"])
         path = ".".join(str(p) for p in loc) or "(top level)"
         value = err.get("input")

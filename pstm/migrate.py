@@ -16,7 +16,6 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 
 from pstm.config import (
-    AUTO,
     AntiAlias,
     Backend,
     Interpolation,
@@ -70,10 +69,17 @@ def offset_class_of(offset: NDArray[np.float64], migration: MigrationConfig) -> 
     return cls
 
 
-def kernel_options(migration: MigrationConfig, threads: int) -> KernelOptions:
-    """The kernel's view of the (resolved) migration settings."""
-    if migration.antialias_spacing_m == AUTO:
-        raise ValueError("migration.antialias_spacing_m must be resolved (pstm.pipeline)")
+def kernel_options(
+    migration: MigrationConfig, grid_rotation_deg: float, threads: int
+) -> KernelOptions:
+    """The kernel's view of the (resolved) migration settings; the grid's rotation gives the
+    inline direction of the anti-aliasing spacings."""
+    spacing = migration.antialias_spacing_m
+    if not isinstance(spacing, tuple):
+        raise ValueError(
+            "migration.antialias_spacing_m must be resolved to (inline, crossline) "
+            "(pstm.pipeline.resolve_antialias_spacing)"
+        )
     table = migration.aperture_table
     return KernelOptions(
         aperture_m=migration.aperture_m,
@@ -87,7 +93,8 @@ def kernel_options(migration: MigrationConfig, threads: int) -> KernelOptions:
         oversampling=migration.oversampling,
         weights=migration.weights,
         antialias=migration.antialias,
-        antialias_spacing_m=float(migration.antialias_spacing_m),
+        antialias_spacing_m=(float(spacing[0]), float(spacing[1])),
+        antialias_rotation_deg=grid_rotation_deg,
         antialias_max_samples=migration.antialias_max_samples,
         traveltime=migration.traveltime,
         traveltime_node_samples=migration.traveltime_node_samples,
@@ -236,7 +243,7 @@ def migrate_tile(
     kernel = get_kernel(backend)
     ncls = n_offset_classes(migration)
     target = tile_target(tile, grid, vrms)
-    options = kernel_options(migration, threads)
+    options = kernel_options(migration, grid.rotation_deg, threads)
     gathers = np.zeros((ncls, tile.nil, tile.nxl, grid.nt), dtype=np.float32)
     fold = np.zeros((ncls, tile.nil, tile.nxl, grid.nt), dtype=np.int32)
 

@@ -248,13 +248,23 @@ def resolve_rho_filter(requested: RhoFilter, grid: OutputGrid) -> RhoFilter:
     return rho
 
 
-def resolve_antialias_spacing(migration: MigrationConfig, grid: OutputGrid) -> float:
-    """``auto``: the larger output bin spacing (the midpoint spacing of a regular survey)."""
-    if migration.antialias_spacing_m != AUTO:
-        return float(migration.antialias_spacing_m)
-    spacing = max(grid.dil, grid.dxl)
-    log.info("migration.antialias_spacing_m auto -> %g m (larger bin spacing)", spacing)
-    return spacing
+def resolve_antialias_spacing(migration: MigrationConfig, grid: OutputGrid) -> tuple[float, float]:
+    """The (inline, crossline) trace spacing of the anti-aliasing rule: one number for both;
+    ``auto``: the output bin spacings (the midpoint spacings of a regular survey), a 2D
+    line's inline spacing for both (its crossline spacing is no trace spacing)."""
+    spacing = migration.antialias_spacing_m
+    if isinstance(spacing, tuple):
+        return float(spacing[0]), float(spacing[1])
+    if spacing != AUTO:
+        return float(spacing), float(spacing)
+    il, xl = grid.dil, grid.dil if grid.nxl == 1 else grid.dxl
+    log.info(
+        "migration.antialias_spacing_m auto -> [%g, %g] m (the bin spacings%s)",
+        il,
+        xl,
+        ", a 2D line: inline for both" if grid.nxl == 1 else "",
+    )
+    return il, xl
 
 
 def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:

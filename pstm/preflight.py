@@ -54,7 +54,7 @@ def kernel_rate(run: Run) -> float:
 
     migration = run.config.migration
     options = dataclasses.replace(
-        kernel_options(migration, run.plan.threads_per_job),
+        kernel_options(migration, run.grid.rotation_deg, run.plan.threads_per_job),
         aperture_m=1e9,
         aperture_time_s=(),
         aperture_table_m=(),

@@ -83,7 +83,7 @@ def migrate_in_process(
     migration = cfg.migration.model_copy(
         update={"antialias_spacing_m": resolve_antialias_spacing(cfg.migration, grid)}
     )
-    options = kernel_options(migration, threads=2)
+    options = kernel_options(migration, grid.rotation_deg, threads=2)
     for il0, nil, xl0, nxl in tiles or [(0, grid.nil, 0, grid.nxl)]:
         ids = index.query(il0, nil, xl0, nxl, max_aperture_m(cfg.migration))
         cls = offset_class_of(geo.offset[ids], cfg.migration)

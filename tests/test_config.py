@@ -130,3 +130,47 @@ def test_malformed_yaml(tmp_path: Path) -> None:
     bad.write_text("grid: {n_inline: 4\n  nt: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "grid", "resolved"),
+    [
+        ("auto", {"inline_spacing_m": 12.5, "crossline_spacing_m": 25.0}, [12.5, 25.0]),
+        (
+            "auto",
+            {"inline_spacing_m": 12.5, "crossline_spacing_m": 25.0, "n_crossline": 1},
+            [12.5, 12.5],
+        ),
+        (30.0, {}, [30.0, 30.0]),
+        ([10.0, 40.0], {}, [10.0, 40.0]),
+    ],
+)
+def test_antialias_spacing_resolves_to_inline_and_crossline(
+    value: Any, grid: dict[str, Any], resolved: list[float]
+) -> None:
+    """One number is both directions' spacing; auto is each direction's bin spacing, a 2D
+    line's inline spacing for both; the resolved config records the pair."""
+    import yaml
+
+    from pstm.pipeline import prepare_run
+    from tests.helpers import tiny_config
+
+    cfg = tiny_config(migration={"antialias_spacing_m": value}, grid=grid)
+    cfg["execution"] = {"tile_n_inline": "auto", "tile_n_crossline": "auto"}
+    run = prepare_run(cfg)
+    assert run.config.migration.antialias_spacing_m == tuple(resolved)
+    written = yaml.safe_load(run.resolved_yaml())["migration"]["antialias_spacing_m"]
+    assert written == resolved
+    assert parse_config(yaml.safe_load(run.resolved_yaml())) == run.config  # it reads back
+
+
+@pytest.mark.parametrize("bad", [[0.0, 25.0], [12.5, 25.0, 50.0], "wide"])
+def test_antialias_spacing_rejects_bad_values(bad: Any) -> None:
+    """A union's error lists its forms once, and quotes the form the value came closest to."""
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"migration": {"antialias_spacing_m": bad}})
+    message = str(exc.value)
+    expected = f"migration.antialias_spacing_m: must be a number, a list of 2 numbers or 'auto' (got {bad!r})"
+    assert expected in message and message.count("antialias_spacing_m") == 1
+    if bad == [0.0, 25.0]:
+        assert "as a list of 2 numbers: item 0: Input should be greater than 0" in message

@@ -402,11 +402,16 @@ F_ALIAS_HZ = REFLECTOR_V_MPS / (4.0 * AA_DX_M * math.sin(math.radians(AA_DIP_DEG
 
 
 def migrate_zero_offset_line(
-    refl: Reflector, antialias: AntiAlias, dx_m: float = AA_DX_M
+    refl: Reflector,
+    antialias: AntiAlias,
+    dx_m: float = AA_DX_M,
+    spacing_m: tuple[float, float] | None = None,
+    rotation_deg: float = 0.0,
 ) -> NDArray[np.float32]:
-    """Image (bins, tau) of a reflector recorded at zero offset every dx_m, scaled to the
-    coarse line's trace density. Events lie 1 s below the line's centre, so none is cut
-    within the aperture."""
+    """Image (bins, tau) of a reflector recorded at zero offset every dx_m along x, scaled
+    to the coarse line's trace density. Events lie 1 s below the line's centre, so none is
+    cut within the aperture. The anti-aliasing spacings (inline, crossline) are dx_m unless
+    given, on a grid rotated by rotation_deg."""
     xs = np.arange(0.0, 6001.0, dx_m)
     survey = Survey(xs, np.zeros(xs.size), xs, np.zeros(xs.size))
     t = reflector_time(refl, REFLECTOR_V_MPS, survey.sx, survey.sy, survey.rx, survey.ry)
@@ -418,7 +423,8 @@ def migrate_zero_offset_line(
         aperture_m=1000.0,
         aperture_taper_m=300.0,
         antialias=antialias,
-        antialias_spacing_m=dx_m,
+        antialias_spacing_m=spacing_m or (dx_m, dx_m),
+        antialias_rotation_deg=rotation_deg,
         threads=2,
     )
     g, _ = run(Backend.NUMBA, survey.batch(data), target, options)
@@ -459,6 +465,24 @@ def test_antialiasing_removes_the_operator_aliasing_noise() -> None:
     assert energy(reference, everything) < 0.01 * energy(off, everything), "noise only"
     aliased = f > f_alias_hz
     assert energy(off, aliased) >= 10.0 * energy(on, aliased)
+
+
+def test_antialiasing_takes_each_directions_trace_spacing() -> None:
+    """The filter length is each direction's operator dip times that direction's trace
+    spacing (operator.antialias_form): a line along x has no dip along y, so on a grid
+    with inline along x a tenfold crossline spacing changes nothing (bit for bit), a
+    tenfold inline spacing filters more; on a grid rotated by 90 deg the line runs
+    crossline and the roles swap."""
+    isotropic = migrate_zero_offset_line(FLAT, AntiAlias.TRIANGLE)
+    coarse = 10.0 * AA_DX_M
+    for spacing, rotation in (((AA_DX_M, coarse), 0.0), ((coarse, AA_DX_M), 90.0)):
+        same = migrate_zero_offset_line(FLAT, AntiAlias.TRIANGLE, AA_DX_M, spacing, rotation)
+        np.testing.assert_array_equal(same, isotropic)
+    for spacing, rotation in (((coarse, AA_DX_M), 0.0), ((AA_DX_M, coarse), 90.0)):
+        more = migrate_zero_offset_line(FLAT, AntiAlias.TRIANGLE, AA_DX_M, spacing, rotation)
+        tau = AA_T0_S + DT_S * np.arange(AA_NT)
+        noise = (tau >= AA_NOISE_S[0]) & (tau <= AA_NOISE_S[1])
+        assert np.linalg.norm(more[:, noise]) < 0.5 * np.linalg.norm(isotropic[:, noise])
 
 
 @pytest.mark.xfail(
@@ -604,7 +628,7 @@ DOT_FEATURES: dict[str, dict[str, Any]] = {
     "true_amplitude": {"weights": Weights.TRUE_AMPLITUDE},
     "antialias": {
         "antialias": AntiAlias.TRIANGLE,
-        "antialias_spacing_m": 30.0,
+        "antialias_spacing_m": (30.0, 30.0),
         "antialias_max_samples": 4,
     },
     "offset_classes": {"n_offset_classes": 3},

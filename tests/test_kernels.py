@@ -93,7 +93,10 @@ FEATURES: dict[str, dict[str, Any]] = {
         "max_stretch": 0.6,
         "weights": Weights.TRUE_AMPLITUDE,
         "antialias": AntiAlias.TRIANGLE,
-        "antialias_spacing_m": 30.0,
+        # unequal inline and crossline spacings on a rotated grid: the full quadratic form
+        # of the anti-aliasing rule (operator.antialias_form)
+        "antialias_spacing_m": (30.0, 45.0),
+        "antialias_rotation_deg": 30.0,
         "antialias_max_samples": 4,
     },
 }
@@ -427,29 +430,38 @@ def test_antialias_level_takes_the_longest_level_not_longer_than_the_ideal_lengt
     assert antialias_level(y, top).tolist() == [0, 0, 0, top]
 
 
-def test_antialias_y_is_the_squared_operator_dip_times_the_spacing() -> None:
-    """AA_RULE: the kernels' y (no leg vectors, no square root) equals (|grad_M t| dx / dt)^2
-    computed directly in float64, |grad_M t| = |(S - x)/t_s + (R - x)/t_r| / v^2, to float32
-    rounding, for random 3D legs, times and velocities."""
-    from pstm.kernels.operator import antialias_k, antialias_y
+@pytest.mark.parametrize(
+    ("spacing_m", "rotation_deg"), [((25.0, 25.0), 0.0), ((12.5, 50.0), 0.0), ((12.5, 50.0), 37.0)]
+)
+def test_antialias_y_is_the_squared_operator_dip_times_the_spacing(
+    spacing_m: tuple[float, float], rotation_deg: float
+) -> None:
+    """AA_RULE: the kernels' y (no leg vectors, no square root) equals
+    ((p.u_il) dil / dt)^2 + ((p.u_xl) dxl / dt)^2 computed directly in float64, with the
+    operator dip p = grad_M t = ((S - x)/t_s + (R - x)/t_r) / v^2 and u_il, u_xl the grid's
+    directions, to float32 rounding, for random 3D legs, times and velocities; equal
+    spacings give |p| d / dt."""
+    from pstm.kernels.operator import antialias_form, antialias_pair, antialias_y
 
     rng = np.random.default_rng(7)
-    n, dx, dt = 1000, 25.0, 0.004
+    n, dt = 1000, 0.004
     s_rel, r_rel = rng.uniform(-3000.0, 3000.0, (2, n, 2))
     tau = rng.uniform(0.0, 3.0, n)
     v = rng.uniform(1400.0, 5000.0, n)
     ts = np.sqrt(tau**2 / 4 + (s_rel**2).sum(axis=1) / v**2)
     tr = np.sqrt(tau**2 / 4 + (r_rel**2).sum(axis=1) / v**2)
     grad = (s_rel / ts[:, None] + r_rel / tr[:, None]) / (v**2)[:, None]
-    expected = ((np.hypot(*grad.T) * dx / dt) ** 2).astype(np.float64)
+    r = np.radians(rotation_deg)
+    u_il, u_xl = np.array([np.cos(r), np.sin(r)]), np.array([-np.sin(r), np.cos(r)])
+    expected = ((grad @ u_il) * spacing_m[0] / dt) ** 2 + ((grad @ u_xl) * spacing_m[1] / dt) ** 2
+    if spacing_m[0] == spacing_m[1]:
+        assert np.allclose(expected, (np.hypot(*grad.T) * spacing_m[0] / dt) ** 2)
     f = np.float32
-    ds2, dr2 = (s_rel**2).sum(axis=1).astype(f), (r_rel**2).sum(axis=1).astype(f)
-    sr2 = (2.0 * (s_rel * r_rel).sum(axis=1)).astype(f)
+    form = antialias_form(spacing_m, rotation_deg, dt)
+    ks, kr, ksr = antialias_pair(form, *(a.astype(f) for a in (*s_rel.T, *r_rel.T)))
     qs, qr = (ts**2).astype(f), (tr**2).astype(f)
     p = (ts * tr).astype(f)
-    y = antialias_y(
-        antialias_k(dx, dt), (1.0 / v**2).astype(f), ds2, dr2, sr2, qs, qr, p, f(1.0) / (qs * qr)
-    )
+    y = antialias_y((1.0 / v**2).astype(f), ks, kr, ksr, qs, qr, p, f(1.0) / (qs * qr))
     scale = np.maximum(expected, 1e-3 * expected.max())  # cancellation: relative to the range
     assert np.abs(y - expected).max() / scale.max() < 1e-5
     assert np.all(np.abs(y - expected) <= 1e-4 * scale)

@@ -35,7 +35,7 @@ warm_up(KernelVariant.of(cfg), threads=1)
 before = signatures()
 p = make_problem(60, 6, 4, 40)
 g = np.zeros((1, 6, 4, 40), np.float32)
-get_kernel(Backend.NUMBA)(p.batch, p.target, kernel_options(cfg, 1), g, np.zeros(g.shape, np.int32))
+get_kernel(Backend.NUMBA)(p.batch, p.target, kernel_options(cfg, 0.0, 1), g, np.zeros(g.shape, np.int32))
 print(json.dumps(sorted(k for k, n in signatures().items() if n != before[k])))
 """
 
@@ -57,7 +57,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("name", list(SETTINGS))
 def test_tile_job_compiles_nothing_after_warm_up(name: str) -> None:
-    cfg = {"backend": "numba", "antialias_spacing_m": 25.0, **SETTINGS[name]}
+    cfg = {"backend": "numba", "antialias_spacing_m": [25.0, 25.0], **SETTINGS[name]}
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(cfg)],
         capture_output=True,

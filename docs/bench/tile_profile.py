@@ -37,7 +37,7 @@ def main(work: str, tile_id: str, threads: int, subset: int | None) -> None:
     index, store = read_index("results/index"), open_traces("results/precondition/traces.zarr")
     target = m.tile_target(tile, grid, read_velocity("results/velocity/vrms.npy"))
     x, y = target.x, target.y
-    options = m.kernel_options(mig, threads)
+    options = m.kernel_options(mig, grid.rotation_deg, threads)
     ids, sx, sy, rx, ry, cls = m.tile_traces(tile, mig, index)  # as the tile job takes them
     if subset is not None:
         pick = np.sort(np.random.default_rng(0).choice(len(ids), subset, replace=False))

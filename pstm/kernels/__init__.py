@@ -93,7 +93,10 @@ class KernelOptions:
     oversampling: int = 8
     weights: Weights = Weights.NONE
     antialias: AntiAlias = AntiAlias.NONE
-    antialias_spacing_m: float = 25.0
+    #: trace spacing (inline, crossline) of the anti-aliasing rule, m, and the inline
+    #: direction's angle from +x (the grid's rotation), deg
+    antialias_spacing_m: tuple[float, float] = (25.0, 25.0)
+    antialias_rotation_deg: float = 0.0
     antialias_max_samples: int = 8
     traveltime: Traveltime = Traveltime.EXACT
     traveltime_node_samples: int = TRAVELTIME_NODE_SAMPLES

@@ -150,7 +150,8 @@ def _migrate_kernel(
         return
     c = i // nt
     it = i - c * nt
-    t0_in, inv_h, smax, inv_ap_taper, aa_k = fp[0], fp[1], fp[2], fp[3], fp[4]
+    t0_in, inv_h, smax, inv_ap_taper = fp[0], fp[1], fp[2], fp[3]
+    kxx, kxy2, kyy = fp[4], fp[5], fp[6]  # the anti-aliasing form (operator.antialias_form)
     use_aa, use_ta, use_st, nearest = flags[0] != 0, flags[1] != 0, flags[2] != 0, flags[3] != 0
     top = flags[4]
     stride = data.shape[1]  # M + 1 samples per anti-aliasing level
@@ -188,12 +189,21 @@ def _migrate_kernel(
             sc = min(max(s, zero), smax)
             inv_p2 = one / _mul(qs, qr)  # 1 / (ts tr)^2
             if use_aa:
-                sr2 = _mul(F32(2.0), _mul(sxr, rxr) + _mul(syr, ryr))
-                norm2 = (
-                    _mul(_mul(aa_k, ds2), qr)
-                    + _mul(_mul(aa_k, dr2), qs)
-                    + _mul(_mul(aa_k, sr2), tstr)
+                # operator.antialias_pair, then antialias_y (AA_RULE)
+                ks = (
+                    _mul(_mul(kxx, sxr), sxr)
+                    + _mul(_mul(kyy, syr), syr)
+                    + _mul(_mul(kxy2, sxr), syr)
                 )
+                kr = (
+                    _mul(_mul(kxx, rxr), rxr)
+                    + _mul(_mul(kyy, ryr), ryr)
+                    + _mul(_mul(kxy2, rxr), ryr)
+                )
+                ksr = _mul(F32(2.0), _mul(_mul(kxx, sxr), rxr) + _mul(_mul(kyy, syr), ryr)) + _mul(
+                    kxy2, _mul(sxr, ryr) + _mul(syr, rxr)
+                )
+                norm2 = _mul(ks, qr) + _mul(kr, qs) + _mul(ksr, tstr)
                 y_aa = _mul(_mul(s2sq, norm2), inv_p2)  # see operator.antialias_y
                 level = min(max(_octave(y_aa) + 1, 0), top)  # see operator.antialias_level
                 value = aa_data[k, level * stride + np.int32(sc + half)]
@@ -263,7 +273,7 @@ def run_prepared(
         "stretch": p.stretch if use_st else placeholder[0],
         "fp": np.array(
             [
-                p.t0_in, p.inv_h, p.n_valid - 1, p.inv_ap_taper, p.aa_k,
+                p.t0_in, p.inv_h, p.n_valid - 1, p.inv_ap_taper, *p.aa_form,
             ],
             dtype=np.float32,
         ),

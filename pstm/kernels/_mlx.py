@@ -95,10 +95,13 @@ def _block(
     nb = k1 - k0
     shape = (nb, -1)
     if p.aa_data.size:
-        sr2 = (_f(2.0) * (sxr * rxr + syr * ryr))[:, :, None]
-        # operator.antialias_y's float32 operations in its order (AA_RULE)
-        k = _f(p.aa_k)
-        y = sl2 * sl2 * ((k * ds2) * qr + (k * dr2) * qs + (k * sr2) * tstr) * inv_p2
+        # operator.antialias_pair's and antialias_y's float32 operations in their order
+        # (AA_RULE)
+        kxx, kxy2, kyy = (_f(v) for v in p.aa_form)
+        ks = ((kxx * sxr) * sxr + (kyy * syr) * syr + (kxy2 * sxr) * syr)[:, :, None]
+        kr = ((kxx * rxr) * rxr + (kyy * ryr) * ryr + (kxy2 * rxr) * ryr)[:, :, None]
+        ksr = _f(2.0) * ((kxx * sxr) * rxr + (kyy * syr) * ryr) + kxy2 * (sxr * ryr + syr * rxr)
+        y = sl2 * sl2 * (ks * qr + kr * qs + ksr[:, :, None] * tstr) * inv_p2
         octave = mx.right_shift(mx.view(y, mx.int32), 23) - 127
         level = mx.minimum(mx.maximum(octave + 1, 0), p.aa_levels - 1)
         i = (sc + _f(0.5)).astype(mx.int32) + level * (p.n_valid + 1)

@@ -973,14 +973,17 @@ def _features_loop(
     :func:`add_read16` (a weight per sample; the lerp factor ``lin``, 0 for the nearest
     sample). The loop here is the first pass; without either, it reads and adds itself."""
     t0_in, inv_h, smax, inv_ap_taper = fp[0], fp[1], fp[2], fp[3]
-    w_off, round_off, lin, top, aa_k = fp[4], fp[5], fp[6], np.int32(fp[7]), fp[8]
+    w_off, round_off, lin, top = fp[4], fp[5], fp[6], np.int32(fp[7])
+    kxx, kxy2, kyy = fp[8], fp[10], fp[11]  # the anti-aliasing form (operator.antialias_form)
     sxr, syr, rxr, ryr, d = legs  # d: the midpoint's distance (from _pair)
     stride = np.int32(np.int32(smax) + 2)  # M + 1 samples per anti-aliasing level
     zero, half = np.float32(0.0), np.float32(0.5)
     ds2 = sxr * sxr + syr * syr
     dr2 = rxr * rxr + ryr * ryr
-    sr2 = np.float32(2.0) * (sxr * rxr + syr * ryr)  # AA_RULE: per pair, with k
-    ds2k, dr2k, sr2k = aa_k * ds2, aa_k * dr2, aa_k * sr2
+    # AA_RULE: operator.antialias_pair's float32 operations in its order, once per pair
+    ks = (kxx * sxr) * sxr + (kyy * syr) * syr + (kxy2 * sxr) * syr
+    kr = (kxx * rxr) * rxr + (kyy * ryr) * ryr + (kxy2 * rxr) * ryr
+    ksr = np.float32(2.0) * ((kxx * sxr) * rxr + (kyy * syr) * ryr) + kxy2 * (sxr * ryr + syr * rxr)
     n = np.int32(0)  # COUNT32
     for it in range(np.uint64(it0), np.uint64(it1)):  # unsigned: see _plain_nearest
         q = th2[it]
@@ -999,7 +1002,7 @@ def _features_loop(
         sc = min(max(s, zero), smax)
         if antialias:
             # AA_RULE: operator.antialias_y's float32 operations in its order (no sqrt)
-            y = s2 * s2 * (ds2k * qr + dr2k * qs + sr2k * tstr) * inv_p2
+            y = s2 * s2 * (ks * qr + kr * qs + ksr * tstr) * inv_p2
             exponent = _float32_bits(y) >> np.int32(23)  # type: ignore[call-arg]
             # floor(log2 y) + 1 = exponent - 126, clamped (operator.antialias_level); int32
             # throughout (COUNT32: numba's int32 arithmetic gives int64 values)
@@ -1320,8 +1323,10 @@ def run_prepared(
             0.5 if p.nearest else 0.0,  # rounding offset of the sample index
             0.0 if p.nearest else 1.0,  # linear interpolation weight factor
             max(p.aa_levels - 1, 0),  # highest anti-aliasing level
-            p.aa_k,  # anti-aliasing level rule (operator.antialias_y)
+            p.aa_form[0],  # anti-aliasing rule: kxx (operator.antialias_form)
             p.ap.min(),  # the smallest aperture (APERTURE_TAPER_FREE)
+            p.aa_form[1],  # 2 kxy
+            p.aa_form[2],  # kyy
         ],
         dtype=np.float32,
     )

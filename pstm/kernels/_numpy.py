@@ -46,6 +46,7 @@ from pstm.kernels.operator import (
     NUMPY_TRACE_OPS,
     Prepared,
     antialias_level,
+    antialias_pair,
     antialias_y,
     interpolated_positions,
     interpolation_allowed,
@@ -92,10 +93,8 @@ def _trace_terms(p: Prepared, k: int) -> dict[str, NDArray]:
     taper = np.where(taper_zone, taper, F32(1.0))
     aa_level = np.zeros(t.shape, dtype=np.int64)
     if p.aa_data.size:
-        sr2 = F32(2.0) * (sxr * rxr + syr * ryr)
-        y = antialias_y(
-            p.aa_k, p.sl2, ds2[:, None], dr2[:, None], sr2[:, None], qs, qr, tstr, inv_p2
-        )
+        ks, kr, ksr = antialias_pair(p.aa_form, sxr, syr, rxr, ryr)
+        y = antialias_y(p.sl2, ks[:, None], kr[:, None], ksr[:, None], qs, qr, tstr, inv_p2)
         aa_level = antialias_level(y, p.aa_levels - 1)
     return {
         "visit": visit,

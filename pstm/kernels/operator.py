@@ -69,7 +69,8 @@ class Prepared:
     #: (level l at columns l (M + 1) ...; level 0 is the trace itself), or (0, 0) (also
     #: where the backend builds the levels itself, see ``resampled``)
     aa_data: NDArray[np.float32]
-    aa_k: float  # the anti-aliasing level's constant (:func:`antialias_k`; 0 without)
+    #: the anti-aliasing rule's quadratic form (:func:`antialias_form`; zeros without)
+    aa_form: AntiAliasForm
     #: triangle half-lengths of the anti-aliasing levels (resampled samples; () without)
     aa_lengths: tuple[int, ...]
     resampled: bool  # data holds the resampled traces (and aa_data the levels)
@@ -215,47 +216,84 @@ def antialias_level(y: NDArray[np.float32], top: int) -> NDArray[np.int64]:
     return np.minimum(np.maximum(octave + 1, 0), top)
 
 
-def antialias_k(spacing_m: float, dt_in: float) -> float:
-    """float32 (anti-aliasing spacing / input sample interval)^2: the constant of
-    :func:`antialias_y`."""
-    return float(np.float32((spacing_m / dt_in) ** 2))
+#: The quadratic form (kxx, 2 kxy, kyy) of :func:`antialias_form`, float32 values.
+AntiAliasForm = tuple[float, float, float]
+
+
+def antialias_form(
+    spacing_m: tuple[float, float], rotation_deg: float, dt_in: float
+) -> AntiAliasForm:
+    """The anti-aliasing rule's quadratic form K = (R diag(dil^2, dxl^2) R^T) / dt_in^2
+    (R: the rotation to the grid's inline and crossline directions; dil, dxl: the trace
+    spacings there, ``spacing_m``) as float32 (kxx, 2 kxy, kyy), so that for an operator
+    dip vector p (s/m, world axes) L^2 / dt_in^2 = p^T K p = ((p.u_il) dil)^2 +
+    ((p.u_xl) dxl)^2: each direction's dip times its own spacing. Equal spacings give
+    exactly k I (k = (d / dt_in)^2; no rounding of cos^2 + sin^2)."""
+    kil, kxl = ((d / dt_in) ** 2 for d in spacing_m)
+    if kil == kxl:
+        return float(np.float32(kil)), 0.0, float(np.float32(kil))
+    r = math.radians(rotation_deg)
+    c, s = math.cos(r), math.sin(r)
+    form = (kil * c * c + kxl * s * s, 2.0 * (kil - kxl) * c * s, kil * s * s + kxl * c * c)
+    return (float(np.float32(form[0])), float(np.float32(form[1])), float(np.float32(form[2])))
+
+
+def antialias_pair(
+    form: AntiAliasForm,
+    sxr: NDArray[np.float32],
+    syr: NDArray[np.float32],
+    rxr: NDArray[np.float32],
+    ryr: NDArray[np.float32],
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+    """Per (trace, column) pair, the three coefficients of :func:`antialias_y`: with
+    a = S - x and b = R - x (``sxr``, ``syr``; ``rxr``, ``ryr``), a^T K a, b^T K b and
+    2 a^T K b (K = ``form``, :func:`antialias_form`), in the float32 operations every
+    backend uses (AA_RULE)."""
+    kxx, kxy2, kyy = (np.float32(v) for v in form)
+    two = np.float32(2.0)
+    ks = (kxx * sxr) * sxr + (kyy * syr) * syr + (kxy2 * sxr) * syr
+    kr = (kxx * rxr) * rxr + (kyy * ryr) * ryr + (kxy2 * rxr) * ryr
+    cross: NDArray[np.float32] = sxr * ryr + syr * rxr
+    ksr = two * ((kxx * sxr) * rxr + (kyy * syr) * ryr) + kxy2 * cross
+    return ks, kr, ksr
 
 
 def antialias_y(
-    k: float,
     s2: NDArray[np.float32],
-    ds2: NDArray[np.float32],
-    dr2: NDArray[np.float32],
-    sr2: NDArray[np.float32],
+    ks: NDArray[np.float32],
+    kr: NDArray[np.float32],
+    ksr: NDArray[np.float32],
     qs: NDArray[np.float32],
     qr: NDArray[np.float32],
     p: NDArray[np.float32],
     inv_p2: NDArray[np.float32],
 ) -> NDArray[np.float32]:
     """:func:`antialias_level`'s y = (L / input interval)^2, in the float32 operations every
-    backend uses (AA_RULE). L = |grad_M t| dx with |grad_M t| = |(S - x) t_r + (R - x) t_s|
-    s2 / (t_s t_r) (s2 = 1/v^2), so with the legs' squared times qs = t_s^2, qr = t_r^2 and
-    ``k`` = (dx / input interval)^2 (:func:`antialias_k`): y = s2^2 (k ds2 qr + k dr2 qs +
-    k sr2 t_s t_r) / (qs qr), where ds2 = |S - x|^2, dr2 = |R - x|^2 and
-    sr2 = 2 (S - x).(R - x) are per pair (their products with k too, once per pair): no
-    leg vector, no square root, and beyond the traveltime's only s2 * s2 and the products
-    per sample. ``p`` = t_s t_r, ``inv_p2`` = 1 / (qs qr) (shared with the true-amplitude
+    backend uses (AA_RULE). L^2 = p^T D p with p = grad_M t the operator's dip (s/m) and
+    D = R diag(dil^2, dxl^2) R^T the trace spacings in the grid's directions
+    (:func:`antialias_form`: K = D / dt_in^2). grad_M t = -((S - x) t_r + (R - x) t_s)
+    s2 / (t_s t_r) (s2 = 1/v^2), so with the legs' squared times qs = t_s^2, qr = t_r^2:
+    y = s2^2 (ks qr + kr qs + ksr t_s t_r) / (qs qr), where ks = a^T K a, kr = b^T K b,
+    ksr = 2 a^T K b (a = S - x, b = R - x) are per pair (:func:`antialias_pair`): no leg
+    vector, no square root, and beyond the traveltime's only s2 * s2 and the products per
+    sample. ``p`` = t_s t_r, ``inv_p2`` = 1 / (qs qr) (shared with the true-amplitude
     weight)."""
-    kk = np.float32(k)
-    norm2 = (kk * ds2) * qr + (kk * dr2) * qs + (kk * sr2) * p
+    norm2 = ks * qr + kr * qs + ksr * p
     result: NDArray[np.float32] = s2 * s2 * norm2 * inv_p2
     return result
 
 
 def reachable_antialias_lengths(
-    lengths: tuple[int, ...], k: float, max_slowness2: float
+    lengths: tuple[int, ...], form: AntiAliasForm, max_slowness2: float
 ) -> tuple[int, ...]:
     """The levels of ``lengths`` that an operator can reach on this call: each leg's time
     changes with the image point by at most the slowness (|d t_s / d x| = u |S - x| / t_s
-    <= sqrt(u), u = 1/v^2: a horizontal ray), so the ideal half-length is at most
-    2 sqrt(max u) dx, and :func:`antialias_level`'s y at most 4 k max u (``k`` =
-    (dx / input interval)^2, :func:`antialias_k`). Levels above it are never used: they are
-    not built (AA_REACH_MARGIN covers rounding)."""
+    <= sqrt(u), u = 1/v^2: a horizontal ray), so |grad_M t| <= 2 sqrt(max u), and
+    :func:`antialias_level`'s y = p^T K p at most 4 k max u, k the larger eigenvalue of K
+    (``form``, :func:`antialias_form`: (larger spacing / input interval)^2). Levels above it
+    are never used: they are not built (AA_REACH_MARGIN covers rounding)."""
+    kxx, kxy2, kyy = form
+    k = 0.5 * (kxx + kyy) + math.hypot(0.5 * (kxx - kyy), 0.5 * kxy2)
     bound = 4.0 * k * max_slowness2 * AA_REACH_MARGIN**2
     y = np.float32(min(bound, float(NO_LIMIT)))
     top = antialias_level(np.asarray(y), len(lengths) - 1)
@@ -556,10 +594,15 @@ def prepare(
     )
     sl2 = (1.0 / v**2).astype(np.float32)
     aa = options.antialias is AntiAlias.TRIANGLE
+    aa_form = (
+        antialias_form(options.antialias_spacing_m, options.antialias_rotation_deg, batch.dt)
+        if aa
+        else (0.0, 0.0, 0.0)
+    )
     if aa:
         lengths = reachable_antialias_lengths(
             antialias_lengths(factor, options.antialias_max_samples),
-            antialias_k(options.antialias_spacing_m, batch.dt),
+            aa_form,
             float(sl2.max()) if sl2.size else 0.0,
         )
         aa_data = (
@@ -578,7 +621,7 @@ def prepare(
     return Prepared(
         data=traces,
         aa_data=aa_data,
-        aa_k=antialias_k(options.antialias_spacing_m, batch.dt) if aa else 0.0,
+        aa_form=aa_form,
         aa_lengths=lengths if aa else (),
         resampled=not ops.in_kernel,
         n_valid=m,
