@@ -167,6 +167,24 @@ def numba_cache_dir() -> Path:
     return root / ".numba_cache" / code_hash(("pstm.kernels",))
 
 
+def store_stamp(path: str | Path) -> str:
+    """What Snakemake cannot see of a directory input (a Zarr store the user gives): its
+    files' count, total size and newest modification, hashed; "" for a file (Snakemake
+    compares a file's own mtime) or a missing path. Rewriting a chunk inside a store leaves
+    the directory's mtime alone, so a rule reading an external store takes this as a
+    param: an edit inside the store reruns it (and what depends on it)."""
+    root = Path(path)
+    if not root.is_dir():
+        return ""
+    count = size = newest = 0
+    for f in root.rglob("*"):
+        if f.is_file():
+            st = f.stat()
+            count, size, newest = count + 1, size + st.st_size, max(newest, st.st_mtime_ns)
+    digest = hashlib.sha256(f"{count} {size} {newest}".encode()).hexdigest()[:16]
+    return f"{count} files, {size} bytes, {digest}"
+
+
 @functools.cache
 def code_hash(modules: tuple[str, ...]) -> str:
     """SHA-256 (first 16 hex digits) of the source files of the given modules/packages

@@ -211,8 +211,9 @@ def plan_tiles(
         raise PlanError(
             f"execution.memory_budget_mb={execution.memory_budget_mb} is too small for one "
             f"{tnil} x {tnxl} x {grid.nt} tile, which needs ~{math.ceil(need / 2**20)} MB "
-            f"(incl. {PROCESS_BASELINE_MB} MB process baseline); raise the budget, make tiles "
-            "smaller, or lower migration.trace_batch"
+            f"(incl. {PROCESS_BASELINE_MB} MB process baseline); raise the budget"
+            + (", make tiles smaller" if tnil * tnxl > 1 else "")
+            + " or lower migration.trace_batch"
         )
     tiles = tuple(
         Tile(f"{a:04d}_{b:04d}", il0, min(tnil, grid.nil - il0), xl0, min(tnxl, grid.nxl - xl0))

@@ -131,7 +131,13 @@ def preflight_report(
             f"the image aliases frequencies above {0.5 / grid.dt:g} Hz (set grid.dt_s <= "
             f"{input_dt_s:g})"
         )
-    if index is not None:
+    if index is None:
+        lines.append(
+            "  input traces     : not counted: no midpoint index of this grid (build it with "
+            "snakemake --cores 1 results/index; then traces per tile and bin, contributions, "
+            "the kernel timing and the grid's data warnings are shown)"
+        )
+    else:
         step = max(1, len(plan.tiles) // MAX_SAMPLED_TILES)
         sampled = plan.tiles[::step]
         counts, fold, near, contributions = [], [], [], 0.0

@@ -149,9 +149,10 @@ def snakemake(
     return proc
 
 
-def planned_jobs(workdir: Path) -> dict[str, int]:
-    """Jobs a dry run would execute, by rule (empty when there is nothing to do)."""
-    out = snakemake(workdir, "-n", "--quiet", "rules").stdout
+def planned_jobs(workdir: Path, *targets: str) -> dict[str, int]:
+    """Jobs a dry run (of ``targets``, or of everything) would execute, by rule (empty when
+    there is nothing to do)."""
+    out = snakemake(workdir, *targets, "-n", "--quiet", "rules").stdout
     jobs: dict[str, int] = {}
     for line in out.splitlines():
         parts = line.split()

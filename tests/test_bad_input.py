@@ -153,7 +153,7 @@ def test_unavailable_backend_requested_explicitly(tmp_path: Path) -> None:
     fails_clearly(
         work,
         "migration.backend: 'numba' cannot run here",
-        "package 'numba' is not installed (pip install numba)",
+        "package 'numba' is not installed; install it with pip install numba",
         "Available on this machine: numpy",
         env={"PYTHONPATH": str(hide)},
     )

@@ -78,4 +78,13 @@ def test_an_index_of_another_grid_is_not_used(
         assert main(["preflight"]) == 0
         out, err = capsys.readouterr()
         assert ("built for another output grid" in err) is stale
-        assert ("traces per tile" in out) is not stale
+        assert ("traces per tile  :" in out) is not stale
+        assert ("not counted: no midpoint index of this grid" in out) is stale
+
+
+def test_report_without_an_index_says_what_it_cannot_show() -> None:
+    """Before a first run (or after a grid edit) there is no index of the grid: the report
+    says so and how to build it, instead of leaving the traces' lines out silently."""
+    text = preflight_report(prepare_run(tiny_config()), None, 0.004).text
+    assert "input traces     : not counted: no midpoint index" in text
+    assert "snakemake --cores 1 results/index" in text and "traces per tile  :" not in text

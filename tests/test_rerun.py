@@ -191,3 +191,28 @@ def test_a_run_records_its_config_overrides(finished: Path) -> None:
         snakemake(finished, target)
     assert not (finished / CONFIG_OVERRIDES_FILE).exists()
     assert planned_jobs(finished) == {}
+
+
+def test_an_edit_inside_a_zarr_store_reruns_what_reads_it(tmp_path: Path) -> None:
+    """Rewriting a chunk of a Zarr velocity cube changes no mtime Snakemake looks at (the
+    store's directory keeps its own): the velocity rule's store stamp
+    (pstm.pipeline.store_stamp) makes the edit rerun it; an untouched store does not."""
+    import numpy as np
+    import zarr
+
+    cfg = tiny_config(velocity={"kind": "cube_zarr", "file": "v.zarr"})
+    work = make_workdir(tmp_path, cfg)
+    cube = zarr.create_array(str(work / "v.zarr"), shape=(6, 4, 6), dtype="float32")
+    cube[...] = np.float32(2000.0)
+    cube.attrs.update(
+        {"origin_x_m": 0.0, "origin_y_m": 0.0, "rotation_deg": 0.0, "inline_spacing_m": 100.0}
+        | {"crossline_spacing_m": 100.0, "t0_s": 0.0, "dt_s": 0.1}
+    )
+    target = "results/velocity/vrms.npy"
+    snakemake(work, target)
+    assert planned_jobs(work, target) == {}
+    stamp = (work / "v.zarr").stat().st_mtime_ns
+    time.sleep(0.01)  # a later mtime for the rewritten chunk
+    zarr.open_array(str(work / "v.zarr"), mode="r+")[0, 0, :] = np.float32(2100.0)
+    assert (work / "v.zarr").stat().st_mtime_ns == stamp, "the store's directory is unchanged"
+    assert planned_jobs(work, target) == {"velocity": 1}

@@ -131,6 +131,10 @@ def test_eta_and_rate_from_the_span(tmp_path: Path) -> None:
 
 
 def test_running_while_snakemake_holds_its_lock(tmp_path: Path) -> None:
+    """A cluster run holding its locks runs (its processes may be on other machines); a
+    local run's locks without a Snakemake process are a killed run's: its tiles stopped."""
+    from pstm.resume import REMOTE_EXECUTOR_MARKER
+
     ids = ["0000_0000", "0000_0001"]
     write_done_tile(tmp_path, ids[0], end_s=10.0, seconds=10.0, contributions=500)
     (tmp_path / "logs" / "migrate" / f"{ids[1]}.log").write_text("")
@@ -138,10 +142,30 @@ def test_running_while_snakemake_holds_its_lock(tmp_path: Path) -> None:
     lock.parent.mkdir(parents=True)
     lock.write_text("")
     now = T0 + dt.timedelta(seconds=30)
+    stale = tile_status(tmp_path, ids, now=now)
+    assert not stale.snakemake_active and stale.stopped == 1 and stale.running == 0
+    (tmp_path / REMOTE_EXECUTOR_MARKER).write_text("slurm\n")
     status = tile_status(tmp_path, ids, now=now)
     assert status.snakemake_active and status.running == 1 and status.stopped == 0
     assert status.span_seconds == pytest.approx(30.0, abs=1e-3)  # up to now
     assert status.eta_seconds == pytest.approx(30.0, rel=1e-4)
+
+
+def test_a_tile_marked_incomplete_is_not_done(tmp_path: Path) -> None:
+    """A tile job that finished after Snakemake was killed leaves its file, but Snakemake
+    marks it incomplete and the next run redoes it: status does not count it as done."""
+    import base64
+
+    ids = ["0000_0000", "0000_0001"]
+    for i, tid in enumerate(ids):
+        write_done_tile(tmp_path, tid, end_s=10.0 + i, seconds=5.0, contributions=500)
+    name = base64.urlsafe_b64encode(f"results/tiles/{ids[1]}.npz".encode()).decode()
+    marker = tmp_path / ".snakemake" / "incomplete" / name
+    marker.parent.mkdir(parents=True)
+    marker.write_text("{}")
+    status = tile_status(tmp_path, ids)
+    assert (status.done, status.stopped) == (1, 1)
+    assert "marked incomplete: the next run redoes it" in (status.problems[0].message or "")
 
 
 def _workdir(tmp_path: Path) -> tuple[Path, list[str]]:
@@ -326,13 +350,13 @@ def test_log_of_an_earlier_run_without_output_waits(tmp_path: Path) -> None:
     lock = tmp_path / ".snakemake" / "locks" / "0.input.lock"
     lock.parent.mkdir(parents=True)
     lock.write_text("")
-    status = tile_status(tmp_path, ids, now=T0 + dt.timedelta(seconds=40))
+    status = tile_status(tmp_path, ids, now=T0 + dt.timedelta(seconds=40), active=True)
     assert (status.done, status.running, status.waiting) == (1, 0, 1)
     assert status.contributions == 500
     assert status.span_seconds == pytest.approx(40.0, abs=1e-3)  # the old log is not counted
     # all done while Snakemake still runs later rules: the span is the tiles' (0-10, 20-30 s)
     write_done_tile(tmp_path, ids[1], end_s=30.0, seconds=10.0, contributions=700)
-    status = tile_status(tmp_path, ids, now=T0 + dt.timedelta(seconds=100))
+    status = tile_status(tmp_path, ids, now=T0 + dt.timedelta(seconds=100), active=True)
     assert status.eta_seconds == 0.0 and status.span_seconds == pytest.approx(20.0, abs=1e-3)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import textwrap
+from collections.abc import Callable
 
 from pstm.bench import (
     EVERYTHING,
@@ -32,6 +33,22 @@ alone (part of the call); contrib/s = contributions per second of the whole call
 kernel/s = the same without prep s."""
 
 
+def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high] (no upper bound without ``high``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"at least {low}" if high is None else f"{low}..{high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
+        return value
+
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
@@ -42,12 +59,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=list(Backend),
         help="backend(s) to time (repeatable; default: auto)",
     )
-    parser.add_argument("--traces", type=int, default=2000, help="number of traces (default: 2000)")
-    parser.add_argument("--nx", type=int, default=200, help="output bins along x (default: 200)")
     parser.add_argument(
-        "--ny", type=int, default=1, help="output bins along y (default: 1, a 2D line)"
+        "--traces",
+        type=_int_in(1),
+        default=2000,
+        help="about this many traces: sources x receivers, the table's contrib column counts "
+        "what ran (default: 2000)",
     )
-    parser.add_argument("--nt", type=int, default=500, help="output samples per bin (default: 500)")
+    parser.add_argument(
+        "--nx", type=_int_in(1), default=200, help="output bins along x (default: 200)"
+    )
+    parser.add_argument(
+        "--ny", type=_int_in(1), default=1, help="output bins along y (default: 1, a 2D line)"
+    )
+    parser.add_argument(
+        "--nt", type=_int_in(1), default=500, help="output samples per bin (default: 500)"
+    )
     parser.add_argument(
         "--features",
         choices=["plain", "everything"],
@@ -71,16 +98,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--traveltime-node-samples",
-        type=int,
+        type=_int_in(2, 64),
         default=TRAVELTIME_NODE_SAMPLES,
         help="output samples per exact traveltime of traveltime interpolated (default: %(default)s)",
     )
     parser.add_argument(
-        "--oversampling", type=int, default=8, help="oversampling factor (default: 8)"
+        "--oversampling",
+        type=_int_in(2, 64),
+        default=8,
+        help="oversampling factor, 2..64 (default: 8)",
     )
-    parser.add_argument("--threads", type=int, default=2, help="kernel threads (default: 2)")
+    parser.add_argument("--threads", type=_int_in(1), default=2, help="kernel threads (default: 2)")
     parser.add_argument(
-        "--repeat", type=int, default=5, help="timed rounds after one warm-up call (default: 5)"
+        "--repeat",
+        type=_int_in(1),
+        default=5,
+        help="timed rounds after one warm-up call (default: 5)",
     )
     parser.add_argument("--peer", choices=["pylops"], help="also time a peer on the same problem")
     parser.add_argument("--json", action="store_true", help="one JSON object per run")

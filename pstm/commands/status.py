@@ -21,6 +21,7 @@ pace (and parallelism) seen so far.
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
 import datetime as dt
 import json
@@ -43,6 +44,12 @@ TILES_DIR = Path("results/tiles")
 IMAGE = Path("results/image.zarr")
 TILE_LOGS_DIR = Path("logs/migrate")
 LOCKS_DIR = Path(".snakemake/locks")
+#: Snakemake's markers of outputs whose job started and did not finish under its eye (one
+#: file per output, named by the output path's urlsafe base64; Snakemake 9's
+#: persistence layout): such an output is redone by the next run even when it exists (its
+#: job went on after Snakemake was killed). Read only: without the directory, or in
+#: another layout, no tile counts as marked.
+INCOMPLETE_DIR = Path(".snakemake/incomplete")
 #: Where the SLURM executor plugin keeps its per-job logs (searched for a failed tile's id).
 SLURM_LOGS_DIR = Path(".snakemake/slurm_logs")
 
@@ -133,15 +140,38 @@ def _outdated(
     return None
 
 
+def snakemake_running(root: Path) -> bool:
+    """Whether a Snakemake run holds the workflow directory: its locks are there and it is
+    alive. A run on a cluster executor (pstm.resume.REMOTE_EXECUTOR_MARKER) counts while
+    it holds the locks (its processes may be on other machines); a local run's locks
+    without a Snakemake process in ``root`` are a killed run's (the next ``make run``
+    removes them)."""
+    from pstm.resume import REMOTE_EXECUTOR_MARKER, ProcessKind, local_processes
+
+    if not ((root / LOCKS_DIR).is_dir() and any((root / LOCKS_DIR).glob("*.lock"))):
+        return False
+    if (root / REMOTE_EXECUTOR_MARKER).exists():
+        return True
+    return any(p.kind is ProcessKind.SNAKEMAKE for p in local_processes(root))
+
+
+def marked_incomplete(root: Path, output: Path) -> bool:
+    """Whether Snakemake marks ``output`` (relative to ``root``) incomplete (INCOMPLETE_DIR)."""
+    name = base64.urlsafe_b64encode(str(output).encode()).decode()
+    return (root / INCOMPLETE_DIR / name).exists()
+
+
 def tile_status(
     root: Path,
     tile_ids: list[str],
     now: dt.datetime | None = None,
     digests: dict[str, str] | None = None,
+    active: bool | None = None,
 ) -> Status:
     """Status of the planned tiles ``tile_ids`` of the workflow in ``root``; ``digests``:
-    each tile's current params digest (a tile file that records another is outdated)."""
-    active = (root / LOCKS_DIR).is_dir() and any((root / LOCKS_DIR).glob("*.lock"))
+    each tile's current params digest (a tile file that records another is outdated);
+    ``active``: whether Snakemake runs there (:func:`snakemake_running` when None)."""
+    active = snakemake_running(root) if active is None else active
     stamps = [(_mtime(root / p), p) for p in TILE_INPUTS.values()]
     newest = max(((t, p) for t, p in stamps if t is not None), default=None)
     states: list[TileState] = []
@@ -155,6 +185,10 @@ def tile_status(
         job = read_job_log(log_path) if log_path.exists() else JobLog(log_path)
         rel_log = str(log_path.relative_to(root)) if log_path.exists() else None
         written = _mtime(out)
+        # a file its job was still writing, or wrote after Snakemake was killed: to redo
+        unfinished = written is not None and marked_incomplete(root, TILES_DIR / f"{tid}.npz")
+        if unfinished:
+            written = None
         expected = digests[tid] if digests is not None else None
         outdated = _outdated(out, written, expected, newest) if written is not None else None
         # a log that says done while the output is gone, or of an outdated tile, is from an
@@ -178,9 +212,14 @@ def tile_status(
                 kernel_s += float(job.tile["seconds_kernel"])
         elif job.error is not None:
             state, message = State.FAILED, job.error
-        elif current:
+        elif current or unfinished:
             state = State.RUNNING if active else State.STOPPED
-            message = None if active else "started but not finished, and Snakemake is not running"
+            message = (
+                None
+                if active
+                else "started but not finished, and Snakemake is not running"
+                + ("; its file is marked incomplete: the next run redoes it" if unfinished else "")
+            )
         else:
             state, message = State.WAITING, None
         others = _other_logs(root, tid) if state in PROBLEMS else ()

@@ -113,7 +113,8 @@ def open_traces(path: str | Path) -> TraceStore:
     path = Path(path)
     if not path.exists():
         raise InputFileNotFoundError(
-            f"traces not found: {path} (set input.traces_zarr to a Zarr v3 array)"
+            f"traces not found: {path} (looked for {path.resolve()}; set input.traces_zarr "
+            "to a Zarr v3 array, a relative path is taken from the workflow directory)"
         )
     try:
         arr = zarr.open_array(store=str(path), mode="r")

@@ -12,6 +12,7 @@ from pstm.pipeline import (
     record_config_overrides,
     release_scheduler_timers,
     stop_workflow,
+    store_stamp,
 )
 from pstm.plan import BATCH_ID_PATTERN, precondition_mem_mb, precondition_threads
 from pstm.qc import IMAGE_FIGURES, QC_FIGURES, VELOCITY_FIGURE

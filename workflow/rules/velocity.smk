@@ -11,6 +11,8 @@ rule velocity:
         info="results/velocity/velocity.json",
     params:
         **RUN.params("velocity", "velocity", "grid"),
+        # a Zarr cube: an edit inside the store reruns (pstm.pipeline.store_stamp)
+        velocity_store=[store_stamp(f) for f in velocity_input_files(RUN.config.velocity)],
     conda:
         "../../environment.yml"
     log:
