@@ -218,8 +218,9 @@ def run_backends(problem: Problem, runs: list[Run], repeat: int) -> list[Result]
     for backend, (_, o, features), (n, best, median, cpu), prep in zip(
         resolved, runs, timed, prep_timed, strict=True
     ):
+        threads = 1 if backend is Backend.NUMPY else o.threads  # numpy runs on one thread
         result = Result(
-            backend.value, features, o.interpolation.value, o.traveltime.value, o.threads,
+            backend.value, features, o.interpolation.value, o.traveltime.value, threads,
             problem.batch.ntr, nx * ny * nt, n, best, median, cpu, repeat, prep[1],
         )  # fmt: skip
         results.append(result)

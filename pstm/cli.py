@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("pstm.commands.bench", "time the migration kernel(s) on a synthetic problem"),
     "init": ("pstm.commands.init", "inspect a SEG-Y (or Zarr) survey and write a config.yaml"),
     "status": ("pstm.commands.status", "tiles done, throughput, ETA and failed tiles of a run"),
+    "synthetic": (
+        "pstm.commands.synthetic",
+        "write the built-in synthetic survey as SEG-Y or Zarr + Parquet, to try those inputs",
+    ),
 }
 
 

@@ -28,8 +28,9 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from pstm.config import Reflector, SyntheticConfig
+from pstm.config import Reflector, SegyEndian, SegySampleFormat, SyntheticConfig
 from pstm.io.atomic import atomic_output
+from pstm.io.headermap import HeaderWord
 from pstm.io.headers import write_headers
 from pstm.io.traces import trace_writer
 from pstm.velocity import vrms_of_time
@@ -235,3 +236,41 @@ def write_survey(
     with atomic_output(truth_path) as tmp:
         tmp.write_text(json.dumps(survey.truth, indent=2))
     return survey.ntr
+
+
+#: The survey's header words in a SEG-Y file of :func:`write_survey_segy` (SEG-Y rev 1
+#: positions), by header table column.
+SEGY_COORDINATES: dict[str, HeaderWord] = {
+    "source_x": HeaderWord.SOURCE_X,
+    "source_y": HeaderWord.SOURCE_Y,
+    "receiver_x": HeaderWord.RECEIVER_X,
+    "receiver_y": HeaderWord.RECEIVER_Y,
+}
+
+
+def write_survey_segy(
+    cfg: SyntheticConfig,
+    path: str | Path,
+    sample_format: SegySampleFormat = SegySampleFormat.IEEE,
+    endian: SegyEndian = SegyEndian.BIG,
+    coordinate_scalar: int = -100,
+) -> tuple[NDArray[np.float32], pa.Table]:
+    """The survey as one pre-stack SEG-Y file (atomically): source and receiver X/Y, the
+    offset and the midpoint as CDP X/Y at their rev 1 bytes, coordinates stored with
+    ``coordinate_scalar``: a file to try the SEG-Y import and ``pstm init`` on. Returns the
+    traces and the header table (coordinates unrounded). In memory: the survey's traces
+    once (``synthetic`` of the default config: about 70 MB)."""
+    from pstm.io.segy import write_segy  # segyio: only for this file
+
+    data, table, _ = make_survey(cfg)
+    c = {name: table.column(name).to_numpy() for name in SEGY_COORDINATES}
+    headers: dict[HeaderWord | int, NDArray[np.generic]] = {
+        word: c[name] for name, word in SEGY_COORDINATES.items()
+    }
+    headers[HeaderWord.SIGNED_OFFSET] = np.hypot(
+        c["receiver_x"] - c["source_x"], c["receiver_y"] - c["source_y"]
+    )
+    headers[HeaderWord.CDP_X] = 0.5 * (c["source_x"] + c["receiver_x"])
+    headers[HeaderWord.CDP_Y] = 0.5 * (c["source_y"] + c["receiver_y"])
+    write_segy(path, data, headers, cfg.dt_s, 0.0, sample_format, endian, coordinate_scalar)
+    return data, table

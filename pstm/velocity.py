@@ -573,11 +573,17 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
         size = math.hypot(grid.nil * grid.dil, grid.nxl * grid.dxl)
         far = np.hypot(du, dv) > max(FAR_PICKS_M, size)
         if not inside.any():
+            distance = np.hypot(du, dv)
+            k = int(np.argmin(distance))
             log.warning(
-                "%s: none of its %d analysis locations lies on the output grid (check "
-                "velocity.picks_location and the locations' numbers or coordinates)",
+                "%s: none of its %d analysis locations lies on the output grid; the nearest, "
+                "x %.1f, y %.1f m, is %.3g km from it (check velocity.picks_location and the "
+                "locations' numbers or coordinates)",
                 velocity.file,
                 len(picks.x),
+                float(picks.x[k]),
+                float(picks.y[k]),
+                float(distance[k]) / 1000.0,
             )
         elif far.any():
             k = int(np.flatnonzero(far)[0])

@@ -18,9 +18,8 @@ import pyarrow as pa
 from pstm.config import SegyEndian, SegySampleFormat, parse_config
 from pstm.io.headermap import HeaderWord
 from pstm.io.headers import write_headers
-from pstm.io.segy import write_segy
 from pstm.io.traces import write_traces
-from pstm.synthetic import make_survey
+from pstm.synthetic import make_survey, write_survey_segy
 
 COORDS = {
     HeaderWord.SOURCE_X: "source_x",
@@ -50,18 +49,12 @@ def survey_to_segy(
     endian: SegyEndian = SegyEndian.BIG,
     scalar: int = -100,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Write the synthetic survey of ``config``; return its samples and the coordinates
-    as the file stores them (rounded to the scalar)."""
-    data, table, dt = survey(config)
-    coords = {name: table.column(name).to_numpy() for name in COORDS.values()}
-    headers: dict[HeaderWord | int, np.ndarray] = {w: coords[n] for w, n in COORDS.items()}
-    headers[HeaderWord.SIGNED_OFFSET] = np.hypot(
-        coords["receiver_x"] - coords["source_x"], coords["receiver_y"] - coords["source_y"]
-    )
-    headers[HeaderWord.CDP_X] = 0.5 * (coords["source_x"] + coords["receiver_x"])
-    headers[HeaderWord.CDP_Y] = 0.5 * (coords["source_y"] + coords["receiver_y"])
-    write_segy(path, data, headers, dt, 0.0, sample_format, endian, scalar)
-    return data, {name: rounded(v, scalar) for name, v in coords.items()}
+    """Write the synthetic survey of ``config`` (:func:`pstm.synthetic.write_survey_segy`);
+    return its samples and the coordinates as the file stores them (rounded to the
+    scalar)."""
+    synthetic = parse_config(config, "test").synthetic
+    data, table = write_survey_segy(synthetic, path, sample_format, endian, scalar)
+    return data, {name: rounded(table.column(name).to_numpy(), scalar) for name in COORDS.values()}
 
 
 def survey_to_zarr(

@@ -177,3 +177,34 @@ def test_no_bin_size_without_shots_or_numbers(
     assert "give --bin-m" in capsys.readouterr().err
     assert main(["init", str(path), "-o", str(tmp_path / "c.yaml"), "--bin-m", "5"]) == 0
     assert load_config(tmp_path / "c.yaml").grid.inline_spacing_m == 5.0
+
+
+def test_pstm_synthetic_writes_the_survey_as_a_users_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pstm synthetic writes the config's synthetic survey as SEG-Y and as Zarr + Parquet,
+    which pstm init reads like a user's survey; it overwrites nothing without --force."""
+    import yaml
+
+    from pstm.io.headers import read_geometry
+    from pstm.io.traces import open_traces
+    from pstm.synthetic import make_survey
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(tiny_config()))
+    segy, out = tmp_path / "survey.sgy", tmp_path / "zarr"
+    args = ["synthetic", "--config", str(config), "--segy", str(segy), "--zarr", str(out)]
+    assert main(args) == 0
+    data, table, _ = make_survey(load_config(config).synthetic)
+    store = open_traces(out / "traces.zarr")
+    assert store.ntr == data.shape[0] and np.array_equal(store.read(np.arange(3)), data[:3])
+    geometry = read_geometry(out / "headers.parquet")
+    assert np.array_equal(geometry.sx, table.column("source_x").to_numpy())
+    capsys.readouterr()
+    assert main(["init", str(segy), "-o", str(tmp_path / "proposed.yaml")]) == 0
+    assert f"{data.shape[0]} x {data.shape[1]} samples" in capsys.readouterr().out
+    before = segy.stat().st_mtime_ns
+    assert main(args) == 1 and "--force overwrites" in capsys.readouterr().err
+    assert segy.stat().st_mtime_ns == before
+    assert main(["synthetic", "--config", str(config)]) == 1
+    assert "--segy FILE and/or --zarr DIR" in capsys.readouterr().err

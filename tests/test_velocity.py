@@ -303,7 +303,8 @@ def test_picks_off_the_grid_are_warned(tmp_path: Path, caplog: pytest.LogCapture
     path = _picks_csv(tmp_path, [(10.0, 20.0)], "inline_crossline")
     with caplog.at_level("WARNING", logger="pstm.velocity"):
         build_velocity(vel(kind="picks", file=str(path), picks_location="inline_crossline"), GRID)
-    assert "none of its 1 analysis locations lies on the output grid" in caplog.text
+    assert "none of its 1 analysis locations lies on the output grid; the nearest" in caplog.text
+    assert " km from it (check velocity.picks_location" in caplog.text
 
 
 def test_a_pick_far_off_the_grid_is_warned(

@@ -33,7 +33,7 @@ if not _log.handlers:
 # put it elsewhere (then clear it after changing pstm.kernels).
 os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache_dir()))
 try:
-    RUN = prepare_run(config, source="config (config.yaml and --config overrides)")
+    RUN = prepare_run(config, source="config.yaml (with any --config overrides)")
 except PstmError as _exc:
     stop_workflow(_exc)
 
