@@ -773,19 +773,30 @@ def _union_member(tag: str) -> str:
 
 def _union_errors(errors: list[Any]) -> tuple[list[Any], dict[tuple[Any, ...], list[Any]]]:
     """Split errors into plain ones and, per field path, those of a union's members (whose
-    location goes on with the member's tag, which is no identifier)."""
+    location goes on with the member's tag, :func:`_is_member_tag`)."""
     plain: list[Any] = []
     unions: dict[tuple[Any, ...], list[Any]] = {}
     for err in errors:
         loc = tuple(err["loc"])
-        cut = next(
-            (i for i, p in enumerate(loc) if isinstance(p, str) and not p.isidentifier()), None
-        )
-        if cut is None:
+        cut = next((i for i, p in enumerate(loc) if _is_member_tag(p)), None)
+        if cut is None or err["type"] == "extra_forbidden":  # a user's key, e.g. 'a-b'
             plain.append(err)
-        else:
-            unions.setdefault(loc[:cut], []).append({**err, "member": loc[cut:]})
+            continue
+        unions.setdefault(loc[:cut], []).append({**err, "member": loc[cut:]})
     return plain, unions
+
+
+def _is_member_tag(part: Any) -> bool:
+    """Whether an error location's part is pydantic's tag of a union member (never a key:
+    config keys are identifiers, and a user's unknown key is an extra_forbidden error)."""
+    return isinstance(part, str) and (
+        part in _MEMBER_TAGS or part.startswith(("literal[", "tuple[", "list["))
+    )
+
+
+#: pydantic's tags of the union members the config's fields use (besides literal[...],
+#: tuple[...] and list[...])
+_MEMBER_TAGS = frozenset({"constrained-float", "constrained-int", "float", "int", "str", "bool"})
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:

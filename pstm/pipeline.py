@@ -268,21 +268,22 @@ def resolve_rho_filter(requested: RhoFilter, grid: OutputGrid) -> RhoFilter:
 
 def resolve_antialias_spacing(migration: MigrationConfig, grid: OutputGrid) -> tuple[float, float]:
     """The (inline, crossline) trace spacing of the anti-aliasing rule: one number for both;
-    ``auto``: the output bin spacings (the midpoint spacings of a regular survey), a 2D
-    line's inline spacing for both (its crossline spacing is no trace spacing)."""
+    ``auto``: the output bin spacings (the midpoint spacings of a regular survey); on a 2D
+    line (one crossline, or one inline) the spacing along it for both (the other is no trace
+    spacing)."""
     spacing = migration.antialias_spacing_m
     if isinstance(spacing, tuple):
         return float(spacing[0]), float(spacing[1])
     if spacing != AUTO:
         return float(spacing), float(spacing)
-    il, xl = grid.dil, grid.dil if grid.nxl == 1 else grid.dxl
+    if grid.nxl == 1 or grid.nil == 1:  # a line: its own spacing for both directions
+        along = grid.dil if grid.nxl == 1 else grid.dxl
+        log.info("migration.antialias_spacing_m auto -> %g m (a 2D line's bin spacing)", along)
+        return along, along
     log.info(
-        "migration.antialias_spacing_m auto -> [%g, %g] m (the bin spacings%s)",
-        il,
-        xl,
-        ", a 2D line: inline for both" if grid.nxl == 1 else "",
+        "migration.antialias_spacing_m auto -> [%g, %g] m (the bin spacings)", grid.dil, grid.dxl
     )
-    return il, xl
+    return grid.dil, grid.dxl
 
 
 def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:

@@ -141,6 +141,11 @@ def test_malformed_yaml(tmp_path: Path) -> None:
             {"inline_spacing_m": 12.5, "crossline_spacing_m": 25.0, "n_crossline": 1},
             [12.5, 12.5],
         ),
+        (
+            "auto",
+            {"inline_spacing_m": 12.5, "crossline_spacing_m": 25.0, "n_inline": 1},
+            [25.0, 25.0],
+        ),
         (30.0, {}, [30.0, 30.0]),
         ([10.0, 40.0], {}, [10.0, 40.0]),
     ],
@@ -174,3 +179,10 @@ def test_antialias_spacing_rejects_bad_values(bad: Any) -> None:
     assert expected in message and message.count("antialias_spacing_m") == 1
     if bad == [0.0, 25.0]:
         assert "as a list of 2 numbers: item 0: Input should be greater than 0" in message
+
+
+@pytest.mark.parametrize("key", ["antialias-spacing", "max offset", "2nd_aperture"])
+def test_an_unknown_key_that_is_no_identifier_is_still_an_unknown_key(key: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config({"migration": {key: 3}})
+    assert f"migration.{key}: unknown key" in str(exc.value)

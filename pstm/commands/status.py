@@ -143,14 +143,15 @@ def _outdated(
 def snakemake_running(root: Path) -> bool:
     """Whether a Snakemake run holds the workflow directory: its locks are there and it is
     alive. A run on a cluster executor (pstm.resume.REMOTE_EXECUTOR_MARKER) counts while
-    it holds the locks (its processes may be on other machines); a local run's locks
-    without a Snakemake process in ``root`` are a killed run's (the next ``make run``
-    removes them)."""
+    it holds the locks (its processes may be on other machines), and so does any run where
+    processes cannot be listed (no ``/proc``, e.g. macOS); a local run's locks without a
+    Snakemake process in ``root`` are a killed run's (the next ``make run`` removes
+    them)."""
     from pstm.resume import REMOTE_EXECUTOR_MARKER, ProcessKind, local_processes
 
     if not ((root / LOCKS_DIR).is_dir() and any((root / LOCKS_DIR).glob("*.lock"))):
         return False
-    if (root / REMOTE_EXECUTOR_MARKER).exists():
+    if (root / REMOTE_EXECUTOR_MARKER).exists() or not Path("/proc/self").is_dir():
         return True
     return any(p.kind is ProcessKind.SNAKEMAKE for p in local_processes(root))
 

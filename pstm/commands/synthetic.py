@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("pstm synthetic: say where to write: --segy FILE and/or --zarr DIR")
     outputs = [args.segy] if args.segy is not None else []
     if args.zarr is not None:
-        outputs += [args.zarr / "traces.zarr", args.zarr / "headers.parquet"]
+        outputs += [args.zarr / n for n in ("traces.zarr", "headers.parquet", "truth.json")]
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not args.force:
         raise ConfigError(f"pstm synthetic: {', '.join(existing)} exist(s); --force overwrites")
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.segy}: {data.shape[0]} traces x {data.shape[1]} samples, dt {cfg.dt_s:g} s")
     if args.zarr is not None:
         args.zarr.mkdir(parents=True, exist_ok=True)
-        truth = args.zarr / "truth.json"
-        ntr = write_survey(cfg, outputs[-2], outputs[-1], truth)
-        print(f"{outputs[-2]}, {outputs[-1]}: {ntr} traces (and {truth}: the survey's truth)")
+        traces, headers, truth = outputs[-3:]
+        ntr = write_survey(cfg, traces, headers, truth)
+        print(f"{traces}, {headers}: {ntr} traces (and {truth}: the survey's truth)")
     return 0

@@ -9,7 +9,10 @@ rule precondition:
     params:
         **RUN.params("precondition", "input", rho_filter=RUN.config.migration.rho_filter.value),
         # a user's Zarr store: an edit inside it reruns (pstm.pipeline.store_stamp)
-        traces_store=store_stamp(RUN.traces) if RUN.config.input.kind is InputKind.ZARR else "",
+        # (a function: evaluated only where the job is in the DAG, not on every parse)
+        traces_store=lambda wildcards: (
+            store_stamp(RUN.traces) if RUN.config.input.kind is InputKind.ZARR else ""
+        ),
     priority: CRITICAL_PATH_PRIORITY
     conda:
         "../../environment.yml"

@@ -12,7 +12,10 @@ rule velocity:
     params:
         **RUN.params("velocity", "velocity", "grid"),
         # a Zarr cube: an edit inside the store reruns (pstm.pipeline.store_stamp)
-        velocity_store=[store_stamp(f) for f in velocity_input_files(RUN.config.velocity)],
+        # (a function: evaluated only where the job is in the DAG, not on every parse)
+        velocity_store=lambda wildcards: [
+            store_stamp(f) for f in velocity_input_files(RUN.config.velocity)
+        ],
     conda:
         "../../environment.yml"
     log:
