@@ -259,7 +259,7 @@ def write_survey_segy(
     offset and the midpoint as CDP X/Y at their rev 1 bytes, coordinates stored with
     ``coordinate_scalar``: a file to try the SEG-Y import and ``pstm init`` on. Returns the
     traces and the header table (coordinates unrounded). In memory: the survey's traces
-    once (``synthetic`` of the default config: about 70 MB)."""
+    once (the default config's survey: 13,200 traces x 376 samples, 20 MB)."""
     from pstm.io.segy import write_segy  # segyio: only for this file
 
     data, table, _ = make_survey(cfg)
