@@ -69,10 +69,15 @@ LOCAL_EXECUTORS = ("local", "dryrun", "touch")
 def record_executor(executor: str | None, workdir: Path | None = None) -> bool:
     """Leave :data:`REMOTE_EXECUTOR_MARKER` when a run uses a cluster executor (any but
     LOCAL_EXECUTORS); called by the Snakefile's ``onstart`` with the executor plugin's
-    name. Returns whether it wrote the marker."""
-    if executor is None or executor in LOCAL_EXECUTORS:
-        return False
+    name. A local run removes it: an earlier cluster run's jobs were waited for before it
+    could start (:func:`prepare_resume`, or Snakemake's own lock), and ``pstm status``
+    would otherwise count a killed local run's locks as a live cluster run's. Returns
+    whether it wrote the marker."""
     marker = (workdir or Path.cwd()) / REMOTE_EXECUTOR_MARKER
+    if executor is None or executor in LOCAL_EXECUTORS:
+        if executor == "local":  # jobs run here (not a --touch run's bookkeeping)
+            marker.unlink(missing_ok=True)
+        return False
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(f"{executor}\n")
     return True

@@ -23,7 +23,14 @@ import zarr
 from pstm.assemble import assemble
 from pstm.grid import OutputGrid
 from pstm.io.atomic import atomic_output, remove_stale_tmps, tmp_name
-from pstm.resume import ProcessKind, SlurmCheck, classify, prepare_resume, record_executor
+from pstm.resume import (
+    REMOTE_EXECUTOR_MARKER,
+    ProcessKind,
+    SlurmCheck,
+    classify,
+    prepare_resume,
+    record_executor,
+)
 from tests.helpers import make_workdir, parse, snakemake, tiny_config
 from tests.snapshot import freeze_pstm
 
@@ -292,6 +299,9 @@ def test_resume_sees_slurm_jobs_in_this_directory(
     (locks / "0.input.lock").write_text("")
     monkeypatch.delenv("SLURM_JOB_ID")
     assert "removed" in prepare_resume(tmp_path, wait_s=0, slurm=SlurmCheck.OFF)
+    assert not record_executor("local", tmp_path)  # a local run after it drops the marker
+    assert not (tmp_path / REMOTE_EXECUTOR_MARKER).exists()
+    assert record_executor("slurm", tmp_path)
     (locks / "0.input.lock").write_text("")
     squeue.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact' >&2\nexit 1\n")
     with pytest.raises(
