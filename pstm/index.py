@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from pstm.config import MigrationConfig
+from pstm.config import MigrationConfig, RhoFilter
 from pstm.errors import InputDataError
 from pstm.grid import OutputGrid
 from pstm.io.atomic import atomic_output
@@ -196,3 +196,51 @@ def max_aperture_m(migration: MigrationConfig) -> float:
     if migration.aperture_table is not None:
         return float(max(migration.aperture_table.aperture_m))
     return float(migration.aperture_m)
+
+
+#: Above this median distance of its traces' midpoints from a one-crossline grid (a 2D line),
+#: as a fraction of the aperture, the data under the line are areal (a 3D survey): each
+#: bin's Kirchhoff sum then runs over an area, so the 3D rho filter (-d/dt) is right and the
+#: 2D one (a half-derivative) leaves a 45 deg phase error. A crooked 2D line's midpoints
+#: scatter by tens of metres about it; a 3D survey's within aperture by about half the
+#: aperture.
+AREAL_OFFLINE_FRACTION = 0.1
+
+
+def line_offline_median_m(
+    index: MidpointIndex, grid: OutputGrid, aperture_m: float
+) -> float | None:
+    """Median distance (m) from a one-crossline grid's line of the midpoints within
+    aperture of it; None for a grid of more crosslines or without such a midpoint."""
+    if grid.nxl != 1:
+        return None
+    du, dv = grid.outside_m(np.asarray(index.mil), np.asarray(index.mxl))
+    near = du * du + dv * dv <= aperture_m * aperture_m
+    return float(np.median(dv[near])) if near.any() else None
+
+
+def check_line_rho(
+    index: MidpointIndex, grid: OutputGrid, aperture_m: float, rho: RhoFilter, from_grid: bool
+) -> str | None:
+    """On a 2D line over areal data (:data:`AREAL_OFFLINE_FRACTION`) with the 2D rho
+    filter: raise :class:`InputDataError` where ``auto`` chose it from the grid
+    (``from_grid``), else return a warning (the user set it)."""
+    median = line_offline_median_m(index, grid, aperture_m)
+    if (
+        rho is not RhoFilter.TWO_D
+        or median is None
+        or median <= AREAL_OFFLINE_FRACTION * aperture_m
+    ):
+        return None
+    what = (
+        f"the output grid is one line of bins, but the midpoints within its aperture lie a "
+        f"median {median:.0f} m off it (aperture {aperture_m:g} m): the data are areal, so each "
+        "bin sums over an area and the 3D rho filter is right; the 2D one leaves a 45 deg "
+        "phase error"
+    )
+    if from_grid:
+        raise InputDataError(
+            f"migration.rho_filter: auto chose 2d from the grid's single crossline, but {what}. "
+            "Set migration.rho_filter: 3d (or 2d to keep it)"
+        )
+    return f"migration.rho_filter: 2d, but {what}"

@@ -213,6 +213,9 @@ class Run:
     traces: Path
     headers: Path
     ns_in: int  # samples per input trace
+    #: migration.rho_filter was ``auto``, resolved from the grid alone (pstm.index checks it
+    #: against the data: check_line_rho)
+    rho_from_grid: bool = False
 
     def params(self, stage: str, *sections: str, **extra: Any) -> dict[str, Any]:
         """JSON-able params of a stage: the named config sections, any extra plain values,
@@ -321,4 +324,5 @@ def prepare_run(raw: dict[str, Any] | None, source: str = "config") -> Run:
             ),
         }
     )
-    return Run(resolved, why, grid, plan, Path(traces), Path(headers), ns_in)
+    rho_from_grid = cfg.migration.rho_filter is RhoFilter.AUTO
+    return Run(resolved, why, grid, plan, Path(traces), Path(headers), ns_in, rho_from_grid)

@@ -10,8 +10,8 @@ import time
 import numpy as np
 
 from pstm.config import Interpolation, MigrationConfig, Traveltime
-from pstm.errors import BackendUnavailableError
-from pstm.index import MidpointIndex, max_aperture_m
+from pstm.errors import BackendUnavailableError, InputDataError
+from pstm.index import MidpointIndex, check_line_rho, max_aperture_m
 from pstm.pipeline import Run
 from pstm.plan import Tile
 
@@ -176,6 +176,14 @@ def preflight_report(
                 "image holds only far traces' migration swings (check grid origin, rotation "
                 "and size, unless the survey has holes there)"
             )
+        try:
+            line = check_line_rho(
+                index, grid, aperture, cfg.migration.rho_filter, run.rho_from_grid
+            )
+        except InputDataError as exc:
+            line = f"{exc} (the workflow's coverage check stops on it)"
+        if line is not None:
+            warnings.append(line)
         if low:
             warnings.append(
                 f"{low} of {len(fold_arr)} sampled bins have fewer than {LOW_FOLD_TRACES} "

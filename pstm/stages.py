@@ -77,12 +77,19 @@ def index(params: dict[str, Any], traces: str, headers: str, out: str) -> None:
 
 
 def coverage(params: dict[str, Any], index_dir: str, out: str) -> None:
-    """Fail before any tile job when no trace lies within aperture of the output grid."""
-    from pstm.index import check_coverage, coverage, write_coverage
+    """Fail before any tile job when no trace lies within aperture of the output grid, or
+    when ``auto`` chose the 2D rho filter for a line of bins over areal data."""
+    from pstm.index import check_coverage, check_line_rho, coverage, write_coverage
 
     grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
-    cov = coverage(read_index(index_dir), grid, float(params["aperture_m"]))
+    index = read_index(index_dir)
+    aperture = float(params["aperture_m"])
+    cov = coverage(index, grid, aperture)
     check_coverage(cov)
+    rho = RhoFilter(params["rho_filter"])
+    warning = check_line_rho(index, grid, aperture, rho, params["rho_from_grid"])
+    if warning is not None:
+        log.warning("%s", warning)
     write_coverage(out, cov)
     log.info(
         "coverage: %d of %d midpoints inside the grid, %d within %g m aperture",

@@ -299,6 +299,26 @@ def test_grid_with_no_traces_within_aperture(tmp_path: Path, survey: Any) -> Non
     assert not (work / "logs" / "migrate").exists(), "a tile job ran"
 
 
+def test_a_line_of_bins_over_areal_data_stops_the_auto_2d_rho_filter(
+    tmp_path: Path, survey: Any
+) -> None:
+    """One crossline over the tiny 3D survey: rho_filter auto would take the 2D filter from
+    the grid alone, but each bin sums over an area (a 45 deg phase error): the coverage
+    check stops before any tile job and says what to set."""
+    cfg = user_input(tmp_path / "in", survey)
+    cfg["grid"] = {**cfg["grid"], "n_crossline": 1, "origin_y_m": 100.0}
+    cfg["execution"] = {"tile_n_inline": "auto", "tile_n_crossline": "auto"}
+    work = make_workdir(fresh(tmp_path / "w"), cfg)
+    fails_clearly(
+        work,
+        "migration.rho_filter: auto chose 2d from the grid's single crossline",
+        "the data are areal",
+        "Set migration.rho_filter: 3d",
+    )
+    nothing_trusted(work, "coverage.json")
+    assert not (work / "logs" / "migrate").exists(), "a tile job ran"
+
+
 # ----------------------------------------------------------------- a disk that fills up
 
 

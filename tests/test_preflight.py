@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -88,3 +89,36 @@ def test_report_without_an_index_says_what_it_cannot_show() -> None:
     text = preflight_report(prepare_run(tiny_config()), None, 0.004).text
     assert "input traces     : not counted: no midpoint index" in text
     assert "snakemake --cores 1 results/index" in text and "traces per tile  :" not in text
+
+
+def test_a_line_of_bins_over_areal_data_is_caught() -> None:
+    """A one-crossline grid over the tiny 3D survey: with rho_filter auto (2d from the grid)
+    the check raises (the workflow stops), with 2d set it warns, with 3d it is quiet; the
+    preflight report says it. A true 2D line (stations on the line, crooked by up to 10 m)
+    is not areal."""
+    from pstm.config import RhoFilter
+    from pstm.errors import InputDataError
+    from pstm.index import check_line_rho, line_offline_median_m
+
+    cfg = tiny_config(grid={"n_crossline": 1, "origin_y_m": 100.0})
+    cfg["execution"] = {"tile_n_inline": "auto", "tile_n_crossline": "auto"}
+    run = prepare_run(cfg)
+    assert run.rho_from_grid and run.config.migration.rho_filter is RhoFilter.TWO_D
+    _, table, _ = make_survey(run.config.synthetic)
+    names = ("source_x", "source_y", "receiver_x", "receiver_y")
+    index = build_index(Geometry(*(table.column(c).to_numpy() for c in names)), run.grid)
+    aperture = run.config.migration.aperture_m
+    with pytest.raises(InputDataError, match=r"Set migration\.rho_filter: 3d"):
+        check_line_rho(index, run.grid, aperture, RhoFilter.TWO_D, True)
+    warned = check_line_rho(index, run.grid, aperture, RhoFilter.TWO_D, False)
+    assert warned is not None and warned.startswith("migration.rho_filter: 2d, but")
+    assert check_line_rho(index, run.grid, aperture, RhoFilter.THREE_D, False) is None
+    assert "auto chose 2d from the grid's single crossline" in report(cfg)
+    rng = np.random.default_rng(3)
+    x = np.repeat(np.arange(0.0, 600.0, 25.0), 4)
+    s_x, r_x = x, x + rng.uniform(-300.0, 300.0, x.size)
+    crooked = 100.0 + rng.uniform(-10.0, 10.0, (2, x.size))
+    line = build_index(Geometry(s_x, crooked[0], r_x, crooked[1]), run.grid)
+    median = line_offline_median_m(line, run.grid, aperture)
+    assert median is not None and median < 10.0
+    assert check_line_rho(line, run.grid, aperture, RhoFilter.TWO_D, True) is None

@@ -19,15 +19,23 @@ rule index:
         "../scripts/index.py"
 
 
-# Fails before any tile job when no trace lies within aperture of the grid. Its params are
-# only the grid and the largest aperture, so a QC or velocity edit does not rerun it.
+# Fails before any tile job when no trace lies within aperture of the grid (or auto chose
+# the 2D rho filter for a line of bins over areal data). Its params are only the grid, the
+# largest aperture and the rho filter, so a QC or velocity edit does not rerun it.
 rule coverage:
     input:
         index="results/index",
     output:
         "results/coverage.json",
     params:
-        **RUN.params("coverage", "grid", aperture_m=max_aperture_m(RUN.config.migration)),
+        **RUN.params(
+            "coverage",
+            "grid",
+            aperture_m=max_aperture_m(RUN.config.migration),
+            # a line of bins over areal data: the 2D rho filter is wrong (pstm.index)
+            rho_filter=RUN.config.migration.rho_filter.value,
+            rho_from_grid=RUN.rho_from_grid,
+        ),
     conda:
         "../../environment.yml"
     log:
