@@ -695,6 +695,22 @@ class PstmConfig(_Section):
     qc: QcConfig = Field(default_factory=QcConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
 
+    @model_validator(mode="after")
+    def _check_qc_bin(self) -> Self:
+        """The QC bin's indices must lie on the grid (they are indices from 0, not inline
+        or crossline numbers)."""
+        for key, n, first in (
+            ("inline_index", self.grid.n_inline, self.grid.first_inline),
+            ("crossline_index", self.grid.n_crossline, self.grid.first_crossline),
+        ):
+            value = getattr(self.qc, key)
+            if value is not None and not 0 <= value < n:
+                raise ValueError(
+                    f"qc.{key} {value} is off the grid: it is an index from 0 (0..{n - 1}; "
+                    f"index 0 is number {first}), or leave it out for the middle"
+                )
+        return self
+
 
 # --------------------------------------------------------------------------- loading
 

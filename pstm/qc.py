@@ -55,6 +55,13 @@ def qc_indices(nil: int, nxl: int, t: NDArray[Any], qc: QcConfig) -> tuple[int, 
     return i, j, k
 
 
+def _span(a: NDArray[Any]) -> tuple[float, float]:
+    """Edges of the cells centred on the regular axis ``a`` (an image's extent): half a step
+    beyond its ends; a single value (a 2D line's one crossline) gets a step of 1."""
+    step = float(a[1] - a[0]) if len(a) > 1 else 1.0
+    return float(a[0]) - step / 2.0, float(a[-1]) + step / 2.0
+
+
 def _pyplot() -> Any:
     import matplotlib
 
@@ -81,15 +88,15 @@ def write_qc(image_zarr: str | Path, qc: QcConfig, out_dir: str | Path) -> list[
         "inline": (
             stack[i].T,
             f"inline {inl[i]}",
-            (xl[0], xl[-1], t[-1], t[0]),
+            (*_span(xl), *_span(t)[::-1]),
             "crossline",
             "time (s)",
             "gray",
         ),
         "crossline": (
             stack[:, j].T,
-            f"crossline {xl[j]}",
-            (inl[0], inl[-1], t[-1], t[0]),
+            f"crossline {xl[j]}" + (" (the 2D line)" if nxl == 1 else ""),
+            (*_span(inl), *_span(t)[::-1]),
             "inline",
             "time (s)",
             "gray",
@@ -97,7 +104,7 @@ def write_qc(image_zarr: str | Path, qc: QcConfig, out_dir: str | Path) -> list[
         "timeslice": (
             stack[:, :, k].T,
             f"time slice {t[k]:.3f} s",
-            (inl[0], inl[-1], xl[0], xl[-1]),
+            (*_span(inl), *_span(xl)),
             "inline",
             "crossline",
             "gray",
@@ -105,7 +112,7 @@ def write_qc(image_zarr: str | Path, qc: QcConfig, out_dir: str | Path) -> list[
         "fold": (
             fold[:, :, k].T,
             f"fold at {t[k]:.3f} s",
-            (inl[0], inl[-1], xl[0], xl[-1]),
+            (*_span(inl), *_span(xl)),
             "inline",
             "crossline",
             "viridis",
@@ -118,7 +125,7 @@ def write_qc(image_zarr: str | Path, qc: QcConfig, out_dir: str | Path) -> list[
     panels["gathers"] = (
         gathers.T,
         f"offset-class gathers at inline {inl[i]}, crossline {xl[j]}",
-        (-0.5, len(classes) - 0.5, t[-1], t[0]),
+        (-0.5, len(classes) - 0.5, *_span(t)[::-1]),
         "offset class centre (m)",
         "time (s)",
         "gray",
@@ -176,7 +183,7 @@ def write_velocity_qc(
         np.asarray(vrms[i]).T,
         aspect="auto",
         cmap="jet",
-        extent=(xl[0], xl[-1], t[-1], t[0]),
+        extent=(*_span(xl), *_span(t)[::-1]),
         vmin=vmin,
         vmax=vmax,
     )
@@ -185,7 +192,7 @@ def write_velocity_qc(
         np.asarray(vrms[:, :, k]).T,
         aspect="auto",
         cmap="jet",
-        extent=(inl[0], inl[-1], xl[0], xl[-1]),
+        extent=(*_span(inl), *_span(xl)),
         origin="lower",
         vmin=vmin,
         vmax=vmax,

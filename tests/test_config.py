@@ -118,6 +118,8 @@ def test_enum_is_parsed_once_into_the_enum() -> None:
             r"angle_taper_deg \(60\) must not exceed max_angle_deg \(30\)",
         ),
         ("migration", {"angle_taper_deg": 10.0}, r"angle_taper_deg \(10\) needs an angle limit"),
+        ("qc", {"inline_index": 40}, r"qc\.inline_index 40 is off the grid: it is an index from 0"),
+        ("qc", {"crossline_index": -1}, r"qc\.crossline_index -1 is off the grid"),
     ],
 )
 def test_invalid_values(section: str, bad: dict[str, object], match: str) -> None:

@@ -208,3 +208,18 @@ def test_pstm_synthetic_writes_the_survey_as_a_users_files(
     assert segy.stat().st_mtime_ns == before
     assert main(["synthetic", "--config", str(config)]) == 1
     assert "--segy FILE and/or --zarr DIR" in capsys.readouterr().err
+
+
+def test_pstm_synthetic_without_a_config_writes_the_demo_survey(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In an empty directory (no config.yaml) it writes the built-in demo survey."""
+    from pstm.config import PstmConfig
+    from pstm.io.traces import open_traces
+    from pstm.synthetic import make_survey
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["synthetic", "--zarr", "demo"]) == 0
+    assert "the built-in defaults" in capsys.readouterr().out
+    data, _, _ = make_survey(PstmConfig().synthetic)
+    assert open_traces(tmp_path / "demo" / "traces.zarr").ntr == data.shape[0]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pstm.config import parse_config, read_yaml
+from pstm.config import PstmConfig, parse_config, read_yaml
 from pstm.errors import ConfigError
 
 
@@ -19,8 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         type=Path,
-        default=Path("config.yaml"),
-        help="config whose synthetic section describes the survey (default: config.yaml)",
+        help="config whose synthetic section describes the survey (default: config.yaml "
+        "where there is one, else the built-in demo survey)",
     )
     parser.add_argument("--segy", type=Path, help="write a pre-stack SEG-Y file here")
     parser.add_argument(
@@ -42,7 +42,11 @@ def run(args: argparse.Namespace) -> int:
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not args.force:
         raise ConfigError(f"pstm synthetic: {', '.join(existing)} exist(s); --force overwrites")
-    cfg = parse_config(read_yaml(args.config), source=str(args.config)).synthetic
+    config = args.config or (Path("config.yaml") if Path("config.yaml").is_file() else None)
+    cfg = (
+        parse_config(read_yaml(config), source=str(config)) if config is not None else PstmConfig()
+    ).synthetic
+    print(f"survey: the synthetic section of {config or 'the built-in defaults'}")
     if args.segy is not None:
         data, _ = write_survey_segy(cfg, args.segy)
         print(f"{args.segy}: {data.shape[0]} traces x {data.shape[1]} samples, dt {cfg.dt_s:g} s")
