@@ -5,10 +5,12 @@ Traces are written inline by inline (bounded memory), in the order inline, cross
 (bytes 189/193), the bin centre as CDP X/Y (181/185) and as source and group X/Y
 (73-85), all scaled by ``export.coordinate_scalar`` (byte 71), a running bin number
 (CDP, byte 21) and, in the gathers, the offset-class centre in metres (byte 37; the
-single all-offset class has offset 0), the trace sequence numbers (bytes 1 and 5) and
-trace identification 1 (seismic, byte 29). The binary header says rev 1 (big endian),
-fixed-length traces and metres; the textual header the dimensions, time axis, byte map and
-scalar (:func:`pstm.io.segy.segy_writer`).
+single all-offset class has offset 0), the trace sequence numbers (bytes 1 and 5), the
+trace number in its bin (byte 25: the class + 1 in the gathers), trace identification 1
+(seismic, byte 29) and coordinate units 1 (length, byte 89). The binary header says rev 1
+(big endian), fixed-length traces, metres and the traces per ensemble (1; the classes in
+the gathers); the textual header the dimensions, time axis, byte map and scalar, then
+"SEG Y REV1" and "END TEXTUAL HEADER" in C39/C40 (:func:`pstm.io.segy.segy_writer`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from pstm.io.headermap import ALL_WORDS, HeaderWord
 from pstm.io.segy import SegyWriteSpec, segy_writer
 
 _CDP_BYTE = ALL_WORDS["CDP"]
+#: trace number within the ensemble (the bin): 1 in the stack, the offset class + 1 in the
+#: gathers
+_TRACE_IN_ENSEMBLE_BYTE = ALL_WORDS["TraceNumber"]
 #: Most bytes of image (stack or gathers) the export reads at once: whole rows of the
 #: image's chunks where they fit, so that each compressed chunk is decoded once (one read
 #: per inline decoded every chunk once per inline of it: 1.0 of the 1.5 s of the
@@ -92,9 +97,10 @@ def export_image(
     nil, nxl, nt = stack.shape
     ncls = gathers.shape[0]
 
-    def spec(ntr: int, what: str) -> SegyWriteSpec:
+    def spec(ntr: int, what: str, per_ensemble: int) -> SegyWriteSpec:
         return SegyWriteSpec(
             ntr=ntr,
+            traces_per_ensemble=per_ensemble,
             ns=nt,
             dt_s=dt_s,
             t0_s=t0_s,
@@ -115,19 +121,22 @@ def export_image(
             ),
         )
 
-    with segy_writer(stack_out, spec(nil * nxl, "stack")) as writer:
+    with segy_writer(stack_out, spec(nil * nxl, "stack", 1)) as writer:
         for i0, i1 in _inline_blocks(nil, stack.chunks[0], nxl * nt * 4):
             block = np.asarray(stack[i0:i1])  # (inlines, nxl, nt)
             for i in range(i0, i1):
                 headers = _bin_headers(inlines, crosslines, x, y, i, 1)
                 headers[HeaderWord.SIGNED_OFFSET] = np.zeros(nxl)
+                headers[_TRACE_IN_ENSEMBLE_BYTE] = np.ones(nxl)
                 writer.write(block[i - i0], headers)
-    with segy_writer(gathers_out, spec(nil * nxl * ncls, "offset-class gathers")) as writer:
+    gathers_spec = spec(nil * nxl * ncls, "offset-class gathers", ncls)
+    with segy_writer(gathers_out, gathers_spec) as writer:
         for i0, i1 in _inline_blocks(nil, gathers.chunks[1], ncls * nxl * nt * 4):
             block = np.asarray(gathers[:, i0:i1])  # (ncls, inlines, nxl, nt)
             for i in range(i0, i1):
                 headers = _bin_headers(inlines, crosslines, x, y, i, ncls)
                 headers[HeaderWord.SIGNED_OFFSET] = np.tile(offsets, nxl)
+                headers[_TRACE_IN_ENSEMBLE_BYTE] = np.tile(np.arange(1, ncls + 1), nxl)
                 traces = block[:, i - i0].transpose(1, 0, 2).reshape(nxl * ncls, nt)
                 writer.write(traces, headers)
     return nil * nxl, nil * nxl * ncls

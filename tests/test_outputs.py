@@ -70,6 +70,12 @@ def _check_geometry(f: segyio.SegyFile, root: zarr.Group, repeat: int) -> None:
     assert (np.asarray(f.attributes(segyio.TraceField.TraceIdentificationCode)[:]) == 1).all()
     text = segyio.tools.wrap(f.text[0])
     assert "inline: byte 189, crossline: 193" in text and "coordinate scalar -100 at 71" in text
+    assert "C39 SEG Y REV1" in text and "C40 END TEXTUAL HEADER" in text
+    assert (np.asarray(f.attributes(segyio.TraceField.CoordinateUnits)[:]) == 1).all()
+    # an ensemble is a bin: its traces are its offset classes, numbered from 1
+    assert f.bin[segyio.BinField.Traces] == repeat
+    in_bin = np.asarray(f.attributes(segyio.TraceField.TraceNumber)[:])
+    np.testing.assert_array_equal(in_bin, np.tile(np.arange(1, repeat + 1), ntr // repeat))
 
 
 def test_stack_segy_reads_back(results: Path) -> None:

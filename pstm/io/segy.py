@@ -361,8 +361,11 @@ def import_segy(
 TRACE_ID_SEISMIC = 1
 #: Measurement system (binary header bytes 3255-3256): metres.
 MEASUREMENT_METRES = 1
-#: Lines of the textual header (C1..C40); ``SegyWriteSpec.text`` gives one per line.
+#: Lines of the textual header (C1..C40); ``SegyWriteSpec.text`` gives one per line of
+#: C1..C38 (rev 1: C39 names the revision, C40 ends the header).
 TEXT_LINES = 40
+#: Coordinate units (trace bytes 89-90): length (metres or feet, as the measurement system).
+COORDINATE_UNITS_LENGTH = 1
 
 
 @dataclass(frozen=True)
@@ -377,6 +380,9 @@ class SegyWriteSpec:
     endian: SegyEndian = SegyEndian.BIG
     coordinate_scalar: int = -100
     text: str = "written by pstm"  # the textual header: one line per C line (76 characters)
+    #: binary header bytes 3213-3214 (traces per ensemble: 1 for a stack, the offset
+    #: classes of a gather); None writes 0 (not known)
+    traces_per_ensemble: int | None = None
 
     def interval_us(self, path: Path) -> int:
         interval_us = round(self.dt_s * US_PER_S)
@@ -447,6 +453,7 @@ class SegyWriter:
             words[int(key)] = self._to_int(key, values)
         const = {
             int(segyio.TraceField.TraceIdentificationCode): TRACE_ID_SEISMIC,
+            int(segyio.TraceField.CoordinateUnits): COORDINATE_UNITS_LENGTH,
             int(HeaderWord.COORDINATE_SCALAR): self._spec.coordinate_scalar,
             ALL_WORDS["TRACE_SAMPLE_COUNT"]: self._spec.ns,
             ALL_WORDS["TRACE_SAMPLE_INTERVAL"]: self._interval_us,
@@ -477,10 +484,14 @@ def segy_writer(path: str | Path, spec: SegyWriteSpec) -> Iterator[SegyWriter]:
     segy_spec.endian = spec.endian.value
     with atomic_output(path) as tmp, segyio.create(str(tmp), segy_spec) as f:
         writer = SegyWriter(f, spec, path)
-        lines = spec.text.splitlines()[:TEXT_LINES]
-        f.text[0] = segyio.tools.create_text_header({i + 1: t[:76] for i, t in enumerate(lines)})
+        lines = {i + 1: t[:76] for i, t in enumerate(spec.text.splitlines()[: TEXT_LINES - 2])}
+        if spec.endian is SegyEndian.BIG:  # a rev 1 file (below)
+            lines[TEXT_LINES - 1] = "SEG Y REV1"
+        lines[TEXT_LINES] = "END TEXTUAL HEADER"
+        f.text[0] = segyio.tools.create_text_header(lines)
         f.bin.update(
             {
+                segyio.BinField.Traces: spec.traces_per_ensemble or 0,
                 segyio.BinField.Interval: spec.interval_us(path),
                 segyio.BinField.Samples: spec.ns,
                 segyio.BinField.Format: segy_spec.format,
