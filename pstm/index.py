@@ -234,13 +234,13 @@ def check_line_rho(
         return None
     what = (
         f"the output grid is one line of bins, but the midpoints within its aperture lie a "
-        f"median {median:.0f} m off it (aperture {aperture_m:g} m): the data are areal, so each "
-        "bin sums over an area and the 3D rho filter is right; the 2D one leaves a 45 deg "
-        "phase error"
+        f"median {median:.0f} m off it (aperture {aperture_m:g} m): the data are areal (a 3D "
+        "survey under a line of bins), so each bin sums over an area and the 3D rho filter is "
+        "right; the 2D one leaves a 45 deg phase error"
     )
     if from_grid:
         raise InputDataError(
             f"migration.rho_filter: auto chose 2d from the grid's single crossline, but {what}. "
-            "Set migration.rho_filter: 3d (or 2d to keep it)"
+            "Set migration.rho_filter: 3d (or 2d for a 2D line this crooked)"
         )
     return f"migration.rho_filter: 2d, but {what}"
