@@ -1,7 +1,8 @@
-"""SEG-Y export of the assembled image: the stack and the offset-class gathers.
+"""SEG-Y export of the assembled image: the stack, the offset-class gathers and the fold.
 
 Traces are written inline by inline (bounded memory), in the order inline, crossline
-(and offset class for the gathers). Each trace carries its inline and crossline numbers
+(and offset class for the gathers); the fold (every class's together) is laid out as the
+stack, its counts as sample values. Each trace carries its inline and crossline numbers
 (bytes 189/193), the bin centre as CDP X/Y (181/185) and as source and group X/Y
 (73-85), all scaled by ``export.coordinate_scalar`` (byte 71), a running bin number
 (CDP, byte 21) and, in the gathers, the offset-class centre in metres (byte 37; the
@@ -78,10 +79,15 @@ def _bin_headers(
 
 
 def export_image(
-    image: str | Path, cfg: ExportConfig, stack_out: str | Path, gathers_out: str | Path
+    image: str | Path,
+    cfg: ExportConfig,
+    stack_out: str | Path,
+    gathers_out: str | Path,
+    fold_out: str | Path,
 ) -> tuple[int, int]:
-    """Write ``stack_out`` and ``gathers_out`` from ``image`` (``results/image.zarr``).
-    Returns the number of traces of each."""
+    """Write ``stack_out``, ``gathers_out`` and ``fold_out`` (the fold of every class
+    together, in the stack's layout) from ``image`` (``results/image.zarr``). Returns the
+    number of traces of the stack and of the gathers."""
     image = Path(image)
     if not image.exists():
         raise InputFileNotFoundError(f"image not found: {image}; run the workflow first")
@@ -121,14 +127,18 @@ def export_image(
             ),
         )
 
-    with segy_writer(stack_out, spec(nil * nxl, "stack", 1)) as writer:
-        for i0, i1 in _inline_blocks(nil, stack.chunks[0], nxl * nt * 4):
-            block = np.asarray(stack[i0:i1])  # (inlines, nxl, nt)
-            for i in range(i0, i1):
-                headers = _bin_headers(inlines, crosslines, x, y, i, 1)
-                headers[HeaderWord.SIGNED_OFFSET] = np.zeros(nxl)
-                headers[_TRACE_IN_ENSEMBLE_BYTE] = np.ones(nxl)
-                writer.write(block[i - i0], headers)
+    for volume, out, what in (
+        (stack, stack_out, "stack"),
+        (_array(root, "fold", image), fold_out, "fold (contributions per sample, all classes)"),
+    ):
+        with segy_writer(out, spec(nil * nxl, what, 1)) as writer:
+            for i0, i1 in _inline_blocks(nil, volume.chunks[0], nxl * nt * 4):
+                block = np.asarray(volume[i0:i1], dtype=np.float32)  # (inlines, nxl, nt)
+                for i in range(i0, i1):
+                    headers = _bin_headers(inlines, crosslines, x, y, i, 1)
+                    headers[HeaderWord.SIGNED_OFFSET] = np.zeros(nxl)
+                    headers[_TRACE_IN_ENSEMBLE_BYTE] = np.ones(nxl)
+                    writer.write(block[i - i0], headers)
     gathers_spec = spec(nil * nxl * ncls, "offset-class gathers", ncls)
     with segy_writer(gathers_out, gathers_spec) as writer:
         for i0, i1 in _inline_blocks(nil, gathers.chunks[1], ncls * nxl * nt * 4):

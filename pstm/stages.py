@@ -53,13 +53,20 @@ def import_segy(params: dict[str, Any], traces: str, headers: str) -> None:
     log.info("SEG-Y import: %d traces x %d samples, dt %.6f s", stats.ntr, stats.ns, stats.dt_s)
 
 
-def export_segy(params: dict[str, Any], image: str, stack: str, gathers: str) -> None:
+def export_segy(params: dict[str, Any], image: str, stack: str, gathers: str, fold: str) -> None:
     from pstm.config import ExportConfig
     from pstm.export import export_image
 
     cfg = ExportConfig.model_validate(params["export"])
-    n_stack, n_gathers = export_image(image, cfg, stack, gathers)
-    log.info("SEG-Y export: %s (%d traces), %s (%d traces)", stack, n_stack, gathers, n_gathers)
+    n_stack, n_gathers = export_image(image, cfg, stack, gathers, fold)
+    log.info(
+        "SEG-Y export: %s and %s (%d traces each), %s (%d traces)",
+        stack,
+        fold,
+        n_stack,
+        gathers,
+        n_gathers,
+    )
 
 
 def index(params: dict[str, Any], traces: str, headers: str, out: str) -> None:

@@ -98,10 +98,20 @@ def test_gathers_segy_reads_back(results: Path) -> None:
         _check_geometry(f, root, 3)
 
 
+def test_fold_segy_reads_back(results: Path) -> None:
+    """The fold (every class's together) in the stack's layout, its counts as samples."""
+    root = zarr.open_group(str(results / "image.zarr"), mode="r")
+    fold = root["fold"][:]
+    assert fold.max() > 0
+    with segyio.open(results / "export" / "fold.sgy") as f:
+        np.testing.assert_array_equal(segyio.tools.cube(f), fold.astype(np.float32))
+        _check_geometry(f, root, 1)
+
+
 def test_ibm_export(results: Path, tmp_path: Path) -> None:
     cfg = ExportConfig(sample_format=SegySampleFormat.IBM, coordinate_scalar=-10)
     n_stack, n_gathers = export_image(
-        results / "image.zarr", cfg, tmp_path / "s.sgy", tmp_path / "g.sgy"
+        results / "image.zarr", cfg, tmp_path / "s.sgy", tmp_path / "g.sgy", tmp_path / "f.sgy"
     )
     assert (n_stack, n_gathers) == (48, 144)
     image = zarr.open_group(str(results / "image.zarr"), mode="r")["image"][:]
@@ -118,6 +128,7 @@ def test_export_in_smaller_blocks_writes_the_same_files(
     """Whatever the reads' block size (one inline; a few; the image's chunk rows), the
     SEG-Y files are the same bytes."""
     monkeypatch.setattr("pstm.export.EXPORT_BLOCK_BYTES", block_bytes)
-    export_image(results / "image.zarr", ExportConfig(), tmp_path / "s.sgy", tmp_path / "g.sgy")
-    for name, out in (("stack.sgy", "s.sgy"), ("gathers.sgy", "g.sgy")):
+    outs = [tmp_path / n for n in ("s.sgy", "g.sgy", "f.sgy")]
+    export_image(results / "image.zarr", ExportConfig(), *outs)
+    for name, out in (("stack.sgy", "s.sgy"), ("gathers.sgy", "g.sgy"), ("fold.sgy", "f.sgy")):
         assert (tmp_path / out).read_bytes() == (results / "export" / name).read_bytes()

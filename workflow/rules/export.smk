@@ -1,4 +1,4 @@
-# Export stage: the stack and the offset-class gathers as SEG-Y.
+# Export stage: the stack, the offset-class gathers and the fold as SEG-Y.
 
 
 rule export_segy:
@@ -7,6 +7,7 @@ rule export_segy:
     output:
         stack="results/export/stack.sgy",
         gathers="results/export/gathers.sgy",
+        fold="results/export/fold.sgy",
     params:
         **RUN.params("export", "export"),
     conda:

@@ -53,7 +53,7 @@ rule summary:
         qc=expand("results/qc/{figure}.png", figure=QC_FIGURES),
         preflight="results/preflight.txt",
         # after the export too, so that its stage table covers every stage of the run
-        export=["results/export/stack.sgy", "results/export/gathers.sgy"],
+        export=[f"results/export/{name}.sgy" for name in ("stack", "gathers", "fold")],
     output:
         json="results/summary.json",
         html=report(

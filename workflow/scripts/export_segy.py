@@ -1,4 +1,4 @@
-"""Snakemake script: write the stack and the gathers as SEG-Y."""
+"""Snakemake script: write the stack, the gathers and the fold as SEG-Y."""
 
 from pstm import stages
 
@@ -6,6 +6,10 @@ smk = snakemake  # type: ignore[name-defined]  # noqa: F821
 stages.run_logged(
     smk.log[0],
     lambda: stages.export_segy(
-        stages.params_of(smk), smk.input[0], smk.output.stack, smk.output.gathers
+        stages.params_of(smk),
+        smk.input[0],
+        smk.output.stack,
+        smk.output.gathers,
+        smk.output.fold,
     ),
 )
