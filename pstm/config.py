@@ -546,7 +546,7 @@ class MigrationConfig(_Section):
             AUTO,
             description="midpoint spacing of the input traces in the filter length L, inline "
             "and crossline: one number for both, or [inline, crossline]; auto = the output "
-            "bin spacings (a 2D line: its inline spacing for both)",
+            "bin spacings (a 2D line: the spacing along it for both)",
         )
     )
     interpolation: Interpolation = Interpolation.OVERSAMPLED_NEAREST
@@ -777,14 +777,30 @@ _TYPE_MISMATCH = frozenset(
 )
 
 
+#: pydantic's tags of the union members the config's fields use, in words (besides
+#: literal[...] and tuple[...], :func:`_union_member`)
+_MEMBER_WORDS = {
+    "constrained-float": "a number",
+    "float": "a number",
+    "constrained-int": "an integer",
+    "int": "an integer",
+    "str": "a string",
+    "bool": "true or false",
+}
+
+
 def _union_member(tag: str) -> str:
     """A union member's name as pydantic tags it in an error's location, in words."""
     if tag.startswith("literal["):
         return tag.removeprefix("literal[").removesuffix("]")
     if tag.startswith("tuple["):
         return f"a list of {tag.count(',') + 1} numbers"
-    words = {"constrained-float": "a number", "float": "a number", "constrained-int": "an integer"}
-    return words.get(tag, {"int": "an integer"}.get(tag, tag))
+    return _MEMBER_WORDS.get(tag, tag)
+
+
+def _message(err: Any) -> str:
+    """An error's message, a validator's own without pydantic's "Value error, " before it."""
+    return str(err["msg"]).removeprefix("Value error, ")
 
 
 def _union_errors(errors: list[Any]) -> tuple[list[Any], dict[tuple[Any, ...], list[Any]]]:
@@ -806,13 +822,8 @@ def _is_member_tag(part: Any) -> bool:
     """Whether an error location's part is pydantic's tag of a union member (never a key:
     config keys are identifiers, and a user's unknown key is an extra_forbidden error)."""
     return isinstance(part, str) and (
-        part in _MEMBER_TAGS or part.startswith(("literal[", "tuple[", "list["))
+        part in _MEMBER_WORDS or part.startswith(("literal[", "tuple["))
     )
-
-
-#: pydantic's tags of the union members the config's fields use (besides literal[...],
-#: tuple[...] and list[...])
-_MEMBER_TAGS = frozenset({"constrained-float", "constrained-int", "float", "int", "str", "bool"})
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
@@ -825,7 +836,7 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         closer = [
             f"; as {_union_member(str(e['member'][0]))}: "
             + "".join(f"item {p}: " for p in e["member"][1:])
-            + str(e["msg"]).removeprefix("Value error, ")
+            + _message(e)
             for e in errs
             if e["type"] not in _TYPE_MISMATCH
         ]
@@ -842,11 +853,10 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             allowed = ", ".join(keys) or "(see README)"
             lines.append(f"  {path}: unknown key{hint}. Allowed keys here: {allowed}")
         else:
-            # a validator's own message, without pydantic's "Value error, " before it. A
-            # check of a whole section (or a missing key) gets the section as its value:
+            # A check of a whole section (or a missing key) gets the section as its value:
             # not repeated (the messages name their values); another mapping where a value
             # belongs (e.g. mis-indented YAML) is shown by its keys
-            msg = str(err["msg"]).removeprefix("Value error, ")
+            msg = _message(err)
             if not isinstance(value, dict):
                 got = f" (got {value!r})"
             elif err["type"] in ("value_error", "missing"):

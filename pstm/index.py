@@ -146,6 +146,9 @@ class Coverage:
     data_y_m: tuple[float, float]
     grid_x_m: tuple[float, float]
     grid_y_m: tuple[float, float]
+    #: a one-crossline grid (a 2D line): the median distance (m) of the midpoints within
+    #: aperture from its line (:func:`check_line_rho`); None for other grids or none within
+    offline_median_m: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -160,15 +163,18 @@ def coverage(index: MidpointIndex, grid: OutputGrid, aperture_m: float) -> Cover
     corners = [grid.bin_xy(i, 1, j, 1) for i in (0, nil - 1) for j in (0, nxl - 1)]
     gx = [float(c[0][0, 0]) for c in corners]
     gy = [float(c[1][0, 0]) for c in corners]
+    within = du * du + dv * dv <= aperture_m * aperture_m
     return Coverage(
         n_traces=index.ntr,
-        n_within_aperture=int((du * du + dv * dv <= aperture_m * aperture_m).sum()),
+        n_within_aperture=int(within.sum()),
         n_inside_grid=int(((du == 0) & (dv == 0)).sum()),
         aperture_m=aperture_m,
         data_x_m=(float(mx.min()), float(mx.max())) if len(mx) else (math.nan, math.nan),
         data_y_m=(float(my.min()), float(my.max())) if len(my) else (math.nan, math.nan),
         grid_x_m=(min(gx), max(gx)),
         grid_y_m=(min(gy), max(gy)),
+        # on a line of bins, dv is the distance from the line
+        offline_median_m=float(np.median(dv[within])) if nxl == 1 and within.any() else None,
     )
 
 
@@ -207,25 +213,12 @@ def max_aperture_m(migration: MigrationConfig) -> float:
 AREAL_OFFLINE_FRACTION = 0.1
 
 
-def line_offline_median_m(
-    index: MidpointIndex, grid: OutputGrid, aperture_m: float
-) -> float | None:
-    """Median distance (m) from a one-crossline grid's line of the midpoints within
-    aperture of it; None for a grid of more crosslines or without such a midpoint."""
-    if grid.nxl != 1:
-        return None
-    du, dv = grid.outside_m(np.asarray(index.mil), np.asarray(index.mxl))
-    near = du * du + dv * dv <= aperture_m * aperture_m
-    return float(np.median(dv[near])) if near.any() else None
-
-
-def check_line_rho(
-    index: MidpointIndex, grid: OutputGrid, aperture_m: float, rho: RhoFilter, from_grid: bool
-) -> str | None:
-    """On a 2D line over areal data (:data:`AREAL_OFFLINE_FRACTION`) with the 2D rho
-    filter: raise :class:`InputDataError` where ``auto`` chose it from the grid
-    (``from_grid``), else return a warning (the user set it)."""
-    median = line_offline_median_m(index, grid, aperture_m)
+def check_line_rho(cov: Coverage, rho: RhoFilter, from_grid: bool) -> str | None:
+    """On a 2D line over areal data (``cov.offline_median_m`` above
+    :data:`AREAL_OFFLINE_FRACTION` of the aperture) with the 2D rho filter: raise
+    :class:`InputDataError` where ``auto`` chose it from the grid (``from_grid``), else
+    return a warning (the user set it)."""
+    median, aperture_m = cov.offline_median_m, cov.aperture_m
     if (
         rho is not RhoFilter.TWO_D
         or median is None

@@ -11,7 +11,7 @@ import numpy as np
 
 from pstm.config import Interpolation, MigrationConfig, Traveltime
 from pstm.errors import BackendUnavailableError, InputDataError
-from pstm.index import MidpointIndex, check_line_rho, max_aperture_m
+from pstm.index import MidpointIndex, check_line_rho, coverage, max_aperture_m
 from pstm.pipeline import Run
 from pstm.plan import Tile
 
@@ -177,9 +177,8 @@ def preflight_report(
                 "and size, unless the survey has holes there)"
             )
         try:
-            line = check_line_rho(
-                index, grid, aperture, cfg.migration.rho_filter, run.rho_from_grid
-            )
+            cov = coverage(index, grid, aperture)
+            line = check_line_rho(cov, cfg.migration.rho_filter, run.rho_from_grid)
         except InputDataError as exc:
             line = f"{exc} (the workflow's coverage check stops on it)"
         if line is not None:

@@ -89,12 +89,9 @@ def coverage(params: dict[str, Any], index_dir: str, out: str) -> None:
     from pstm.index import check_coverage, check_line_rho, coverage, write_coverage
 
     grid = OutputGrid.from_config(GridConfig.model_validate(params["grid"]))
-    index = read_index(index_dir)
-    aperture = float(params["aperture_m"])
-    cov = coverage(index, grid, aperture)
+    cov = coverage(read_index(index_dir), grid, float(params["aperture_m"]))
     check_coverage(cov)
-    rho = RhoFilter(params["rho_filter"])
-    warning = check_line_rho(index, grid, aperture, rho, params["rho_from_grid"])
+    warning = check_line_rho(cov, RhoFilter(params["rho_filter"]), params["rho_from_grid"])
     if warning is not None:
         log.warning("%s", warning)
     write_coverage(out, cov)

@@ -571,9 +571,9 @@ def _sampler(velocity: VelocityConfig, grid: OutputGrid, t_work: Float64Array) -
         # or another coordinate system (regional picks around a small patch are nearer)
         du, dv = grid.outside_m(fil, fxl)
         size = math.hypot(grid.nil * grid.dil, grid.nxl * grid.dxl)
-        far = np.hypot(du, dv) > max(FAR_PICKS_M, size)
+        distance = np.hypot(du, dv)
+        far = distance > max(FAR_PICKS_M, size)
         if not inside.any():
-            distance = np.hypot(du, dv)
             k = int(np.argmin(distance))
             log.warning(
                 "%s: none of its %d analysis locations lies on the output grid; the nearest, "

@@ -98,7 +98,7 @@ def test_a_line_of_bins_over_areal_data_is_caught() -> None:
     is not areal."""
     from pstm.config import RhoFilter
     from pstm.errors import InputDataError
-    from pstm.index import check_line_rho, line_offline_median_m
+    from pstm.index import check_line_rho, coverage
 
     cfg = tiny_config(grid={"n_crossline": 1, "origin_y_m": 100.0})
     cfg["execution"] = {"tile_n_inline": "auto", "tile_n_crossline": "auto"}
@@ -108,17 +108,19 @@ def test_a_line_of_bins_over_areal_data_is_caught() -> None:
     names = ("source_x", "source_y", "receiver_x", "receiver_y")
     index = build_index(Geometry(*(table.column(c).to_numpy() for c in names)), run.grid)
     aperture = run.config.migration.aperture_m
+    cov = coverage(index, run.grid, aperture)
     with pytest.raises(InputDataError, match=r"Set migration\.rho_filter: 3d"):
-        check_line_rho(index, run.grid, aperture, RhoFilter.TWO_D, True)
-    warned = check_line_rho(index, run.grid, aperture, RhoFilter.TWO_D, False)
+        check_line_rho(cov, RhoFilter.TWO_D, True)
+    warned = check_line_rho(cov, RhoFilter.TWO_D, False)
     assert warned is not None and warned.startswith("migration.rho_filter: 2d, but")
-    assert check_line_rho(index, run.grid, aperture, RhoFilter.THREE_D, False) is None
+    assert check_line_rho(cov, RhoFilter.THREE_D, False) is None
     assert "auto chose 2d from the grid's single crossline" in report(cfg)
     rng = np.random.default_rng(3)
     x = np.repeat(np.arange(0.0, 600.0, 25.0), 4)
     s_x, r_x = x, x + rng.uniform(-300.0, 300.0, x.size)
     crooked = 100.0 + rng.uniform(-10.0, 10.0, (2, x.size))
     line = build_index(Geometry(s_x, crooked[0], r_x, crooked[1]), run.grid)
-    median = line_offline_median_m(line, run.grid, aperture)
+    line_cov = coverage(line, run.grid, aperture)
+    median = line_cov.offline_median_m
     assert median is not None and median < 10.0
-    assert check_line_rho(line, run.grid, aperture, RhoFilter.TWO_D, True) is None
+    assert check_line_rho(line_cov, RhoFilter.TWO_D, True) is None

@@ -36,9 +36,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.segy is None and args.zarr is None:
         raise ConfigError("pstm synthetic: say where to write: --segy FILE and/or --zarr DIR")
-    outputs = [args.segy] if args.segy is not None else []
-    if args.zarr is not None:
-        outputs += [args.zarr / n for n in ("traces.zarr", "headers.parquet", "truth.json")]
+    zarr_outputs = (
+        [args.zarr / n for n in ("traces.zarr", "headers.parquet", "truth.json")]
+        if args.zarr is not None
+        else []
+    )
+    outputs = ([args.segy] if args.segy is not None else []) + zarr_outputs
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not args.force:
         raise ConfigError(f"pstm synthetic: {', '.join(existing)} exist(s); --force overwrites")
@@ -50,9 +53,9 @@ def run(args: argparse.Namespace) -> int:
     if args.segy is not None:
         data, _ = write_survey_segy(cfg, args.segy)
         print(f"{args.segy}: {data.shape[0]} traces x {data.shape[1]} samples, dt {cfg.dt_s:g} s")
-    if args.zarr is not None:
+    if zarr_outputs:
         args.zarr.mkdir(parents=True, exist_ok=True)
-        traces, headers, truth = outputs[-3:]
+        traces, headers, truth = zarr_outputs
         ntr = write_survey(cfg, traces, headers, truth)
         print(f"{traces}, {headers}: {ntr} traces (and {truth}: the survey's truth)")
     return 0

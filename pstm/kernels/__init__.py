@@ -197,12 +197,12 @@ CUDA_SIMULATOR_ENV = "NUMBA_ENABLE_CUDASIM"
 CUDA_DEVICE_FILES = ("/dev/nvidiactl", "/dev/dxg")
 
 _REGISTRY: dict[Backend, _Entry] = {
-    Backend.NUMPY: _Entry("pstm.kernels._numpy", ("numpy",), "install it with pip install numpy"),
-    Backend.NUMBA: _Entry("pstm.kernels._numba", ("numba",), "install it with pip install numba"),
+    Backend.NUMPY: _Entry("pstm.kernels._numpy", ("numpy",), "pip install numpy"),
+    Backend.NUMBA: _Entry("pstm.kernels._numba", ("numba",), "pip install numba"),
     Backend.CUDA: _Entry(
         "pstm.kernels._cuda",
         ("numba_cuda",),
-        "install it with pip install -e '.[cuda]' (numba-cuda with the CUDA 12 toolkit wheels)",
+        "pip install -e '.[cuda]' (numba-cuda with the CUDA 12 toolkit wheels)",
         _cuda_device_reason,
         _cuda_auto_skip,
         (Traveltime.EXACT,),  # a GPU thread per sample: no square roots to save
@@ -210,7 +210,7 @@ _REGISTRY: dict[Backend, _Entry] = {
     Backend.MLX: _Entry(
         "pstm.kernels._mlx",
         ("mlx",),
-        "install it with pip install -e '.[mlx]' (mlx; mlx[cpu] on Linux)",
+        "pip install -e '.[mlx]' (mlx; mlx[cpu] on Linux)",
         _runs_anywhere,
         _mlx_auto_skip,
         (Traveltime.EXACT,),
@@ -242,7 +242,7 @@ def unavailable_reason(
         return f"'{backend.value}' is not a kernel backend; registered: {valid}"
     for package in entry.requires:
         if importlib.util.find_spec(package) is None:
-            return f"package '{package}' is not installed; {entry.install_hint}"
+            return f"package '{package}' is not installed; install it with {entry.install_hint}"
     reason = entry.device_reason() if check_device else None
     if reason is None and traveltime not in entry.traveltimes:
         reason = (

@@ -980,7 +980,7 @@ def _features_loop(
     zero, half = np.float32(0.0), np.float32(0.5)
     ds2 = sxr * sxr + syr * syr
     dr2 = rxr * rxr + ryr * ryr
-    # AA_RULE: operator.antialias_pair's float32 operations in its order, once per pair
+    # AA_RULE: operator.antialias_pair's float32 operations in its order, once per call
     ks = (kxx * sxr) * sxr + (kyy * syr) * syr + (kxy2 * sxr) * syr
     kr = (kxx * rxr) * rxr + (kyy * ryr) * ryr + (kxy2 * rxr) * ryr
     ksr = np.float32(2.0) * ((kxx * sxr) * rxr + (kyy * syr) * ryr) + kxy2 * (sxr * ryr + syr * rxr)
