@@ -31,7 +31,7 @@ from pstm.io.segy import SegyWriteSpec, segy_writer
 _CDP_BYTE = ALL_WORDS["CDP"]
 #: trace number within the ensemble (the bin): 1 in the stack, the offset class + 1 in the
 #: gathers
-_TRACE_IN_ENSEMBLE_BYTE = ALL_WORDS["TraceNumber"]
+_TRACE_IN_ENSEMBLE_BYTE = ALL_WORDS["CDP_TRACE"]  # byte 25 (13 is the field record's)
 #: Most bytes of image (stack or gathers) the export reads at once: whole rows of the
 #: image's chunks where they fit, so that each compressed chunk is decoded once (one read
 #: per inline decoded every chunk once per inline of it: 1.0 of the 1.5 s of the

@@ -47,7 +47,7 @@ def test_image_opens_with_xarray(results: Path) -> None:
     assert float(ds["x"].sel(inline=101, crossline=1)) == 175.0
 
 
-def _check_geometry(f: segyio.SegyFile, root: zarr.Group, repeat: int) -> None:
+def _check_geometry(f: segyio.SegyFile, path: Path, root: zarr.Group, repeat: int) -> None:
     inl = np.asarray(f.attributes(segyio.TraceField.INLINE_3D)[:])
     xl = np.asarray(f.attributes(segyio.TraceField.CROSSLINE_3D)[:])
     nil, nxl = root["x"].shape
@@ -72,10 +72,21 @@ def _check_geometry(f: segyio.SegyFile, root: zarr.Group, repeat: int) -> None:
     assert "inline: byte 189, crossline: 193" in text and "coordinate scalar -100 at 71" in text
     assert "C39 SEG Y REV1" in text and "C40 END TEXTUAL HEADER" in text
     assert (np.asarray(f.attributes(segyio.TraceField.CoordinateUnits)[:]) == 1).all()
-    # an ensemble is a bin: its traces are its offset classes, numbered from 1
-    assert f.bin[segyio.BinField.Traces] == repeat
-    in_bin = np.asarray(f.attributes(segyio.TraceField.TraceNumber)[:])
+    # an ensemble is a bin: its traces are its offset classes, numbered from 1 at byte 25
+    # (read as raw bytes, not by segyio's field names: its TraceNumber is byte 13); no
+    # auxiliary traces (binary bytes 3213-3216)
+    raw = np.fromfile(path, np.uint8)  # big endian: the export's default
+    assert (_word(raw, 3213, 2), _word(raw, 3215, 2)) == (repeat, 0)
+    trace_bytes = 240 + 4 * len(f.samples)
+    heads = raw[3600:].reshape(ntr, trace_bytes)[:, :240]
+    in_bin = heads[:, 24:28].copy().view(">i4").ravel()
     np.testing.assert_array_equal(in_bin, np.tile(np.arange(1, repeat + 1), ntr // repeat))
+    assert not heads[:, 12:16].any(), "byte 13 is the field record's trace number: unset"
+
+
+def _word(raw: np.ndarray, byte: int, size: int) -> int:
+    """The big-endian integer at 1-based ``byte`` of ``raw``."""
+    return int.from_bytes(raw[byte - 1 : byte - 1 + size].tobytes(), "big", signed=True)
 
 
 def test_stack_segy_reads_back(results: Path) -> None:
@@ -85,7 +96,7 @@ def test_stack_segy_reads_back(results: Path) -> None:
         np.testing.assert_array_equal(f.ilines, root["inline"][:])
         np.testing.assert_array_equal(f.xlines, root["crossline"][:])
         np.testing.assert_array_equal(segyio.tools.cube(f), image)
-        _check_geometry(f, root, 1)
+        _check_geometry(f, results / "export" / "stack.sgy", root, 1)
 
 
 def test_gathers_segy_reads_back(results: Path) -> None:
@@ -95,7 +106,7 @@ def test_gathers_segy_reads_back(results: Path) -> None:
         np.testing.assert_array_equal(f.offsets, [125, 375, 750])
         cube = segyio.tools.cube(f)  # (inline, crossline, offset, time)
         np.testing.assert_array_equal(cube, gathers.transpose(1, 2, 0, 3))
-        _check_geometry(f, root, 3)
+        _check_geometry(f, results / "export" / "gathers.sgy", root, 3)
 
 
 def test_fold_segy_reads_back(results: Path) -> None:
@@ -105,7 +116,7 @@ def test_fold_segy_reads_back(results: Path) -> None:
     assert fold.max() > 0
     with segyio.open(results / "export" / "fold.sgy") as f:
         np.testing.assert_array_equal(segyio.tools.cube(f), fold.astype(np.float32))
-        _check_geometry(f, root, 1)
+        _check_geometry(f, results / "export" / "fold.sgy", root, 1)
 
 
 def test_ibm_export(results: Path, tmp_path: Path) -> None:

@@ -492,6 +492,7 @@ def segy_writer(path: str | Path, spec: SegyWriteSpec) -> Iterator[SegyWriter]:
         f.bin.update(
             {
                 segyio.BinField.Traces: spec.traces_per_ensemble or 0,
+                segyio.BinField.AuxTraces: 0,  # segyio's default is the trace count
                 segyio.BinField.Interval: spec.interval_us(path),
                 segyio.BinField.Samples: spec.ns,
                 segyio.BinField.Format: segy_spec.format,
