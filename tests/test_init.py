@@ -67,6 +67,36 @@ def test_init_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture
     assert (tmp_path / "config.yaml").read_text() == "keep me"
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--bin-m", "0", "must be greater than 0, got 0"),
+        ("--aperture-m", "-5", "must be greater than 0, got -5"),
+        ("--rotation-deg", "nan", "must be a finite number, got nan"),
+        ("--bin-m", "12,5", "not a number: '12,5'"),
+    ],
+)
+def test_init_rejects_bad_flag_values(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, says: str
+) -> None:
+    """A flag's bad value is a usage error (exit 2) naming the flag, before any file is
+    read; it used to reach the grid proposal and end in a traceback."""
+    out = tmp_path / "c.yaml"
+    with pytest.raises(SystemExit) as stop:
+        main(["init", str(tmp_path / "survey.sgy"), flag, value, "-o", str(out)])
+    assert stop.value.code == 2
+    assert f"argument {flag}: {says}" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_init_names_its_argument_for_a_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["init", str(tmp_path / "nothere.sgy"), "-o", str(tmp_path / "c.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "SEG-Y file not found" in err and "pstm init: its SOURCE argument" in err
+
+
 def test_init_from_zarr_and_parquet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     traces, headers = survey_to_zarr(tmp_path, tiny_config())
     cfg_path = tmp_path / "config.yaml"
@@ -204,7 +234,9 @@ def test_pstm_synthetic_writes_the_survey_as_a_users_files(
     assert main(["init", str(segy), "-o", str(tmp_path / "proposed.yaml")]) == 0
     assert f"{data.shape[0]} x {data.shape[1]} samples" in capsys.readouterr().out
     before = segy.stat().st_mtime_ns
-    assert main(args) == 1 and "--force overwrites" in capsys.readouterr().err
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "--force overwrites" in err and err.count("pstm synthetic:") == 1
     assert segy.stat().st_mtime_ns == before
     assert main(["synthetic", "--config", str(config)]) == 1
     assert "--segy FILE and/or --zarr DIR" in capsys.readouterr().err

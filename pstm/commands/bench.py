@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import textwrap
-from collections.abc import Callable
 
 from pstm.bench import (
     EVERYTHING,
@@ -17,6 +16,7 @@ from pstm.bench import (
     run_backends,
     run_pylops,
 )
+from pstm.commands import int_in
 from pstm.config import TRAVELTIME_NODE_SAMPLES, Backend, Interpolation, Traveltime
 from pstm.errors import ConfigError
 
@@ -33,22 +33,6 @@ alone (part of the call); contrib/s = contributions per second of the whole call
 kernel/s = the same without prep s."""
 
 
-def _int_in(low: int, high: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in [low, high] (no upper bound without ``high``)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"at least {low}" if high is None else f"{low}..{high}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {value}")
-        return value
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
@@ -61,19 +45,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--traces",
-        type=_int_in(1),
+        type=int_in(1),
         default=2000,
         help="about this many traces: sources x receivers, the table's contrib column counts "
         "what ran (default: 2000)",
     )
     parser.add_argument(
-        "--nx", type=_int_in(1), default=200, help="output bins along x (default: 200)"
+        "--nx", type=int_in(1), default=200, help="output bins along x (default: 200)"
     )
     parser.add_argument(
-        "--ny", type=_int_in(1), default=1, help="output bins along y (default: 1, a 2D line)"
+        "--ny", type=int_in(1), default=1, help="output bins along y (default: 1, a 2D line)"
     )
     parser.add_argument(
-        "--nt", type=_int_in(1), default=500, help="output samples per bin (default: 500)"
+        "--nt", type=int_in(1), default=500, help="output samples per bin (default: 500)"
     )
     parser.add_argument(
         "--features",
@@ -98,20 +82,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--traveltime-node-samples",
-        type=_int_in(2, 64),
+        type=int_in(2, 64),
         default=TRAVELTIME_NODE_SAMPLES,
         help="output samples per exact traveltime of traveltime interpolated (default: %(default)s)",
     )
     parser.add_argument(
         "--oversampling",
-        type=_int_in(2, 64),
+        type=int_in(2, 64),
         default=8,
         help="oversampling factor, 2..64 (default: 8)",
     )
-    parser.add_argument("--threads", type=_int_in(1), default=2, help="kernel threads (default: 2)")
+    parser.add_argument("--threads", type=int_in(1), default=2, help="kernel threads (default: 2)")
     parser.add_argument(
         "--repeat",
-        type=_int_in(1),
+        type=int_in(1),
         default=5,
         help="timed rounds after one warm-up call (default: 5)",
     )

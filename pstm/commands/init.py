@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 import yaml
 from numpy.typing import NDArray
 
+from pstm.commands import finite_float, positive_float
 from pstm.config import SegyEndian, SegyInputConfig, parse_config
 from pstm.errors import ConfigError, InputDataError
 from pstm.grid import OutputGrid
@@ -441,14 +442,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a trace-header byte, e.g. source_x=181 (repeatable)",
     )
     parser.add_argument(
-        "--bin-m", type=float, help="square bins of this size (skips the inline/crossline fit)"
+        "--bin-m", type=positive_float, help="square bins of this size (skips the inline/crossline fit)"
     )
     parser.add_argument(
-        "--rotation-deg", type=float, help="grid rotation (skips the inline/crossline fit)"
+        "--rotation-deg", type=finite_float, help="grid rotation (skips the inline/crossline fit)"
     )
     parser.add_argument(
         "--aperture-m",
-        type=float,
+        type=positive_float,
         help=f"migration aperture (default: the largest offset, rounded up to {APERTURE_ROUND_M:g} m)",
     )
     parser.add_argument(

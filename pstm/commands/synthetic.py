@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = ([args.segy] if args.segy is not None else []) + zarr_outputs
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not args.force:
-        raise ConfigError(f"pstm synthetic: {', '.join(existing)} exist(s); --force overwrites")
+        raise ConfigError(f"{', '.join(existing)} exist(s); --force overwrites")
     config = args.config or (Path("config.yaml") if Path("config.yaml").is_file() else None)
     cfg = (
         parse_config(read_yaml(config), source=str(config)) if config is not None else PstmConfig()

@@ -92,18 +92,22 @@ def _binary_fields(raw: bytes, endian: SegyEndian) -> tuple[int, int, int, int]:
     return interval, ns, fmt, n_ext
 
 
+#: where a SEG-Y path comes from, for the messages of a file that is not there or not SEG-Y
+_PATH_HINT = "input.segy.path (pstm init: its SOURCE argument)"
+
+
 def inspect_layout(path: str | Path, endian: SegyEndian) -> SegyLayout:
     """Check that ``path`` is a whole SEG-Y file and read its layout. Raises
     :class:`SegyFormatError` (not SEG-Y, wrong byte order, truncated) with how to fix it."""
     path = Path(path)
     if not path.is_file():
-        raise InputFileNotFoundError(f"SEG-Y file not found: {path} (set input.segy.path)")
+        raise InputFileNotFoundError(f"SEG-Y file not found: {path} (set {_PATH_HINT})")
     size = path.stat().st_size
     head = TEXT_HEADER_BYTES + BINARY_HEADER_BYTES
     if size < head:
         raise SegyFormatError(
             f"{path} is not a SEG-Y file: it has {size} bytes, fewer than the {head} bytes "
-            "of the textual and binary file headers. Check input.segy.path"
+            f"of the textual and binary file headers. Check {_PATH_HINT}"
         )
     with path.open("rb") as fh:
         fh.seek(TEXT_HEADER_BYTES)
@@ -118,7 +122,7 @@ def inspect_layout(path: str | Path, endian: SegyEndian) -> SegyLayout:
             )
         raise SegyFormatError(
             f"{path} is not a SEG-Y file: binary-header bytes 3225-3226 hold sample format "
-            f"code {fmt}, not one of {sorted(SAMPLE_BYTES)}. Check input.segy.path"
+            f"code {fmt}, not one of {sorted(SAMPLE_BYTES)}. Check {_PATH_HINT}"
         )
     if ns <= 0:
         raise SegyFormatError(
@@ -141,7 +145,7 @@ def inspect_layout(path: str | Path, endian: SegyEndian) -> SegyLayout:
             "it is complete, its binary header (samples, format) is wrong"
         )
     if ntr == 0:
-        raise SegyFormatError(f"{path} holds no traces; check input.segy.path")
+        raise SegyFormatError(f"{path} holds no traces; check {_PATH_HINT}")
     if interval_us <= 0:  # as other readers do: the first trace header's interval
         with path.open("rb") as fh:
             fh.seek(head + n_ext * TEXT_HEADER_BYTES + _TRACE_INTERVAL_US)
