@@ -442,7 +442,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a trace-header byte, e.g. source_x=181 (repeatable)",
     )
     parser.add_argument(
-        "--bin-m", type=positive_float, help="square bins of this size (skips the inline/crossline fit)"
+        "--bin-m",
+        type=positive_float,
+        help="square bins of this size (skips the inline/crossline fit)",
     )
     parser.add_argument(
         "--rotation-deg", type=finite_float, help="grid rotation (skips the inline/crossline fit)"
